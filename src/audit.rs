@@ -1,0 +1,393 @@
+//! `audit()`: recount everything under the locks and report drift. It never fixes anything.
+//!
+//! With every pcp lock and the zone lock held (lock order registry → pcps → zone), it walks
+//! every free list, every pcp list and the allocation-state table, and checks (DESIGN §5):
+//! - `F == F*`, `C == C*`: `NR_FREE_PAGES` against the pages on non-`Isolate` lists,
+//!   `NR_FREE_CMA_PAGES` against the pages on `CMA` lists (signed drift `F - F*`, `C - C*`);
+//! - `free_area[o].nr_free` == blocks on the order-`o` lists;
+//! - every free head is inside the zone, aligned to its order, `PageBuddy` with that order,
+//!   and not marked allocated; no page is in two places (two free blocks, a free block and a
+//!   pcp, an allocated block);
+//! - misplacement: no block on a non-`Isolate` list covers an `Isolate` pageblock and no block
+//!   on the `Isolate` list covers a non-`Isolate` pageblock; no block on the `CMA` list covers a
+//!   non-CMA pageblock and no block on another counted list covers a CMA pageblock;
+//! - `nr_isolate_pageblock` == pageblocks typed `Isolate`;
+//! - conservation: buddy-free + pcp-cached + allocated + offline == managed pages.
+
+use crate::page::state;
+use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
+use crate::zone::ZoneInner;
+use core::fmt;
+
+/// A free block on a list whose type disagrees with its pageblock(s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MisplacedBlock {
+    /// Head pfn.
+    pub pfn: Pfn,
+    /// Block order.
+    pub order: Order,
+    /// The list it is on.
+    pub list: Migratetype,
+    /// The type of the (first disagreeing) pageblock it covers.
+    pub pageblock: Migratetype,
+}
+
+/// The result of [`Zone::audit`](crate::Zone::audit).
+#[derive(Clone, Debug, Default)]
+pub struct AuditReport {
+    /// `NR_FREE_PAGES` as counted.
+    pub nr_free_pages: i64,
+    /// `NR_FREE_CMA_PAGES` as counted.
+    pub nr_free_cma_pages: i64,
+    /// F*: pages on non-`Isolate` free lists.
+    pub true_free_pages: u64,
+    /// C*: pages on `CMA` free lists.
+    pub true_free_cma_pages: u64,
+    /// `F - F*`.
+    pub drift_free: i64,
+    /// `C - C*`.
+    pub drift_cma: i64,
+    /// `free_area[o].nr_free` as counted, per order.
+    pub nr_free: Vec<u64>,
+    /// Blocks found on the lists, per order and migratetype (`/proc/pagetypeinfo`).
+    pub free_blocks: Vec<[u64; MIGRATE_TYPES]>,
+    /// Pages on the free lists per migratetype.
+    pub free_pages_by_type: [u64; MIGRATE_TYPES],
+    /// Pages on the `Isolate` lists.
+    pub isolated_free_pages: u64,
+    /// Blocks whose list disagrees with their pageblock type.
+    pub misplaced_blocks: Vec<MisplacedBlock>,
+    /// Pages cached on pcp lists.
+    pub pcp_pages: u64,
+    /// Pages in allocated blocks.
+    pub allocated_pages: u64,
+    /// Offlined pages.
+    pub offline_pages: u64,
+    /// Managed pages of the zone.
+    pub managed_pages: u64,
+    /// `nr_isolate_pageblock` as counted.
+    pub nr_isolate_pageblock: u64,
+    /// Pageblocks typed `Isolate`.
+    pub isolate_pageblocks: u64,
+    /// Structural errors (bad heads, overlaps, `nr_free` mismatches, conservation).
+    pub errors: Vec<String>,
+}
+
+impl AuditReport {
+    /// No drift, no misplaced block, no structural error.
+    pub fn is_ok(&self) -> bool {
+        self.drift_free == 0
+            && self.drift_cma == 0
+            && self.misplaced_blocks.is_empty()
+            && self.errors.is_empty()
+    }
+
+    /// Whether buddy + pcp + allocated + offline pages add up to the managed pages.
+    pub fn conservation_ok(&self) -> bool {
+        self.true_free_pages + self.isolated_free_pages + self.pcp_pages + self.allocated_pages + self.offline_pages
+            == self.managed_pages
+    }
+
+    /// Panic with `pagealloc audit failed: …` unless the report is clean.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        if !self.is_ok() {
+            panic!("pagealloc audit failed: {self}");
+        }
+    }
+}
+
+impl fmt::Display for AuditReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "NR_FREE_PAGES {} (true {}, drift {:+}), NR_FREE_CMA_PAGES {} (true {}, drift {:+}), \
+             {} misplaced blocks, pcp {}, allocated {}, offline {}, isolated free {}, managed {}",
+            self.nr_free_pages,
+            self.true_free_pages,
+            self.drift_free,
+            self.nr_free_cma_pages,
+            self.true_free_cma_pages,
+            self.drift_cma,
+            self.misplaced_blocks.len(),
+            self.pcp_pages,
+            self.allocated_pages,
+            self.offline_pages,
+            self.isolated_free_pages,
+            self.managed_pages
+        )?;
+        if let Some(m) = self.misplaced_blocks.first() {
+            write!(
+                f,
+                "; first misplaced: {} {} on the {} list in a {} pageblock",
+                m.pfn, m.order, m.list, m.pageblock
+            )?;
+        }
+        for e in self.errors.iter().take(8) {
+            write!(f, "; {e}")?;
+        }
+        if self.errors.len() > 8 {
+            write!(f, "; … {} more errors", self.errors.len() - 8)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a page was found during the audit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Owner {
+    None,
+    Buddy,
+    Pcp,
+    Allocated,
+    Offline,
+}
+
+impl ZoneInner {
+    /// Recount everything with all locks held. See the module docs.
+    pub(crate) fn audit(&self) -> AuditReport {
+        self.pcps.with_all_locked(|pcps| {
+            let zf = self.lock();
+            let g = &self.geo;
+            let n = g.nr_pages as usize;
+            let mut owner = vec![Owner::None; n];
+            let mut r = AuditReport {
+                nr_free_pages: zf.nr_free_pages,
+                nr_free_cma_pages: zf.nr_free_cma_pages,
+                nr_free: zf.nr_free.to_vec(),
+                free_blocks: vec![[0; MIGRATE_TYPES]; g.max_order as usize],
+                managed_pages: g.nr_pages,
+                nr_isolate_pageblock: zf.nr_isolate_pageblock,
+                offline_pages: zf.offline_pages,
+                ..AuditReport::default()
+            };
+            let mut claim = |r: &mut AuditReport, pfn: Pfn, pages: u64, who: Owner| {
+                for p in pfn.0..(pfn.0 + pages).min(g.nr_pages) {
+                    let o = &mut owner[p as usize];
+                    if *o != Owner::None && r.errors.len() < 64 {
+                        r.errors.push(format!("pfn {p:#x} is both {o:?} and {who:?}"));
+                    }
+                    *o = who;
+                }
+            };
+
+            // Free lists.
+            for order in 0..g.max_order {
+                let order = Order(order);
+                for mt in Migratetype::ALL {
+                    let mut heads = Vec::new();
+                    zf.list_for_each(order, mt, |pfn| heads.push(pfn));
+                    for pfn in heads {
+                        r.free_blocks[order.0 as usize][mt.idx()] += 1;
+                        if pfn.0 >= g.nr_pages {
+                            r.errors.push(format!("free head {pfn} outside the zone"));
+                            continue;
+                        }
+                        if !pfn.is_aligned(order) {
+                            r.errors.push(format!("free head {pfn} not aligned to {order}"));
+                        }
+                        if zf.buddy_order(pfn) != Some(order) {
+                            r.errors.push(format!(
+                                "{pfn} on an {order} list but PageBuddy/order say {:?}",
+                                zf.buddy_order(pfn)
+                            ));
+                        }
+                        if self.state.alloc_order(pfn).is_some() {
+                            r.errors.push(format!("free head {pfn} is marked allocated"));
+                        }
+                        let pages = order.nr_pages();
+                        r.free_pages_by_type[mt.idx()] += pages;
+                        if mt.is_isolate() {
+                            r.isolated_free_pages += pages;
+                        } else {
+                            r.true_free_pages += pages;
+                        }
+                        if mt.is_cma() {
+                            r.true_free_cma_pages += pages;
+                        }
+                        claim(&mut r, pfn, pages, Owner::Buddy);
+                        if let Some(pb) = self.misplaced(pfn, order, mt) {
+                            r.misplaced_blocks.push(MisplacedBlock {
+                                pfn,
+                                order,
+                                list: mt,
+                                pageblock: pb,
+                            });
+                        }
+                    }
+                }
+                let found: u64 = r.free_blocks[order.0 as usize].iter().sum();
+                if found != zf.nr_free[order.0 as usize] {
+                    r.errors.push(format!(
+                        "free_area[{}].nr_free is {} but {} blocks are listed",
+                        order.0, zf.nr_free[order.0 as usize], found
+                    ));
+                }
+            }
+
+            // pcp lists.
+            for l in pcps.iter() {
+                let listed: usize = l.lists.iter().map(|q| q.len()).sum();
+                if listed != l.count as usize {
+                    r.errors.push(format!("pcp count {} but {} pages listed", l.count, listed));
+                }
+                for q in &l.lists {
+                    for e in q {
+                        let pfn = Pfn(e.pfn as u64);
+                        if pfn.0 >= g.nr_pages {
+                            r.errors.push(format!("pcp page {pfn} outside the zone"));
+                            continue;
+                        }
+                        if self.state.alloc_order(pfn).is_some() {
+                            r.errors.push(format!("pcp page {pfn} is marked allocated"));
+                        }
+                        r.pcp_pages += 1;
+                        claim(&mut r, pfn, 1, Owner::Pcp);
+                    }
+                }
+            }
+
+            // Allocated blocks and offline pages.
+            let mut offline_marked = 0;
+            for p in 0..g.nr_pages {
+                let pfn = Pfn(p);
+                if let Some(order) = self.state.alloc_order(pfn) {
+                    r.allocated_pages += order.nr_pages();
+                    claim(&mut r, pfn, order.nr_pages(), Owner::Allocated);
+                } else if self.state.get(pfn) == state::OFFLINE {
+                    offline_marked += 1;
+                    claim(&mut r, pfn, 1, Owner::Offline);
+                }
+            }
+            if offline_marked != r.offline_pages {
+                r.errors.push(format!(
+                    "{} pages marked offline but offline_pages is {}",
+                    offline_marked, r.offline_pages
+                ));
+            }
+
+            r.isolate_pageblocks = (0..g.nr_pageblocks)
+                .filter(|&b| self.pageblock.get_block(crate::types::PageblockIdx(b)).is_isolate())
+                .count() as u64;
+            if r.isolate_pageblocks != r.nr_isolate_pageblock {
+                r.errors.push(format!(
+                    "nr_isolate_pageblock is {} but {} pageblocks are Isolate",
+                    r.nr_isolate_pageblock, r.isolate_pageblocks
+                ));
+            }
+
+            r.drift_free = r.nr_free_pages - r.true_free_pages as i64;
+            r.drift_cma = r.nr_free_cma_pages - r.true_free_cma_pages as i64;
+            if !r.conservation_ok() {
+                r.errors.push(format!(
+                    "conservation: free {} + isolated {} + pcp {} + allocated {} + offline {} != managed {}",
+                    r.true_free_pages,
+                    r.isolated_free_pages,
+                    r.pcp_pages,
+                    r.allocated_pages,
+                    r.offline_pages,
+                    r.managed_pages
+                ));
+            }
+            r
+        })
+    }
+
+    /// The type of a pageblock covered by the free block `(pfn, order)` on list `mt` that makes
+    /// the block misplaced, if any.
+    fn misplaced(&self, pfn: Pfn, order: Order, mt: Migratetype) -> Option<Migratetype> {
+        let g = &self.geo;
+        let pages = order.nr_pages().max(1);
+        let first = pfn.0 >> g.pageblock_order;
+        let last = (pfn.0 + pages - 1) >> g.pageblock_order;
+        (first..=last).find_map(|b| {
+            let pb = self.pageblock.get_block(crate::types::PageblockIdx(b));
+            let bad = if mt.is_isolate() || pb.is_isolate() {
+                mt.is_isolate() != pb.is_isolate()
+            } else {
+                mt.is_cma() != pb.is_cma()
+            };
+            bad.then_some(pb)
+        })
+    }
+}
+
+impl crate::Zone {
+    /// Recount every free list, pcp and allocation under the locks and compare with the
+    /// counters (DESIGN §5). Never changes anything.
+    pub fn audit(&self) -> AuditReport {
+        self.inner.audit()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{Migratetype, Order, Zone, ZoneConfig};
+
+    fn zone() -> Zone {
+        Zone::new(ZoneConfig::tiny(16)).unwrap()
+    }
+
+    #[test]
+    fn clean_zone_audits_clean() {
+        let z = zone();
+        let r = z.audit();
+        assert!(r.is_ok(), "{r}");
+        assert_eq!(r.true_free_pages, 16);
+        assert!(r.conservation_ok());
+    }
+
+    #[test]
+    fn counter_corruption_is_reported_as_drift() {
+        let z = zone();
+        z.inner.lock().nr_free_pages += 3;
+        let r = z.audit();
+        assert!(!r.is_ok());
+        assert_eq!(r.drift_free, 3);
+        assert_eq!(r.drift_cma, 0);
+    }
+
+    #[test]
+    fn nr_free_corruption_is_reported() {
+        let z = zone();
+        z.inner.lock().nr_free[1] += 1;
+        let r = z.audit();
+        assert!(!r.is_ok());
+        assert!(r.errors.iter().any(|e| e.contains("nr_free")), "{r}");
+    }
+
+    #[test]
+    fn misplaced_block_is_reported() {
+        let z = zone();
+        {
+            let mut zf = z.inner.lock();
+            // Retype the pageblock of pfn 0 as Isolate without moving its free pages.
+            z.inner.pageblock.set(crate::Pfn(0), Migratetype::Isolate, &zf);
+            zf.nr_isolate_pageblock += 1;
+        }
+        let r = z.audit();
+        assert!(!r.misplaced_blocks.is_empty(), "{r}");
+        assert!(!r.is_ok());
+    }
+
+    #[test]
+    fn lost_page_breaks_conservation() {
+        let z = zone();
+        let p = z.alloc_pfn(Order(1), Migratetype::Movable).unwrap();
+        // Forget the allocation without freeing: mark it free in the state table only.
+        z.inner.state.set_freed(p);
+        let r = z.audit();
+        assert!(!r.conservation_ok());
+        assert!(!r.is_ok(), "{r}");
+        assert!(r.errors.iter().any(|e| e.contains("conservation")), "{r}");
+    }
+
+    #[test]
+    fn report_message_names_the_drift() {
+        let z = zone();
+        z.inner.lock().nr_free_cma_pages -= 2;
+        let r = z.audit();
+        let msg = r.to_string();
+        assert!(msg.contains("drift -2"), "{msg}");
+    }
+}

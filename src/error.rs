@@ -1,0 +1,206 @@
+//! Typed errors. Every bad input gets one of these and leaves the allocator intact.
+
+use crate::types::{Migratetype, Order, Pfn};
+use core::fmt;
+
+/// Why a [`ZoneConfig`](crate::ZoneConfig) was refused or the arena could not be set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The arena size is zero.
+    ZeroSize,
+    /// The arena size is not a multiple of the top-order block.
+    SizeNotMultiple {
+        /// Requested arena size in bytes.
+        size: usize,
+        /// Bytes in one top-order block (`2^(max_order-1)` pages).
+        block: usize,
+    },
+    /// `max_order` is outside `1..=MAX_SUPPORTED_ORDER`.
+    MaxOrderOutOfRange {
+        /// The requested `max_order`.
+        max_order: u32,
+    },
+    /// `pageblock_order` is not below `max_order`.
+    PageblockOrderOutOfRange {
+        /// The requested `pageblock_order`.
+        pageblock_order: u32,
+        /// The requested `max_order`.
+        max_order: u32,
+    },
+    /// The arena has more pages than page frame numbers can address.
+    TooManyPages {
+        /// Pages requested.
+        pages: u64,
+    },
+    /// The CMA area does not fit in the arena.
+    CmaTooLarge {
+        /// Requested CMA bytes.
+        cma: usize,
+        /// Arena bytes.
+        arena: usize,
+    },
+    /// The CMA size is not a multiple of the top-order block (CMA areas are aligned to
+    /// `max(MAX_ORDER_NR_PAGES, pageblock_nr_pages)`, as 3.17 requires).
+    CmaUnaligned {
+        /// Requested CMA bytes.
+        cma: usize,
+        /// Required alignment in bytes.
+        align: usize,
+    },
+    /// The pcp `batch` is zero or larger than `high` allows.
+    BadPcp {
+        /// Requested `high`.
+        high: u32,
+        /// Requested `batch`.
+        batch: u32,
+    },
+    /// The side tables (page metadata) could not be allocated.
+    MetadataAlloc {
+        /// Bytes asked for.
+        bytes: usize,
+    },
+    /// The anonymous mapping for the arena failed.
+    Mmap(std::io::Error),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroSize => write!(f, "arena size is zero"),
+            ConfigError::SizeNotMultiple { size, block } => write!(
+                f,
+                "arena size {size} is not a multiple of the top-order block ({block} bytes)"
+            ),
+            ConfigError::MaxOrderOutOfRange { max_order } => write!(
+                f,
+                "max_order {max_order} out of range 1..={}",
+                crate::config::MAX_SUPPORTED_ORDER
+            ),
+            ConfigError::PageblockOrderOutOfRange {
+                pageblock_order,
+                max_order,
+            } => write!(
+                f,
+                "pageblock_order {pageblock_order} must be below max_order {max_order}"
+            ),
+            ConfigError::TooManyPages { pages } => write!(f, "{pages} pages is too many"),
+            ConfigError::CmaTooLarge { cma, arena } => {
+                write!(f, "CMA area of {cma} bytes does not fit in an arena of {arena}")
+            }
+            ConfigError::CmaUnaligned { cma, align } => write!(
+                f,
+                "CMA size {cma} is not a multiple of the CMA alignment ({align} bytes)"
+            ),
+            ConfigError::BadPcp { high, batch } => {
+                write!(f, "pcp batch {batch} must be in 1..=max(high, 1) (high {high})")
+            }
+            ConfigError::MetadataAlloc { bytes } => {
+                write!(f, "could not allocate {bytes} bytes of page metadata")
+            }
+            ConfigError::Mmap(e) => write!(f, "mmap of the arena failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Mmap(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why an allocation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AllocError {
+    /// The order is not below the zone's `max_order`.
+    BadOrder {
+        /// The requested order.
+        order: Order,
+        /// The zone's `max_order` (exclusive).
+        max_order: u32,
+    },
+    /// Only `Unmovable`, `Reclaimable` and `Movable` can be requested.
+    BadMigratetype(Migratetype),
+    /// No free block of that order is left, even after draining every pcp.
+    NoMemory {
+        /// The requested order.
+        order: Order,
+        /// The requested migratetype.
+        migratetype: Migratetype,
+    },
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::BadOrder { order, max_order } => {
+                write!(f, "{order} is not below max_order {max_order}")
+            }
+            AllocError::BadMigratetype(mt) => {
+                write!(f, "cannot allocate with migratetype {mt}")
+            }
+            AllocError::NoMemory { order, migratetype } => {
+                write!(f, "out of memory for an {order} {migratetype} allocation")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+/// Why a pfn-level free was refused. The allocator is unchanged when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FreeError {
+    /// The pfn is not inside this zone.
+    Foreign(Pfn),
+    /// The order is not below the zone's `max_order`.
+    BadOrder(Order),
+    /// The pfn is not aligned to the order it is freed with.
+    Unaligned {
+        /// The pfn.
+        pfn: Pfn,
+        /// The order given.
+        order: Order,
+    },
+    /// The page heads an allocation of a different order.
+    WrongOrder {
+        /// The pfn.
+        pfn: Pfn,
+        /// The order given.
+        order: Order,
+        /// The order it was allocated with.
+        allocated: Order,
+    },
+    /// The page was freed already and has not been allocated as a block head since.
+    DoubleFree(Pfn),
+    /// The page does not head an allocation and was never freed as one (a free page, a tail
+    /// page of a block, or a page that was never handed out).
+    NotAllocated(Pfn),
+    /// The page is offline (memory hot-remove).
+    Offline(Pfn),
+}
+
+impl fmt::Display for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FreeError::Foreign(pfn) => write!(f, "{pfn} is not in this zone"),
+            FreeError::BadOrder(order) => write!(f, "{order} is out of range"),
+            FreeError::Unaligned { pfn, order } => write!(f, "{pfn} is not aligned to {order}"),
+            FreeError::WrongOrder {
+                pfn,
+                order,
+                allocated,
+            } => write!(f, "{pfn} freed as {order} but allocated as {allocated}"),
+            FreeError::DoubleFree(pfn) => write!(f, "double free of {pfn}"),
+            FreeError::NotAllocated(pfn) => write!(f, "{pfn} is not an allocated block head"),
+            FreeError::Offline(pfn) => write!(f, "{pfn} is offline"),
+        }
+    }
+}
+
+impl std::error::Error for FreeError {}

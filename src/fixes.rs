@@ -1,0 +1,186 @@
+//! Which of the 2014 (and 2016) fixes are on: one flag per decision point of the reference's
+//! decision table (§3.6), selectable at run time.
+//!
+//! | flag | kernel change | decision point |
+//! | --- | --- | --- |
+//! | [`Fixes::RECHECK_FREE_ONE_PAGE`] | patch 1 (v3) | `free_one_page` re-reads the pageblock type under the zone lock when `nr_isolate_pageblock > 0` |
+//! | [`Fixes::RECHECK_ISOLATE_MT`] | patch 1 (v4+, merged) | ... and also when the caller's type is `Isolate` |
+//! | [`Fixes::RECHECK_PCP_BULK`] | patch 2 | `free_pcppages_bulk` re-reads the pageblock type when `nr_isolate_pageblock > 0`, and counts by it |
+//! | [`Fixes::COUNT_AT_ENTRY`] | patch 3 | the freed block is counted once, by its chosen type, at entry to `__free_one_page` |
+//! | [`Fixes::ISOLATE_MERGE_LIMIT`] | patch 4 (v3) | an `Isolate`-typed free merges at most up to `pageblock_order` |
+//! | [`Fixes::UNSET_REFREE`] | patch 4 (v5, merged) | un-isolation pulls off a free block of order ≥ `pageblock_order` whose buddy is not isolated and re-frees it so it merges |
+//! | [`Fixes::NO_ISOLATE_MERGE`] | d9dddbf55667 (2016) | above `pageblock_order`, merge only when the types match or neither is `Isolate` |
+//!
+//! Presets: [`Fixes::NONE`] (linux-next-20140826 / 3.17), [`Fixes::SEED`] (the four patches as
+//! posted in v3), [`Fixes::V3_18`] (as merged), [`Fixes::ALL`] (3.18 + 2016).
+
+use core::fmt;
+
+/// A set of fixes (a bit set). See the module docs for the table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Fixes(u16);
+
+impl Fixes {
+    /// Patch 1 as posted in v3: recheck in `free_one_page` when `nr_isolate_pageblock > 0`.
+    pub const RECHECK_FREE_ONE_PAGE: Fixes = Fixes(1 << 0);
+    /// Patch 1 as merged adds: recheck also when the caller's type is `Isolate` (closes R1a
+    /// when the un-isolation brought `nr_isolate_pageblock` back to zero).
+    pub const RECHECK_ISOLATE_MT: Fixes = Fixes(1 << 1);
+    /// Patch 2: in `free_pcppages_bulk`, re-read the pageblock type when
+    /// `nr_isolate_pageblock > 0`.
+    pub const RECHECK_PCP_BULK: Fixes = Fixes(1 << 2);
+    /// Patch 3: count the freed block at entry to `__free_one_page`, by the chosen type.
+    pub const COUNT_AT_ENTRY: Fixes = Fixes(1 << 3);
+    /// Patch 4 (v3 part): an `Isolate`-typed free merges at most to `pageblock_order`.
+    pub const ISOLATE_MERGE_LIMIT: Fixes = Fixes(1 << 4);
+    /// Patch 4 (v5 part, merged): re-free a whole free block of order ≥ `pageblock_order` on
+    /// un-isolation when its buddy is not isolated.
+    pub const UNSET_REFREE: Fixes = Fixes(1 << 5);
+    /// 2016, d9dddbf55667: no merge above `pageblock_order` between an `Isolate` and a
+    /// non-`Isolate` pageblock.
+    pub const NO_ISOLATE_MERGE: Fixes = Fixes(1 << 6);
+
+    /// Linux 3.17 (linux-next-20140826): none of the fixes.
+    pub const NONE: Fixes = Fixes(0);
+    /// The v3 patchset as posted (26 Aug 2014).
+    pub const SEED: Fixes = Fixes(
+        Self::RECHECK_FREE_ONE_PAGE.0
+            | Self::RECHECK_PCP_BULK.0
+            | Self::COUNT_AT_ENTRY.0
+            | Self::ISOLATE_MERGE_LIMIT.0,
+    );
+    /// The patches as merged for v3.18 (v5 plus review fixes).
+    pub const V3_18: Fixes = Fixes(Self::SEED.0 | Self::RECHECK_ISOLATE_MT.0 | Self::UNSET_REFREE.0);
+    /// v3.18 plus the 2016 merge fix.
+    pub const ALL: Fixes = Fixes(Self::V3_18.0 | Self::NO_ISOLATE_MERGE.0);
+
+    const NAMES: [(&'static str, Fixes); 7] = [
+        ("recheck-free-one-page", Self::RECHECK_FREE_ONE_PAGE),
+        ("recheck-isolate-mt", Self::RECHECK_ISOLATE_MT),
+        ("recheck-pcp-bulk", Self::RECHECK_PCP_BULK),
+        ("count-at-entry", Self::COUNT_AT_ENTRY),
+        ("isolate-merge-limit", Self::ISOLATE_MERGE_LIMIT),
+        ("unset-refree", Self::UNSET_REFREE),
+        ("no-isolate-merge", Self::NO_ISOLATE_MERGE),
+    ];
+
+    const PRESETS: [(&'static str, Fixes); 4] = [
+        ("none", Self::NONE),
+        ("seed", Self::SEED),
+        ("v3.18", Self::V3_18),
+        ("all", Self::ALL),
+    ];
+
+    /// Whether every flag in `other` is set.
+    #[inline]
+    pub const fn contains(self, other: Fixes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of two sets.
+    #[must_use]
+    pub const fn union(self, other: Fixes) -> Fixes {
+        Fixes(self.0 | other.0)
+    }
+
+    /// This set without the flags of `other`.
+    #[must_use]
+    pub const fn without(self, other: Fixes) -> Fixes {
+        Fixes(self.0 & !other.0)
+    }
+
+    /// The raw bits.
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The preset name if this set is one, else the comma list of flags (`none` when empty).
+    pub fn name(self) -> String {
+        if let Some((n, _)) = Self::PRESETS.iter().find(|(_, f)| *f == self) {
+            return (*n).to_string();
+        }
+        Self::NAMES
+            .iter()
+            .filter(|(_, f)| self.contains(*f))
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl core::ops::BitOr for Fixes {
+    type Output = Fixes;
+    fn bitor(self, rhs: Fixes) -> Fixes {
+        self.union(rhs)
+    }
+}
+
+impl fmt::Debug for Fixes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fixes({})", self.name())
+    }
+}
+
+impl fmt::Display for Fixes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl core::str::FromStr for Fixes {
+    type Err = String;
+
+    /// Parse a preset (`none`, `seed`, `v3.18`, `all`) or a comma list of presets and flag
+    /// names (`recheck-free-one-page,recheck-pcp-bulk`), case-insensitive.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = Fixes::NONE;
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let p = part.to_ascii_lowercase().replace('_', "-");
+            let found = Self::PRESETS
+                .iter()
+                .chain(Self::NAMES.iter())
+                .find(|(n, _)| *n == p || (p == "v318" && *n == "v3.18"));
+            match found {
+                Some((_, f)) => out = out.union(*f),
+                None => {
+                    let all: Vec<&str> = Self::PRESETS
+                        .iter()
+                        .chain(Self::NAMES.iter())
+                        .map(|(n, _)| *n)
+                        .collect();
+                    return Err(format!(
+                        "unknown fix {part:?}; expected one of: {}",
+                        all.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_nest() {
+        assert!(Fixes::V3_18.contains(Fixes::SEED));
+        assert!(Fixes::ALL.contains(Fixes::V3_18));
+        assert!(!Fixes::SEED.contains(Fixes::RECHECK_ISOLATE_MT));
+        assert!(!Fixes::V3_18.contains(Fixes::NO_ISOLATE_MERGE));
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        for s in ["none", "seed", "v3.18", "all"] {
+            let f: Fixes = s.parse().unwrap();
+            assert_eq!(f.name(), s);
+        }
+        let f: Fixes = "recheck-pcp-bulk, count-at-entry".parse().unwrap();
+        assert_eq!(f, Fixes::RECHECK_PCP_BULK | Fixes::COUNT_AT_ENTRY);
+        assert_eq!(f.name().parse::<Fixes>().unwrap(), f);
+        assert!("bogus".parse::<Fixes>().is_err());
+        assert_eq!("".parse::<Fixes>().unwrap(), Fixes::NONE);
+    }
+}

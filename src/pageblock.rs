@@ -1,0 +1,61 @@
+//! Pageblock flags: one migratetype per pageblock, the analogue of 3.17's `pageblock_flags`
+//! bitmap (`get_pfnblock_migratetype` / `set_pageblock_migratetype`).
+//!
+//! | access | lock | ordering |
+//! | --- | --- | --- |
+//! | write (`set`) | the zone lock is held by every writer (isolation, stealing, init) | `Relaxed` store: the zone lock's release publishes it to readers that take the lock |
+//! | read in the free paths (`get`) | **none**: the lockless read that is race R1 | `Relaxed` load: may be stale, as in the kernel |
+//! | re-read under the zone lock (the fixes) | zone lock | `Relaxed` load after the lock's acquire: sees the latest write |
+
+use crate::sync::atomic::{AtomicU8, Ordering};
+use crate::types::{Migratetype, PageblockIdx, Pfn};
+
+/// The per-pageblock migratetype table.
+pub(crate) struct PageblockFlags {
+    mt: Box<[AtomicU8]>,
+    pageblock_order: u32,
+}
+
+impl PageblockFlags {
+    /// `n` pageblocks of `pageblock_order`, all `Movable` (as `memmap_init_zone`).
+    pub(crate) fn new(n: u64, pageblock_order: u32) -> Self {
+        let mt = (0..n)
+            .map(|_| AtomicU8::new(Migratetype::Movable as u8))
+            .collect();
+        PageblockFlags {
+            mt,
+            pageblock_order,
+        }
+    }
+
+    /// The pageblock holding `pfn`.
+    #[inline]
+    pub(crate) fn block_of(&self, pfn: Pfn) -> PageblockIdx {
+        PageblockIdx(pfn.0 >> self.pageblock_order)
+    }
+
+    /// `get_pfnblock_migratetype`: lockless.
+    #[inline]
+    pub(crate) fn get(&self, pfn: Pfn) -> Migratetype {
+        self.get_block(self.block_of(pfn))
+    }
+
+    /// The type of pageblock `idx`: lockless.
+    #[inline]
+    pub(crate) fn get_block(&self, idx: PageblockIdx) -> Migratetype {
+        let v = self.mt[idx.idx()].load(Ordering::Relaxed);
+        // Only `set` writes the table, always with a valid type.
+        Migratetype::from_u8(v).unwrap_or(Migratetype::Unmovable)
+    }
+
+    /// `set_pageblock_migratetype`. Callers hold the zone lock (the `_locked` argument).
+    #[inline]
+    pub(crate) fn set(&self, pfn: Pfn, mt: Migratetype, _locked: &crate::zone::ZoneFree) {
+        self.mt[self.block_of(pfn).idx()].store(mt as u8, Ordering::Relaxed);
+    }
+
+    /// Number of pageblocks.
+    pub(crate) fn len(&self) -> u64 {
+        self.mt.len() as u64
+    }
+}

@@ -1,0 +1,398 @@
+//! Per-thread page caches (pcp): 3.17's `per_cpu_pages`, one per OS thread per zone.
+//!
+//! # What it owns
+//! Each [`Pcp`] holds `count`, three lists (Unmovable, Reclaimable, Movable) of
+//! `(pfn, cached migratetype)` entries, and the thread's order-0 event counts. CMA and Reserve
+//! pages sit on the Movable list but keep their real type as the cached migratetype (3.17's
+//! `page->index`), which is what race R2 is about.
+//!
+//! # Protection
+//! | state | lock |
+//! | --- | --- |
+//! | a pcp's lists, `count`, events | that pcp's own lock: the owner takes it uncontended; `drain_all_pages` and `audit` take it from other threads (the 2022 kernel design, instead of IPIs) |
+//! | the registry of pcps | the registry lock (taken when a thread first uses a zone, by `drain_all_pages`, `audit`, `zoneinfo`) |
+//!
+//! Lock order: registry → pcp → zone.
+//!
+//! # Thread exit
+//! A thread's pcps live in a thread-local list. Its destructor drains each one into its zone
+//! (if the zone still exists) and marks the pcp free for reuse by the next new thread. A pcp is
+//! also always in its zone's registry, so `drain_all_pages` reaches pages of any thread,
+//! alive or not.
+//!
+//! # Kernel functions mirrored
+//! `free_hot_cold_page` ([`ZoneInner::free_hot_cold_page`]), `buffered_rmqueue`'s order-0
+//! branch ([`ZoneInner::rmqueue_pcp`]), `rmqueue_bulk`, `free_pcppages_bulk` (3.17 round-robin),
+//! `drain_pages`, `drain_all_pages`.
+
+use crate::fixes::Fixes;
+use crate::hook::RaceWindow;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard, Weak};
+use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
+use crate::zone::{ZoneFree, ZoneInner};
+use crossbeam_utils::CachePadded;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+/// One page on a pcp list: its pfn and the migratetype cached when it entered the pcp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PcpEntry {
+    pub(crate) pfn: u32,
+    pub(crate) mt: Migratetype,
+}
+
+/// Order-0 event counts kept by a pcp's owner under the pcp lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PcpEvents {
+    /// Pages handed out through this pcp (`pgalloc_normal`).
+    pub(crate) pgalloc: u64,
+    /// Pages freed into this pcp (`pgfree`).
+    pub(crate) pgfree: u64,
+    /// `rmqueue_bulk` refills.
+    pub(crate) refill: u64,
+    /// `free_pcppages_bulk` calls (high watermark and drains).
+    pub(crate) bulk_free: u64,
+}
+
+/// A pcp's lists (`struct per_cpu_pages`), behind the pcp lock.
+#[derive(Debug)]
+pub(crate) struct PcpLists {
+    /// Pages on all lists.
+    pub(crate) count: u32,
+    /// `lists[MIGRATE_PCPTYPES]`; the front is the list head (hot end).
+    pub(crate) lists: [VecDeque<PcpEntry>; MIGRATE_PCPTYPES],
+    pub(crate) events: PcpEvents,
+}
+
+/// One thread's pcp for one zone.
+pub(crate) struct Pcp {
+    pub(crate) lists: Mutex<PcpLists>,
+    /// Whether a live thread owns this pcp (false: free for reuse by a new thread).
+    owned: AtomicBool,
+}
+
+impl Pcp {
+    fn new(high: u32, batch: u32) -> Pcp {
+        let cap = (high + batch) as usize;
+        Pcp {
+            lists: Mutex::new(PcpLists {
+                count: 0,
+                lists: core::array::from_fn(|_| VecDeque::with_capacity(cap)),
+                events: PcpEvents::default(),
+            }),
+            owned: AtomicBool::new(true),
+        }
+    }
+
+    /// Take this pcp's lock.
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, PcpLists> {
+        self.lists.lock()
+    }
+}
+
+/// All pcps of a zone, in creation order (the "cpu" numbers `zoneinfo()` prints).
+pub(crate) struct PcpRegistry {
+    pcps: Mutex<Vec<Arc<CachePadded<Pcp>>>>,
+}
+
+impl PcpRegistry {
+    pub(crate) fn new() -> Self {
+        PcpRegistry {
+            pcps: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` on every pcp, with the registry lock held (so no pcp is added meanwhile).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &Pcp)) {
+        let pcps = self.pcps.lock();
+        for (i, p) in pcps.iter().enumerate() {
+            f(i, p);
+        }
+    }
+
+    /// Lock every pcp (in registry order) and run `f` with all the guards.
+    pub(crate) fn with_all_locked<R>(&self, f: impl FnOnce(&mut [MutexGuard<'_, PcpLists>]) -> R) -> R {
+        let pcps = self.pcps.lock();
+        let mut guards: Vec<_> = pcps.iter().map(|p| p.lock()).collect();
+        f(&mut guards)
+    }
+
+    /// A pcp for a new owner: a released one if any, else a new one.
+    fn claim(&self, high: u32, batch: u32) -> Arc<CachePadded<Pcp>> {
+        let mut pcps = self.pcps.lock();
+        for p in pcps.iter() {
+            if p
+                .owned
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return p.clone();
+            }
+        }
+        let p = Arc::new(CachePadded::new(Pcp::new(high, batch)));
+        pcps.push(p.clone());
+        p
+    }
+}
+
+/// A thread's pcp for one zone.
+struct LocalPcp {
+    zone_id: u64,
+    zone: Weak<ZoneInner>,
+    pcp: Arc<CachePadded<Pcp>>,
+}
+
+/// A thread's pcps, one per zone it has used; drained and released at thread exit.
+#[derive(Default)]
+struct LocalPcps {
+    entries: Vec<LocalPcp>,
+}
+
+impl Drop for LocalPcps {
+    fn drop(&mut self) {
+        for e in self.entries.drain(..) {
+            if let Some(zone) = e.zone.upgrade() {
+                let mut l = e.pcp.lock();
+                zone.drain_pages(&mut l);
+            }
+            e.pcp.owned.store(false, Ordering::Release);
+        }
+    }
+}
+
+crate::sync::thread_local! {
+    static LOCAL_PCPS: RefCell<LocalPcps> = RefCell::new(LocalPcps::default());
+}
+
+impl ZoneInner {
+    /// Run `f` with the calling thread's pcp for this zone (`this_cpu_ptr(zone->pageset)`),
+    /// registering one on first use. `None` when the thread is exiting and its thread-locals
+    /// are gone (callers then bypass the pcp).
+    #[inline]
+    fn with_this_cpu_pcp<R>(&self, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
+        LOCAL_PCPS
+            .try_with(|local| {
+                {
+                    let l = local.borrow();
+                    if let Some(e) = l.entries.first()
+                        && e.zone_id == self.id
+                    {
+                        return Some(f(&e.pcp));
+                    }
+                }
+                self.with_this_cpu_pcp_slow(local, f)
+            })
+            .ok()
+            .flatten()
+    }
+
+    #[cold]
+    fn with_this_cpu_pcp_slow<R>(&self, local: &RefCell<LocalPcps>, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
+        let mut l = local.try_borrow_mut().ok()?;
+        // Forget pcps of zones that are gone.
+        l.entries.retain(|e| e.zone.strong_count() > 0);
+        let pos = match l.entries.iter().position(|e| e.zone_id == self.id) {
+            Some(p) => p,
+            None => {
+                let zone = self.me.clone();
+                let pcp = self.pcps.claim(self.geo.pcp_high, self.geo.pcp_batch);
+                l.entries.push(LocalPcp {
+                    zone_id: self.id,
+                    zone,
+                    pcp,
+                });
+                l.entries.len() - 1
+            }
+        };
+        // Most recently used first.
+        l.entries.swap(0, pos);
+        let pcp = l.entries[0].pcp.clone();
+        drop(l);
+        Some(f(&pcp))
+    }
+
+    /// `free_hot_cold_page(page, cold)`: an order-0 free. Reads the pageblock type without the
+    /// zone lock and caches it with the page; `Isolate` pages bypass the pcp; CMA and Reserve
+    /// pages go on the Movable list. Frees a batch when the pcp reaches `high`.
+    pub(crate) fn free_hot_cold_page(&self, pfn: Pfn, cold: bool) {
+        let mt = self.get_pageblock_migratetype(pfn);
+        self.race_window(RaceWindow::FreeBeforePcpAdd, pfn);
+        let list = if mt.is_pcp_type() {
+            mt
+        } else if mt.is_isolate() {
+            self.free_one_page(pfn, Order(0), mt);
+            return;
+        } else {
+            Migratetype::Movable
+        };
+        let done = self.with_this_cpu_pcp(|pcp| {
+            let mut l = pcp.lock();
+            let entry = PcpEntry { pfn: pfn.0 as u32, mt };
+            if cold {
+                l.lists[list.idx()].push_back(entry);
+            } else {
+                l.lists[list.idx()].push_front(entry);
+            }
+            l.count += 1;
+            l.events.pgfree += 1;
+            self.state.set_freed(pfn);
+            if l.count >= self.geo.pcp_high {
+                let batch = self.geo.pcp_batch;
+                self.free_pcppages_bulk(batch, &mut l);
+            }
+        });
+        if done.is_none() {
+            // The thread is exiting: no pcp; free straight to the buddy lists.
+            self.free_one_page(pfn, Order(0), mt);
+        }
+    }
+
+    /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
+    /// with `rmqueue_bulk` when empty.
+    #[inline]
+    pub(crate) fn rmqueue_pcp(&self, mt: Migratetype) -> Option<Pfn> {
+        self.with_this_cpu_pcp(|pcp| {
+            let mut l = pcp.lock();
+            if l.lists[mt.idx()].is_empty() {
+                let batch = self.geo.pcp_batch;
+                let got = self.rmqueue_bulk(batch, mt, &mut l);
+                l.count += got;
+                l.events.refill += 1;
+            }
+            let e = l.lists[mt.idx()].pop_front()?;
+            l.count -= 1;
+            l.events.pgalloc += 1;
+            let pfn = Pfn(e.pfn as u64);
+            self.state.set_alloc(pfn, Order(0));
+            Some(pfn)
+        })
+        .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt))
+    }
+
+    /// `rmqueue_bulk(zone, 0, count, list, mt, cold=0)`: take up to `count` order-0 pages
+    /// under the zone lock onto the pcp list for `mt`, each keeping the type `__rmqueue` gave
+    /// it. Returns how many it got.
+    fn rmqueue_bulk(&self, count: u32, mt: Migratetype, l: &mut PcpLists) -> u32 {
+        let mut zf = self.lock();
+        let zf = &mut *zf;
+        let mut i = 0;
+        while i < count {
+            let Some(pfn) = zf.rmqueue(self, Order(0), mt) else {
+                break;
+            };
+            let cached = zf.get_freepage_migratetype(pfn);
+            l.lists[mt.idx()].push_back(PcpEntry {
+                pfn: pfn.0 as u32,
+                mt: cached,
+            });
+            if cached.is_cma() {
+                zf.nr_free_cma_pages -= 1;
+            }
+            i += 1;
+        }
+        zf.nr_free_pages -= i as i64;
+        i
+    }
+
+    /// `free_pcppages_bulk(zone, count, pcp)` (3.17): free `count` pages from the pcp lists,
+    /// round-robin over the three lists, from each list's tail, then `pcp->count -= count`.
+    ///
+    /// 3.17 frees each page to the list of its *cached* type and counts it if its pageblock is
+    /// *now* not `Isolate` (race R2). Patch 2 re-reads the type when a pageblock is isolated.
+    pub(crate) fn free_pcppages_bulk(&self, count: u32, l: &mut PcpLists) {
+        debug_assert_eq!(
+            l.count as usize,
+            l.lists.iter().map(VecDeque::len).sum::<usize>(),
+            "pcp count out of step with its lists"
+        );
+        let count = count.min(l.count);
+        if count == 0 {
+            return;
+        }
+        if let Some(e) = l.lists.iter().find_map(|q| q.back()) {
+            self.race_window(RaceWindow::PcpBulkBeforeZoneLock, Pfn(e.pfn as u64));
+        }
+        l.events.bulk_free += 1;
+        let fixes = self.fixes;
+        let mut zf = self.lock();
+        let zf: &mut ZoneFree = &mut zf;
+        let mut migratetype = 0usize;
+        let mut batch_free = 0u32;
+        let mut to_free = count;
+        while to_free > 0 {
+            loop {
+                batch_free += 1;
+                migratetype += 1;
+                if migratetype == MIGRATE_PCPTYPES {
+                    migratetype = 0;
+                }
+                if !l.lists[migratetype].is_empty() {
+                    break;
+                }
+            }
+            // This is the only non-empty list: free them all.
+            if batch_free == MIGRATE_PCPTYPES as u32 {
+                batch_free = to_free;
+            }
+            loop {
+                let Some(e) = l.lists[migratetype].pop_back() else {
+                    break;
+                };
+                let pfn = Pfn(e.pfn as u64);
+                let mut mt = e.mt;
+                if fixes.contains(Fixes::RECHECK_PCP_BULK) && zf.nr_isolate_pageblock > 0 {
+                    mt = self.get_pageblock_migratetype(pfn);
+                }
+                zf.set_freepage_migratetype(pfn, e.mt);
+                zf.free_one_page_locked(self, pfn, Order(0), mt);
+                if !fixes.contains(Fixes::COUNT_AT_ENTRY) {
+                    if fixes.contains(Fixes::RECHECK_PCP_BULK) {
+                        // v3 patch 2 before patch 3: count by the chosen type.
+                        if !mt.is_isolate() {
+                            zf.account(1, mt);
+                        }
+                    } else if !self.get_pageblock_migratetype(pfn).is_isolate() {
+                        // 3.17: gate on the fresh pageblock type, CMA by the cached type.
+                        zf.nr_free_pages += 1;
+                        if mt.is_cma() {
+                            zf.nr_free_cma_pages += 1;
+                        }
+                    }
+                }
+                to_free -= 1;
+                batch_free -= 1;
+                if to_free == 0 || batch_free == 0 || l.lists[migratetype].is_empty() {
+                    break;
+                }
+            }
+        }
+        l.count -= count;
+    }
+
+    /// `drain_pages` for one pcp: free everything on it.
+    pub(crate) fn drain_pages(&self, l: &mut PcpLists) {
+        let n = l.count;
+        self.free_pcppages_bulk(n, l);
+    }
+
+    /// `drain_all_pages()`: drain every pcp of this zone, synchronously. Pages freed into a
+    /// pcp after its drain stay there, as in the kernel.
+    pub(crate) fn drain_all_pages(&self) {
+        self.pcps.for_each(|_, pcp| {
+            let mut l = pcp.lock();
+            if l.count > 0 {
+                self.drain_pages(&mut l);
+            }
+        });
+    }
+
+    /// Drain the calling thread's pcp for this zone.
+    pub(crate) fn drain_local_pages(&self) {
+        self.with_this_cpu_pcp(|pcp| {
+            let mut l = pcp.lock();
+            self.drain_pages(&mut l);
+        });
+    }
+}

@@ -1,0 +1,1 @@
+//! /proc renderers (in progress).

@@ -1,0 +1,778 @@
+//! The zone: `free_area[order].free_list[migratetype]`, the buddy merge and split, the 3.17
+//! allocation and fallback paths, and the exact `NR_FREE_PAGES` / `NR_FREE_CMA_PAGES` counters.
+//!
+//! # What it owns
+//! [`ZoneFree`], behind the zone lock: the free lists (intrusive, doubly linked through the
+//! [`PageMeta`] table with one sentinel per list, like `struct list_head`), `nr_free` per order,
+//! the two counters, `nr_isolate_pageblock`, and the zone-path event counts. A function that
+//! needs the zone lock takes `&mut ZoneFree`: the Rust form of
+//! `lockdep_assert_held(&zone->lock)`.
+//!
+//! # Lock order
+//! pcp registry → pcp lock → zone lock. Nothing takes a pcp lock while holding the zone lock.
+//!
+//! # Kernel functions mirrored (3.17 `mm/page_alloc.c` unless noted)
+//! | here | kernel |
+//! | --- | --- |
+//! | [`ZoneFree::free_one_page_locked`] | `__free_one_page` (merge loop, tail placement; patch 3 / patch 4 / 2016 branches) |
+//! | [`ZoneInner::free_one_page`] | `free_one_page` (patch 1 recheck) |
+//! | [`ZoneInner::free_pages_ok`] | `__free_pages_ok` |
+//! | [`ZoneFree::expand`] | `expand` |
+//! | [`ZoneFree::rmqueue_smallest`] | `__rmqueue_smallest` |
+//! | [`ZoneFree::rmqueue_fallback`] | `__rmqueue_fallback` + `try_to_steal_freepages` |
+//! | [`ZoneFree::rmqueue`] | `__rmqueue` (+ the seed's [3] CMA interleave when configured) |
+//! | [`ZoneFree::move_freepages`] / [`ZoneFree::move_freepages_block`] | same names |
+//! | [`ZoneFree::account`] | `__mod_zone_freepage_state` |
+//!
+//! # Invariants (checked by [`Zone::audit`](crate::Zone::audit))
+//! `nr_free[o]` equals the number of blocks on the order-`o` lists; every free head is
+//! aligned, inside the zone, `buddy` with its order; with the fixes on, `NR_FREE_PAGES` equals
+//! the pages on non-`Isolate` lists and `NR_FREE_CMA_PAGES` the pages on `CMA` lists.
+
+use crate::arena::Arena;
+use crate::config::{CmaPolicy, Geometry, ZoneConfig};
+use crate::error::{AllocError, ConfigError, FreeError};
+use crate::fixes::Fixes;
+use crate::hook::{RaceHook, RaceWindow};
+use crate::page::{ClaimError, NIL, PageMeta, PageStates};
+use crate::pageblock::PageblockFlags;
+use crate::pcp::PcpRegistry;
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
+use crossbeam_utils::CachePadded;
+
+/// Event counters kept under the zone lock (the pcp keeps its own; `vmstat()` sums both).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ZoneEvents {
+    /// `pgalloc_normal` (pages) for allocations that bypass the pcp.
+    pub(crate) pgalloc: u64,
+    /// `pgfree` (pages) for frees that bypass the pcp.
+    pub(crate) pgfree: u64,
+    /// Blocks taken through `__rmqueue_fallback` (`pgalloc_extfrag` analogue).
+    pub(crate) extfrag: u64,
+    /// `cma_alloc_success`.
+    pub(crate) cma_alloc_success: u64,
+    /// `cma_alloc_fail`.
+    pub(crate) cma_alloc_fail: u64,
+    /// `pgmigrate_success`.
+    pub(crate) pgmigrate_success: u64,
+    /// `pgmigrate_fail`.
+    pub(crate) pgmigrate_fail: u64,
+}
+
+/// The seed's patchset [3] interleave state (`nr_try_movable`, `nr_try_cma`, and their
+/// maxima), under the zone lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CmaInterleave {
+    pub(crate) nr_try_movable: u64,
+    pub(crate) nr_try_cma: u64,
+    pub(crate) max_try_movable: u64,
+    pub(crate) max_try_cma: u64,
+}
+
+/// Everything the zone lock protects.
+pub struct ZoneFree {
+    /// Per-page metadata, followed by one sentinel per `(order, migratetype)` list.
+    pub(crate) page: Box<[PageMeta]>,
+    /// `free_area[order].nr_free`: blocks (not pages) of that order on all its lists.
+    pub(crate) nr_free: Box<[u64]>,
+    /// `NR_FREE_PAGES`.
+    pub(crate) nr_free_pages: i64,
+    /// `NR_FREE_CMA_PAGES`.
+    pub(crate) nr_free_cma_pages: i64,
+    /// `zone->nr_isolate_pageblock` (3.18): kept in every mode, read only by the fixes.
+    pub(crate) nr_isolate_pageblock: u64,
+    /// Pages taken off the free lists by memory offline.
+    pub(crate) offline_pages: u64,
+    /// Zone-path event counters.
+    pub(crate) events: ZoneEvents,
+    /// The CMA interleave state (aggressive policy only).
+    pub(crate) cma_try: CmaInterleave,
+    nr_pages: u32,
+}
+
+impl ZoneFree {
+    fn new(geo: &Geometry) -> Result<ZoneFree, ConfigError> {
+        let n = geo.nr_pages as usize + geo.max_order as usize * MIGRATE_TYPES;
+        let mut page = Vec::new();
+        page.try_reserve_exact(n)
+            .map_err(|_| ConfigError::MetadataAlloc {
+                bytes: n * core::mem::size_of::<PageMeta>(),
+            })?;
+        page.resize(n, PageMeta::EMPTY);
+        let mut zf = ZoneFree {
+            page: page.into_boxed_slice(),
+            nr_free: vec![0; geo.max_order as usize].into_boxed_slice(),
+            nr_free_pages: 0,
+            nr_free_cma_pages: 0,
+            nr_isolate_pageblock: 0,
+            offline_pages: 0,
+            events: ZoneEvents::default(),
+            cma_try: CmaInterleave::default(),
+            nr_pages: geo.nr_pages as u32,
+        };
+        for order in 0..geo.max_order {
+            for mt in Migratetype::ALL {
+                let s = zf.sentinel(Order(order), mt);
+                zf.page[s as usize].prev = s;
+                zf.page[s as usize].next = s;
+            }
+        }
+        Ok(zf)
+    }
+
+    // ---- list primitives (struct list_head) ----
+
+    #[inline]
+    pub(crate) fn sentinel(&self, order: Order, mt: Migratetype) -> u32 {
+        self.nr_pages + order.0 * MIGRATE_TYPES as u32 + mt as u32
+    }
+
+    #[inline]
+    fn link_between(&mut self, node: u32, prev: u32, next: u32) {
+        self.page[node as usize].prev = prev;
+        self.page[node as usize].next = next;
+        self.page[prev as usize].next = node;
+        self.page[next as usize].prev = node;
+    }
+
+    #[inline]
+    fn list_del(&mut self, node: u32) {
+        let PageMeta { prev, next, .. } = self.page[node as usize];
+        debug_assert!(prev != NIL && next != NIL, "list_del of an unlinked page {node}");
+        self.page[prev as usize].next = next;
+        self.page[next as usize].prev = prev;
+        self.page[node as usize].prev = NIL;
+        self.page[node as usize].next = NIL;
+    }
+
+    /// The first block on `free_list[mt]` of `order`, if any.
+    #[inline]
+    pub(crate) fn list_first(&self, order: Order, mt: Migratetype) -> Option<Pfn> {
+        let s = self.sentinel(order, mt);
+        let n = self.page[s as usize].next;
+        (n != s).then_some(Pfn(n as u64))
+    }
+
+    /// Walk `free_list[mt]` of `order`, calling `f` with each head.
+    pub(crate) fn list_for_each(&self, order: Order, mt: Migratetype, mut f: impl FnMut(Pfn)) {
+        let s = self.sentinel(order, mt);
+        let mut n = self.page[s as usize].next;
+        let mut guard = 0u64;
+        while n != s {
+            f(Pfn(n as u64));
+            n = self.page[n as usize].next;
+            guard += 1;
+            if guard > self.nr_pages as u64 {
+                // A corrupted list (a cycle not through the sentinel); the audit reports it.
+                break;
+            }
+        }
+    }
+
+    // ---- buddy state ----
+
+    /// `page_is_buddy(page, buddy, order)`: the buddy heads a free block of exactly `order`.
+    #[inline]
+    pub(crate) fn page_is_buddy(&self, buddy: Pfn, order: Order) -> bool {
+        buddy.0 < self.nr_pages as u64 && {
+            let m = &self.page[buddy.idx()];
+            m.buddy && m.order as u32 == order.0
+        }
+    }
+
+    /// Whether `pfn` heads a free block (`PageBuddy`), and its order.
+    #[inline]
+    pub(crate) fn buddy_order(&self, pfn: Pfn) -> Option<Order> {
+        let m = &self.page[pfn.idx()];
+        m.buddy.then_some(Order(m.order as u32))
+    }
+
+    /// `list_add` / `list_add_tail` + `set_page_order` + `nr_free++`.
+    #[inline]
+    pub(crate) fn add_to_free_list(&mut self, pfn: Pfn, order: Order, mt: Migratetype, tail: bool) {
+        let s = self.sentinel(order, mt);
+        let node = pfn.0 as u32;
+        if tail {
+            let prev = self.page[s as usize].prev;
+            self.link_between(node, prev, s);
+        } else {
+            let next = self.page[s as usize].next;
+            self.link_between(node, s, next);
+        }
+        let m = &mut self.page[pfn.idx()];
+        m.buddy = true;
+        m.order = order.0 as u8;
+        self.nr_free[order.0 as usize] += 1;
+    }
+
+    /// `list_del` + `rmv_page_order` + `nr_free--`, from whatever list the block is on.
+    #[inline]
+    pub(crate) fn del_from_free_list(&mut self, pfn: Pfn, order: Order) {
+        debug_assert!(self.page_is_buddy(pfn, order), "{pfn} is not a free {order} block");
+        self.list_del(pfn.0 as u32);
+        self.page[pfn.idx()].buddy = false;
+        self.nr_free[order.0 as usize] -= 1;
+    }
+
+    /// Move a free block to the head of another list of the same order (`list_move`).
+    #[inline]
+    fn move_to_list(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
+        self.list_del(pfn.0 as u32);
+        let s = self.sentinel(order, mt);
+        let next = self.page[s as usize].next;
+        self.link_between(pfn.0 as u32, s, next);
+    }
+
+    /// `set_freepage_migratetype(page, mt)`: `page->index = mt`.
+    #[inline]
+    pub(crate) fn set_freepage_migratetype(&mut self, pfn: Pfn, mt: Migratetype) {
+        self.page[pfn.idx()].index = mt as u8;
+    }
+
+    /// `get_freepage_migratetype(page)`.
+    #[inline]
+    pub(crate) fn get_freepage_migratetype(&self, pfn: Pfn) -> Migratetype {
+        Migratetype::from_u8(self.page[pfn.idx()].index).unwrap_or(Migratetype::Unmovable)
+    }
+
+    /// `__mod_zone_freepage_state(zone, nr, mt)`: `NR_FREE_PAGES += nr`, and
+    /// `NR_FREE_CMA_PAGES += nr` when `mt` is CMA.
+    #[inline]
+    pub(crate) fn account(&mut self, nr: i64, mt: Migratetype) {
+        self.nr_free_pages += nr;
+        if mt.is_cma() {
+            self.nr_free_cma_pages += nr;
+        }
+    }
+
+    // ---- freeing ----
+
+    /// `__free_one_page(page, pfn, zone, order, mt)`: merge with free buddies and put the
+    /// result on `free_list[mt]`.
+    ///
+    /// 3.17: no type check on the buddy (a merged buddy is taken off whatever list it is on,
+    /// uncounted), no accounting here. With [`Fixes::COUNT_AT_ENTRY`] the block is counted
+    /// once at entry; with [`Fixes::ISOLATE_MERGE_LIMIT`] an `Isolate` free stops at
+    /// `pageblock_order`; with [`Fixes::NO_ISOLATE_MERGE`] merging above `pageblock_order`
+    /// stops between an `Isolate` and a non-`Isolate` pageblock.
+    pub(crate) fn free_one_page_locked(
+        &mut self,
+        z: &ZoneInner,
+        mut pfn: Pfn,
+        mut order: Order,
+        mt: Migratetype,
+    ) {
+        let fixes = z.fixes;
+        if fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
+            self.account(order.nr_pages() as i64, mt);
+        }
+        let top = z.geo.max_order;
+        let pb_limit = top.min(z.geo.pageblock_order + 1);
+        let mut max_order = top;
+        if fixes.contains(Fixes::NO_ISOLATE_MERGE)
+            || (fixes.contains(Fixes::ISOLATE_MERGE_LIMIT) && mt.is_isolate())
+        {
+            max_order = pb_limit;
+        }
+        debug_assert!(pfn.is_aligned(order) && order.0 < top);
+        let mut buddy;
+        loop {
+            while order.0 + 1 < max_order {
+                buddy = Pfn(pfn.0 ^ order.nr_pages());
+                if !self.page_is_buddy(buddy, order) {
+                    break;
+                }
+                self.del_from_free_list(buddy, order);
+                pfn = Pfn(pfn.0 & buddy.0);
+                order = Order(order.0 + 1);
+            }
+            // d9dddbf55667: we are at pageblock_order; merge further only when both
+            // pageblocks have the same type or neither is Isolate.
+            if fixes.contains(Fixes::NO_ISOLATE_MERGE) && max_order < top && order.0 + 1 == max_order
+            {
+                if self.nr_isolate_pageblock > 0 {
+                    let buddy = Pfn(pfn.0 ^ order.nr_pages());
+                    if buddy.0 < self.nr_pages as u64 {
+                        let buddy_mt = z.pageblock.get(buddy);
+                        if mt != buddy_mt && (mt.is_isolate() || buddy_mt.is_isolate()) {
+                            break;
+                        }
+                    }
+                }
+                max_order += 1;
+                continue;
+            }
+            break;
+        }
+        // Tail placement: if the next-higher buddy is free, this block is likely to merge
+        // soon, so put it at the tail where it is allocated last.
+        let mut tail = false;
+        if order.0 + 2 < top {
+            let combined = Pfn(pfn.0 & !order.nr_pages());
+            let higher_buddy = Pfn(combined.0 ^ (order.nr_pages() << 1));
+            tail = self.page_is_buddy(higher_buddy, Order(order.0 + 1));
+        }
+        self.add_to_free_list(pfn, order, mt, tail);
+    }
+
+    // ---- allocation ----
+
+    /// `expand()`: split a block of `high` down to `low`, putting the upper halves on
+    /// `free_list[mt]`. Does not set `page->index` on the halves (as 3.17).
+    pub(crate) fn expand(&mut self, pfn: Pfn, low: Order, high: Order, mt: Migratetype) {
+        let mut h = high.0;
+        while h > low.0 {
+            h -= 1;
+            let half = pfn.add(1u64 << h);
+            self.add_to_free_list(half, Order(h), mt, false);
+        }
+    }
+
+    /// `__rmqueue_smallest(zone, order, mt)`.
+    pub(crate) fn rmqueue_smallest(&mut self, z: &ZoneInner, order: Order, mt: Migratetype) -> Option<Pfn> {
+        for cur in order.0..z.geo.max_order {
+            if let Some(pfn) = self.list_first(Order(cur), mt) {
+                self.del_from_free_list(pfn, Order(cur));
+                self.expand(pfn, order, Order(cur), mt);
+                self.set_freepage_migratetype(pfn, mt);
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// `move_freepages(zone, start, end, mt)`: move every free block whose head lies in
+    /// `[start, end]` to `free_list[mt]`, set its `page->index`, and return the pages moved.
+    /// No accounting, and no look at which list a block was on.
+    pub(crate) fn move_freepages(&mut self, start: Pfn, end: Pfn, mt: Migratetype) -> u64 {
+        let mut moved = 0;
+        let mut pfn = start;
+        while pfn <= end {
+            match self.buddy_order(pfn) {
+                Some(order) => {
+                    self.move_to_list(pfn, order, mt);
+                    self.set_freepage_migratetype(pfn, mt);
+                    pfn = pfn.add(order.nr_pages());
+                    moved += order.nr_pages();
+                }
+                None => pfn = pfn.add(1),
+            }
+        }
+        moved
+    }
+
+    /// `move_freepages_block(zone, page, mt)`: [`move_freepages`](Self::move_freepages) over
+    /// the pageblock holding `pfn`.
+    pub(crate) fn move_freepages_block(&mut self, z: &ZoneInner, pfn: Pfn, mt: Migratetype) -> u64 {
+        let start = Pfn(pfn.0 & !(z.geo.pageblock_nr_pages - 1));
+        let end = start.add(z.geo.pageblock_nr_pages - 1);
+        self.move_freepages(start, end, mt)
+    }
+
+    /// `try_to_steal_freepages(zone, page, start_type, fallback_type)` (3.17).
+    fn try_to_steal_freepages(
+        &mut self,
+        z: &ZoneInner,
+        pfn: Pfn,
+        order: Order,
+        start_type: Migratetype,
+        fallback_type: Migratetype,
+    ) -> Migratetype {
+        if fallback_type.is_cma() {
+            return fallback_type;
+        }
+        let pb = z.geo.pageblock_order;
+        if order.0 >= pb {
+            // change_pageblock_range
+            let mut p = pfn;
+            let end = pfn.add(order.nr_pages());
+            while p < end {
+                z.pageblock.set(p, start_type, self);
+                p = p.add(z.geo.pageblock_nr_pages);
+            }
+            return start_type;
+        }
+        if order.0 >= pb / 2 || start_type == Migratetype::Reclaimable {
+            let pages = self.move_freepages_block(z, pfn, start_type);
+            if pages >= (1u64 << pb) >> 1 {
+                z.pageblock.set(pfn, start_type, self);
+                return start_type;
+            }
+        }
+        fallback_type
+    }
+
+    /// `__rmqueue_fallback(zone, order, start_migratetype)` (3.17): the largest block from the
+    /// first fallback type that has one.
+    pub(crate) fn rmqueue_fallback(&mut self, z: &ZoneInner, order: Order, start: Migratetype) -> Option<Pfn> {
+        for cur in (order.0..z.geo.max_order).rev() {
+            for &fallback in start.fallbacks() {
+                let Some(pfn) = self.list_first(Order(cur), fallback) else {
+                    continue;
+                };
+                let new_type = self.try_to_steal_freepages(z, pfn, Order(cur), start, fallback);
+                self.del_from_free_list(pfn, Order(cur));
+                self.expand(pfn, order, Order(cur), new_type);
+                self.set_freepage_migratetype(pfn, new_type);
+                self.events.extfrag += 1;
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// The seed's patchset [3] `__rmqueue_cma`: for Movable requests on a zone with CMA,
+    /// alternate runs on the normal and the CMA lists. `None` means "use the normal path".
+    fn rmqueue_cma(&mut self, z: &ZoneInner, order: Order) -> Option<Pfn> {
+        let n = order.nr_pages();
+        if self.cma_try.nr_try_movable == 0 && self.cma_try.nr_try_cma == 0 {
+            self.adjust_cma_interleave(z);
+        }
+        if self.cma_try.nr_try_movable > 0 {
+            self.cma_try.nr_try_movable = self.cma_try.nr_try_movable.saturating_sub(n);
+            return None;
+        }
+        if self.cma_try.nr_try_cma > 0 {
+            self.cma_try.nr_try_cma = self.cma_try.nr_try_cma.saturating_sub(n);
+            let page = self.rmqueue_smallest(z, order, Migratetype::Cma);
+            if page.is_none() && order.0 == 0 {
+                self.cma_try.nr_try_cma = 0;
+            }
+            return page;
+        }
+        None
+    }
+
+    /// `adjust_managed_cma_page_count`: refill the interleave budgets in proportion to free
+    /// normal vs free CMA pages, each run at least a pageblock.
+    fn adjust_cma_interleave(&mut self, z: &ZoneInner) {
+        let pb = z.geo.pageblock_nr_pages;
+        let cma = self.nr_free_cma_pages.max(0) as u64;
+        let movable = (self.nr_free_pages.max(0) as u64)
+            .saturating_sub(cma)
+            .saturating_sub(z.geo.wmark.high);
+        let t = &mut self.cma_try;
+        if cma == 0 {
+            t.max_try_movable = pb;
+            t.max_try_cma = 0;
+        } else if movable > cma {
+            t.max_try_movable = movable * pb / cma;
+            t.max_try_cma = pb;
+        } else {
+            t.max_try_movable = pb;
+            t.max_try_cma = if movable == 0 { pb } else { cma * pb / movable };
+        }
+        t.nr_try_movable = t.max_try_movable;
+        t.nr_try_cma = t.max_try_cma;
+    }
+
+    /// `__rmqueue(zone, order, mt)`: the type's own lists, then the fallbacks, then Reserve.
+    pub(crate) fn rmqueue(&mut self, z: &ZoneInner, order: Order, mt: Migratetype) -> Option<Pfn> {
+        if mt == Migratetype::Movable
+            && z.cma_policy == CmaPolicy::Aggressive
+            && z.geo.cma_pages > 0
+            && let Some(pfn) = self.rmqueue_cma(z, order)
+        {
+            return Some(pfn);
+        }
+        if let Some(pfn) = self.rmqueue_smallest(z, order, mt) {
+            return Some(pfn);
+        }
+        if mt != Migratetype::Reserve {
+            if let Some(pfn) = self.rmqueue_fallback(z, order, mt) {
+                return Some(pfn);
+            }
+            return self.rmqueue_smallest(z, order, Migratetype::Reserve);
+        }
+        None
+    }
+}
+
+static NEXT_ZONE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The shared state of a zone. [`Zone`] is the public handle.
+pub struct ZoneInner {
+    pub(crate) id: u64,
+    /// This zone, weakly: what a thread's pcp list remembers to drain at thread exit.
+    pub(crate) me: crate::sync::Weak<ZoneInner>,
+    pub(crate) geo: Geometry,
+    pub(crate) fixes: Fixes,
+    pub(crate) cma_policy: CmaPolicy,
+    pub(crate) hook: Option<Arc<dyn RaceHook>>,
+    pub(crate) arena: Arena,
+    pub(crate) pageblock: PageblockFlags,
+    pub(crate) state: PageStates,
+    pub(crate) lock: CachePadded<Mutex<ZoneFree>>,
+    pub(crate) pcps: PcpRegistry,
+}
+
+impl ZoneInner {
+    /// Take the zone lock.
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ZoneFree> {
+        self.lock.lock()
+    }
+
+    /// Call the race hook, if one is installed.
+    #[inline]
+    pub(crate) fn race_window(&self, w: RaceWindow, pfn: Pfn) {
+        if let Some(h) = &self.hook {
+            h.window(w, pfn);
+        }
+    }
+
+    /// `get_pfnblock_migratetype`: lockless.
+    #[inline]
+    pub(crate) fn get_pageblock_migratetype(&self, pfn: Pfn) -> Migratetype {
+        self.pageblock.get(pfn)
+    }
+
+    /// `free_one_page(zone, page, pfn, order, mt)` with `mt` read by the caller without the
+    /// lock. Patch 1 re-reads it under the lock when a pageblock is isolated (and, as merged,
+    /// when `mt` is `Isolate`). Marks the head freed.
+    pub(crate) fn free_one_page(&self, pfn: Pfn, order: Order, mut mt: Migratetype) {
+        self.race_window(RaceWindow::FreeBeforeZoneLock, pfn);
+        let mut zf = self.lock();
+        let zf = &mut *zf;
+        if self.fixes.contains(Fixes::RECHECK_FREE_ONE_PAGE)
+            && (zf.nr_isolate_pageblock > 0
+                || (self.fixes.contains(Fixes::RECHECK_ISOLATE_MT) && mt.is_isolate()))
+        {
+            mt = self.get_pageblock_migratetype(pfn);
+        }
+        zf.set_freepage_migratetype(pfn, mt);
+        self.state.set_freed(pfn);
+        zf.events.pgfree += order.nr_pages();
+        zf.free_one_page_locked(self, pfn, order, mt);
+        if !self.fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
+            zf.account(order.nr_pages() as i64, mt);
+        }
+    }
+
+    /// `__free_pages_ok(page, order)`: read the pageblock type locklessly, then
+    /// [`free_one_page`](Self::free_one_page).
+    pub(crate) fn free_pages_ok(&self, pfn: Pfn, order: Order) {
+        let mt = self.get_pageblock_migratetype(pfn);
+        self.free_one_page(pfn, order, mt);
+    }
+
+    /// Free an allocated block whose ownership the caller proves (a handle, or a claimed
+    /// checked free): order 0 through the pcp, larger orders through `free_one_page`.
+    #[inline]
+    pub(crate) fn free_pages(&self, pfn: Pfn, order: Order) {
+        if order.0 == 0 {
+            self.free_hot_cold_page(pfn, false);
+        } else {
+            self.free_pages_ok(pfn, order);
+        }
+    }
+
+    /// `buffered_rmqueue` for order > 0: one block under the zone lock.
+    pub(crate) fn rmqueue_locked_block(&self, order: Order, mt: Migratetype) -> Option<Pfn> {
+        let mut zf = self.lock();
+        let zf = &mut *zf;
+        let pfn = zf.rmqueue(self, order, mt)?;
+        let got = zf.get_freepage_migratetype(pfn);
+        zf.account(-(order.nr_pages() as i64), got);
+        zf.events.pgalloc += order.nr_pages();
+        self.state.set_alloc(pfn, order);
+        Some(pfn)
+    }
+
+    /// Allocate a block: order 0 through this thread's pcp, larger orders from the buddy
+    /// lists; on failure drain every pcp and retry once (as the slow path's
+    /// `drain_all_pages` after direct reclaim).
+    pub(crate) fn alloc(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
+        if order.0 >= self.geo.max_order {
+            return Err(AllocError::BadOrder {
+                order,
+                max_order: self.geo.max_order,
+            });
+        }
+        if !mt.is_pcp_type() {
+            return Err(AllocError::BadMigratetype(mt));
+        }
+        let attempt = || {
+            if order.0 == 0 {
+                self.rmqueue_pcp(mt)
+            } else {
+                self.rmqueue_locked_block(order, mt)
+            }
+        };
+        if let Some(pfn) = attempt() {
+            return Ok(pfn);
+        }
+        self.drain_all_pages();
+        attempt().ok_or(AllocError::NoMemory {
+            order,
+            migratetype: mt,
+        })
+    }
+
+    /// The checked pfn-level free: validate, claim the head atomically, then free.
+    pub(crate) fn free_checked(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        if pfn.0 >= self.geo.nr_pages {
+            return Err(FreeError::Foreign(pfn));
+        }
+        if order.0 >= self.geo.max_order {
+            return Err(FreeError::BadOrder(order));
+        }
+        if !pfn.is_aligned(order) {
+            return Err(FreeError::Unaligned { pfn, order });
+        }
+        self.state.claim_for_free(pfn, order).map_err(|e| match e {
+            ClaimError::WrongOrder(allocated) => FreeError::WrongOrder {
+                pfn,
+                order,
+                allocated,
+            },
+            ClaimError::DoubleFree => FreeError::DoubleFree(pfn),
+            ClaimError::NotAllocated => FreeError::NotAllocated(pfn),
+            ClaimError::Offline => FreeError::Offline(pfn),
+        })?;
+        self.free_pages(pfn, order);
+        Ok(())
+    }
+
+    /// Set up the zone: pageblock types (CMA at the top, Reserve at the bottom, Movable
+    /// elsewhere), then free every top-order block to the list of its head's pageblock type.
+    fn init_free_lists(&self) {
+        let g = &self.geo;
+        let mut zf = self.lock();
+        let zf = &mut *zf;
+        let mut reserve = g.reserve_pageblocks;
+        for b in 0..g.nr_pageblocks {
+            let pfn = Pfn(b << g.pageblock_order);
+            let mt = if pfn >= g.cma_start {
+                Migratetype::Cma
+            } else if reserve > 0 {
+                reserve -= 1;
+                Migratetype::Reserve
+            } else {
+                Migratetype::Movable
+            };
+            self.pageblock.set(pfn, mt, zf);
+        }
+        let top = Order(g.max_order - 1);
+        let mut pfn = Pfn(0);
+        while pfn.0 < g.nr_pages {
+            let mt = self.get_pageblock_migratetype(pfn);
+            zf.set_freepage_migratetype(pfn, mt);
+            zf.free_one_page_locked(self, pfn, top, mt);
+            if !self.fixes.contains(Fixes::COUNT_AT_ENTRY) {
+                zf.account(top.nr_pages() as i64, mt);
+            }
+            pfn = pfn.add(top.nr_pages());
+        }
+    }
+}
+
+/// A zone: an mmap'd arena of pages managed by the 3.17 buddy allocator with per-thread pcp
+/// caches. Cheap to share by reference across threads (`Send + Sync`).
+///
+/// ```
+/// use pagealloc::{Zone, ZoneConfig, Order, Migratetype};
+/// let zone = Zone::new(ZoneConfig { size: 64 << 20, ..ZoneConfig::default() })?;
+/// let mut page = zone.alloc_pages(Order(0), Migratetype::Movable)?;
+/// page.as_mut_slice().fill(0xa5);
+/// drop(page); // back through this thread's pcp
+/// zone.drain_all_pages();
+/// assert!(zone.audit().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Zone {
+    pub(crate) inner: Arc<ZoneInner>,
+}
+
+impl Zone {
+    /// Map the arena, carve it into pageblocks (CMA area at the top, Reserve blocks at the
+    /// bottom), and free every page to the buddy lists.
+    pub fn new(cfg: ZoneConfig) -> Result<Zone, ConfigError> {
+        let geo = cfg.geometry()?;
+        let zone_free = ZoneFree::new(&geo)?;
+        let arena = Arena::new(cfg.size, cfg.backend)?;
+        let inner = Arc::new_cyclic(|me| ZoneInner {
+            id: NEXT_ZONE_ID.fetch_add(1, Ordering::Relaxed),
+            me: me.clone(),
+            geo,
+            fixes: cfg.fixes,
+            cma_policy: cfg.cma_policy,
+            hook: cfg.race_hook.clone(),
+            arena,
+            pageblock: PageblockFlags::new(geo.nr_pageblocks, geo.pageblock_order),
+            state: PageStates::new(geo.nr_pages),
+            lock: CachePadded::new(Mutex::new(zone_free)),
+            pcps: PcpRegistry::new(),
+        });
+        inner.init_free_lists();
+        Ok(Zone { inner })
+    }
+
+    /// The validated geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.inner.geo
+    }
+
+    /// The fixes this zone runs with.
+    pub fn fixes(&self) -> Fixes {
+        self.inner.fixes
+    }
+
+    /// Allocate a block of `2^order` pages of migratetype `mt` (`Unmovable`, `Reclaimable` or
+    /// `Movable`) and return an owned handle that frees it when dropped.
+    pub fn alloc_pages(&self, order: Order, mt: Migratetype) -> Result<crate::Pages<'_>, AllocError> {
+        let pfn = self.inner.alloc(order, mt)?;
+        Ok(crate::Pages::new(self, pfn, order))
+    }
+
+    /// Kernel-style allocation: the head pfn of a block of `2^order` pages. The caller owns
+    /// the block and gives it back with [`free_pfn`](Self::free_pfn).
+    pub fn alloc_pfn(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
+        self.inner.alloc(order, mt)
+    }
+
+    /// Kernel-style free of a block obtained from [`alloc_pfn`](Self::alloc_pfn) (or
+    /// [`Pages::into_pfn`](crate::Pages::into_pfn)). Foreign, unaligned, wrong-order,
+    /// double and never-allocated frees return an error and change nothing.
+    pub fn free_pfn(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        self.inner.free_checked(pfn, order)
+    }
+
+    /// The address of page `pfn`'s first byte, if `pfn` is in this zone. Dereferencing it is
+    /// the caller's business: only the owner of an allocated block may touch its bytes.
+    pub fn pfn_to_ptr(&self, pfn: Pfn) -> Option<*mut u8> {
+        (pfn.0 < self.inner.geo.nr_pages).then(|| self.inner.arena.page_ptr(pfn))
+    }
+
+    /// The migratetype of the pageblock holding `pfn` (lockless read), if `pfn` is in the zone.
+    pub fn pageblock_migratetype(&self, pfn: Pfn) -> Option<Migratetype> {
+        (pfn.0 < self.inner.geo.nr_pages).then(|| self.inner.get_pageblock_migratetype(pfn))
+    }
+
+    /// `NR_FREE_PAGES` and `NR_FREE_CMA_PAGES` as the counters say (not recounted).
+    pub fn free_counters(&self) -> (i64, i64) {
+        let zf = self.inner.lock();
+        (zf.nr_free_pages, zf.nr_free_cma_pages)
+    }
+
+    /// `drain_all_pages()`: free every thread's pcp pages to the buddy lists, synchronously.
+    pub fn drain_all_pages(&self) {
+        self.inner.drain_all_pages();
+    }
+
+    /// `drain_local_pages()`: free the calling thread's pcp pages to the buddy lists.
+    pub fn drain_local_pages(&self) {
+        self.inner.drain_local_pages();
+    }
+}
+
+impl core::fmt::Debug for Zone {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Zone")
+            .field("geometry", &self.inner.geo)
+            .field("fixes", &self.inner.fixes)
+            .finish_non_exhaustive()
+    }
+}
