@@ -68,10 +68,4 @@ impl Arena {
         // of this zone, so the result stays inside the mapping.
         self.base.wrapping_add(off)
     }
-
-    /// Bytes in the arena.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
 }

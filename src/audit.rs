@@ -84,7 +84,11 @@ impl AuditReport {
 
     /// Whether buddy + pcp + allocated + offline pages add up to the managed pages.
     pub fn conservation_ok(&self) -> bool {
-        self.true_free_pages + self.isolated_free_pages + self.pcp_pages + self.allocated_pages + self.offline_pages
+        self.true_free_pages
+            + self.isolated_free_pages
+            + self.pcp_pages
+            + self.allocated_pages
+            + self.offline_pages
             == self.managed_pages
     }
 
@@ -362,7 +366,9 @@ mod tests {
         {
             let mut zf = z.inner.lock();
             // Retype the pageblock of pfn 0 as Isolate without moving its free pages.
-            z.inner.pageblock.set(crate::Pfn(0), Migratetype::Isolate, &zf);
+            z.inner
+                .pageblock
+                .set(crate::Pfn(0), Migratetype::Isolate, &zf);
             zf.nr_isolate_pageblock += 1;
         }
         let r = z.audit();

@@ -315,19 +315,37 @@ mod tests {
             c.geometry().unwrap_err()
         };
         assert!(matches!(c(|c| c.size = 0), ConfigError::ZeroSize));
-        assert!(matches!(c(|c| c.size = 4096), ConfigError::SizeNotMultiple { .. }));
-        assert!(matches!(c(|c| c.max_order = 0), ConfigError::MaxOrderOutOfRange { .. }));
-        assert!(matches!(c(|c| c.max_order = 40), ConfigError::MaxOrderOutOfRange { .. }));
+        assert!(matches!(
+            c(|c| c.size = 4096),
+            ConfigError::SizeNotMultiple { .. }
+        ));
+        assert!(matches!(
+            c(|c| c.max_order = 0),
+            ConfigError::MaxOrderOutOfRange { .. }
+        ));
+        assert!(matches!(
+            c(|c| c.max_order = 40),
+            ConfigError::MaxOrderOutOfRange { .. }
+        ));
         assert!(matches!(
             c(|c| c.pageblock_order = 11),
             ConfigError::PageblockOrderOutOfRange { .. }
         ));
-        assert!(matches!(c(|c| c.cma_size = 2 << 30), ConfigError::CmaTooLarge { .. }));
-        assert!(matches!(c(|c| c.cma_size = 4096), ConfigError::CmaUnaligned { .. }));
+        assert!(matches!(
+            c(|c| c.cma_size = 2 << 30),
+            ConfigError::CmaTooLarge { .. }
+        ));
+        assert!(matches!(
+            c(|c| c.cma_size = 4096),
+            ConfigError::CmaUnaligned { .. }
+        ));
         assert!(matches!(
             c(|c| c.pcp = Some(PcpConfig { high: 4, batch: 0 })),
             ConfigError::BadPcp { .. }
         ));
-        assert!(matches!(c(|c| c.size = 1 << 46), ConfigError::TooManyPages { .. }));
+        assert!(matches!(
+            c(|c| c.size = 1 << 46),
+            ConfigError::TooManyPages { .. }
+        ));
     }
 }

@@ -86,14 +86,20 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::TooManyPages { pages } => write!(f, "{pages} pages is too many"),
             ConfigError::CmaTooLarge { cma, arena } => {
-                write!(f, "CMA area of {cma} bytes does not fit in an arena of {arena}")
+                write!(
+                    f,
+                    "CMA area of {cma} bytes does not fit in an arena of {arena}"
+                )
             }
             ConfigError::CmaUnaligned { cma, align } => write!(
                 f,
                 "CMA size {cma} is not a multiple of the CMA alignment ({align} bytes)"
             ),
             ConfigError::BadPcp { high, batch } => {
-                write!(f, "pcp batch {batch} must be in 1..=max(high, 1) (high {high})")
+                write!(
+                    f,
+                    "pcp batch {batch} must be in 1..=max(high, 1) (high {high})"
+                )
             }
             ConfigError::MetadataAlloc { bytes } => {
                 write!(f, "could not allocate {bytes} bytes of page metadata")

@@ -50,7 +50,8 @@ impl Fixes {
             | Self::ISOLATE_MERGE_LIMIT.0,
     );
     /// The patches as merged for v3.18 (v5 plus review fixes).
-    pub const V3_18: Fixes = Fixes(Self::SEED.0 | Self::RECHECK_ISOLATE_MT.0 | Self::UNSET_REFREE.0);
+    pub const V3_18: Fixes =
+        Fixes(Self::SEED.0 | Self::RECHECK_ISOLATE_MT.0 | Self::UNSET_REFREE.0);
     /// v3.18 plus the 2016 merge fix.
     pub const ALL: Fixes = Fixes(Self::V3_18.0 | Self::NO_ISOLATE_MERGE.0);
 

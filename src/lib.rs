@@ -65,10 +65,14 @@ mod types;
 mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock};
-pub use config::{Backend, CmaPolicy, Geometry, MAX_SUPPORTED_ORDER, PcpConfig, Watermarks, ZoneConfig};
+pub use config::{
+    Backend, CmaPolicy, Geometry, MAX_SUPPORTED_ORDER, PcpConfig, Watermarks, ZoneConfig,
+};
 pub use error::{AllocError, ConfigError, FreeError};
 pub use fixes::Fixes;
 pub use handle::Pages;
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
-pub use types::{MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT, PAGE_SIZE, PageblockIdx, Pfn};
+pub use types::{
+    MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT, PAGE_SIZE, PageblockIdx, Pfn,
+};
 pub use zone::Zone;

@@ -102,6 +102,7 @@ impl PageStates {
     }
 
     /// Mark `pfn` offline.
+    #[allow(dead_code)] // used by memory offline (isolation issue)
     pub(crate) fn set_offline(&self, pfn: Pfn) {
         self.s[pfn.idx()].store(state::OFFLINE, Ordering::Relaxed);
     }
@@ -123,9 +124,9 @@ impl PageStates {
             Ordering::Relaxed,
         ) {
             Ok(_) => Ok(()),
-            Err(s) if s & state::ALLOC != 0 => {
-                Err(ClaimError::WrongOrder(Order((s & state::ORDER_MASK) as u32)))
-            }
+            Err(s) if s & state::ALLOC != 0 => Err(ClaimError::WrongOrder(Order(
+                (s & state::ORDER_MASK) as u32,
+            ))),
             Err(s) if s == state::FREED || s & state::FREEING != 0 => Err(ClaimError::DoubleFree),
             Err(state::OFFLINE) => Err(ClaimError::Offline),
             Err(_) => Err(ClaimError::NotAllocated),
@@ -137,10 +138,6 @@ impl PageStates {
     #[inline]
     pub(crate) fn alloc_order(&self, pfn: Pfn) -> Option<Order> {
         let s = self.get(pfn);
-        (s & (state::ALLOC | state::FREEING) != 0).then(|| Order((s & state::ORDER_MASK) as u32))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.s.len()
+        (s & (state::ALLOC | state::FREEING) != 0).then_some(Order((s & state::ORDER_MASK) as u32))
     }
 }

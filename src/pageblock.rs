@@ -53,9 +53,4 @@ impl PageblockFlags {
     pub(crate) fn set(&self, pfn: Pfn, mt: Migratetype, _locked: &crate::zone::ZoneFree) {
         self.mt[self.block_of(pfn).idx()].store(mt as u8, Ordering::Relaxed);
     }
-
-    /// Number of pageblocks.
-    pub(crate) fn len(&self) -> u64 {
-        self.mt.len() as u64
-    }
 }

@@ -113,7 +113,10 @@ impl PcpRegistry {
     }
 
     /// Lock every pcp (in registry order) and run `f` with all the guards.
-    pub(crate) fn with_all_locked<R>(&self, f: impl FnOnce(&mut [MutexGuard<'_, PcpLists>]) -> R) -> R {
+    pub(crate) fn with_all_locked<R>(
+        &self,
+        f: impl FnOnce(&mut [MutexGuard<'_, PcpLists>]) -> R,
+    ) -> R {
         let pcps = self.pcps.lock();
         let mut guards: Vec<_> = pcps.iter().map(|p| p.lock()).collect();
         f(&mut guards)
@@ -123,8 +126,7 @@ impl PcpRegistry {
     fn claim(&self, high: u32, batch: u32) -> Arc<CachePadded<Pcp>> {
         let mut pcps = self.pcps.lock();
         for p in pcps.iter() {
-            if p
-                .owned
+            if p.owned
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
@@ -189,7 +191,11 @@ impl ZoneInner {
     }
 
     #[cold]
-    fn with_this_cpu_pcp_slow<R>(&self, local: &RefCell<LocalPcps>, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
+    fn with_this_cpu_pcp_slow<R>(
+        &self,
+        local: &RefCell<LocalPcps>,
+        f: impl FnOnce(&Pcp) -> R,
+    ) -> Option<R> {
         let mut l = local.try_borrow_mut().ok()?;
         // Forget pcps of zones that are gone.
         l.entries.retain(|e| e.zone.strong_count() > 0);
@@ -229,7 +235,10 @@ impl ZoneInner {
         };
         let done = self.with_this_cpu_pcp(|pcp| {
             let mut l = pcp.lock();
-            let entry = PcpEntry { pfn: pfn.0 as u32, mt };
+            let entry = PcpEntry {
+                pfn: pfn.0 as u32,
+                mt,
+            };
             if cold {
                 l.lists[list.idx()].push_back(entry);
             } else {
@@ -336,10 +345,7 @@ impl ZoneInner {
             if batch_free == MIGRATE_PCPTYPES as u32 {
                 batch_free = to_free;
             }
-            loop {
-                let Some(e) = l.lists[migratetype].pop_back() else {
-                    break;
-                };
+            while let Some(e) = l.lists[migratetype].pop_back() {
                 let pfn = Pfn(e.pfn as u64);
                 let mut mt = e.mt;
                 if fixes.contains(Fixes::RECHECK_PCP_BULK) && zf.nr_isolate_pageblock > 0 {

@@ -14,15 +14,72 @@
 //! | [`yield_now`] / [`spin_loop`] | `std::thread::yield_now` / `std::hint::spin_loop` | `loom::thread::yield_now` (both) |
 //! | `thread_local!` | `std::thread_local!` | `loom::thread_local!` |
 
+#![allow(clippy::disallowed_types)] // this module is where the forbidden paths live
+
 pub use std::sync::{Arc, Weak};
 
-#[cfg(not(loom))]
+/// Atomics: thin wrappers over `std::sync::atomic` or `loom::sync::atomic` with the methods
+/// the crate uses. Wrapping (rather than re-exporting) lets `clippy.toml` forbid the std types
+/// everywhere else.
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+    pub(crate) use core::sync::atomic::Ordering;
+
+    macro_rules! wrap_atomic {
+        ($name:ident, $t:ty) => {
+            #[doc = concat!("`", stringify!($name), "` from std, or from loom under `--cfg loom`.")]
+            #[derive(Debug)]
+            #[repr(transparent)]
+            pub(crate) struct $name(
+                #[cfg(not(loom))] std::sync::atomic::$name,
+                #[cfg(loom)] loom::sync::atomic::$name,
+            );
+
+            #[allow(dead_code)]
+            impl $name {
+                #[inline]
+                pub(crate) fn new(v: $t) -> Self {
+                    #[cfg(not(loom))]
+                    return Self(std::sync::atomic::$name::new(v));
+                    #[cfg(loom)]
+                    return Self(loom::sync::atomic::$name::new(v));
+                }
+                #[inline]
+                pub(crate) fn load(&self, o: Ordering) -> $t {
+                    self.0.load(o)
+                }
+                #[inline]
+                pub(crate) fn store(&self, v: $t, o: Ordering) {
+                    self.0.store(v, o)
+                }
+                #[inline]
+                pub(crate) fn swap(&self, v: $t, o: Ordering) -> $t {
+                    self.0.swap(v, o)
+                }
+                #[inline]
+                pub(crate) fn compare_exchange(
+                    &self,
+                    current: $t,
+                    new: $t,
+                    success: Ordering,
+                    failure: Ordering,
+                ) -> Result<$t, $t> {
+                    self.0.compare_exchange(current, new, success, failure)
+                }
+            }
+        };
+    }
+
+    wrap_atomic!(AtomicBool, bool);
+    wrap_atomic!(AtomicU8, u8);
+    wrap_atomic!(AtomicU32, u32);
+    wrap_atomic!(AtomicU64, u64);
 }
-#[cfg(loom)]
-pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+
+/// A process-wide unique id (for zones): a plain std counter in every build, as ids are not
+/// part of any model.
+pub(crate) fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(not(loom))]
@@ -73,17 +130,6 @@ impl<T> Mutex<T> {
         }
     }
 
-    /// Consume the mutex and return its value.
-    #[cfg(not(loom))]
-    pub(crate) fn into_inner(self) -> T {
-        self.inner.into_inner()
-    }
-
-    /// Consume the mutex and return its value.
-    #[cfg(loom)]
-    pub(crate) fn into_inner(self) -> T {
-        self.inner.into_inner().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// Yield the CPU: a real `sched_yield` normally, a scheduling point under loom.

@@ -37,13 +37,13 @@ use crate::hook::{RaceHook, RaceWindow};
 use crate::page::{ClaimError, NIL, PageMeta, PageStates};
 use crate::pageblock::PageblockFlags;
 use crate::pcp::PcpRegistry;
-use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
 use crossbeam_utils::CachePadded;
 
 /// Event counters kept under the zone lock (the pcp keeps its own; `vmstat()` sums both).
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(dead_code)] // cma/migrate counters: filled by the CMA issue, read by vmstat()
 pub(crate) struct ZoneEvents {
     /// `pgalloc_normal` (pages) for allocations that bypass the pcp.
     pub(crate) pgalloc: u64,
@@ -140,7 +140,10 @@ impl ZoneFree {
     #[inline]
     fn list_del(&mut self, node: u32) {
         let PageMeta { prev, next, .. } = self.page[node as usize];
-        debug_assert!(prev != NIL && next != NIL, "list_del of an unlinked page {node}");
+        debug_assert!(
+            prev != NIL && next != NIL,
+            "list_del of an unlinked page {node}"
+        );
         self.page[prev as usize].next = next;
         self.page[next as usize].prev = prev;
         self.page[node as usize].prev = NIL;
@@ -210,7 +213,10 @@ impl ZoneFree {
     /// `list_del` + `rmv_page_order` + `nr_free--`, from whatever list the block is on.
     #[inline]
     pub(crate) fn del_from_free_list(&mut self, pfn: Pfn, order: Order) {
-        debug_assert!(self.page_is_buddy(pfn, order), "{pfn} is not a free {order} block");
+        debug_assert!(
+            self.page_is_buddy(pfn, order),
+            "{pfn} is not a free {order} block"
+        );
         self.list_del(pfn.0 as u32);
         self.page[pfn.idx()].buddy = false;
         self.nr_free[order.0 as usize] -= 1;
@@ -290,7 +296,9 @@ impl ZoneFree {
             }
             // d9dddbf55667: we are at pageblock_order; merge further only when both
             // pageblocks have the same type or neither is Isolate.
-            if fixes.contains(Fixes::NO_ISOLATE_MERGE) && max_order < top && order.0 + 1 == max_order
+            if fixes.contains(Fixes::NO_ISOLATE_MERGE)
+                && max_order < top
+                && order.0 + 1 == max_order
             {
                 if self.nr_isolate_pageblock > 0 {
                     let buddy = Pfn(pfn.0 ^ order.nr_pages());
@@ -331,7 +339,12 @@ impl ZoneFree {
     }
 
     /// `__rmqueue_smallest(zone, order, mt)`.
-    pub(crate) fn rmqueue_smallest(&mut self, z: &ZoneInner, order: Order, mt: Migratetype) -> Option<Pfn> {
+    pub(crate) fn rmqueue_smallest(
+        &mut self,
+        z: &ZoneInner,
+        order: Order,
+        mt: Migratetype,
+    ) -> Option<Pfn> {
         for cur in order.0..z.geo.max_order {
             if let Some(pfn) = self.list_first(Order(cur), mt) {
                 self.del_from_free_list(pfn, Order(cur));
@@ -406,7 +419,12 @@ impl ZoneFree {
 
     /// `__rmqueue_fallback(zone, order, start_migratetype)` (3.17): the largest block from the
     /// first fallback type that has one.
-    pub(crate) fn rmqueue_fallback(&mut self, z: &ZoneInner, order: Order, start: Migratetype) -> Option<Pfn> {
+    pub(crate) fn rmqueue_fallback(
+        &mut self,
+        z: &ZoneInner,
+        order: Order,
+        start: Migratetype,
+    ) -> Option<Pfn> {
         for cur in (order.0..z.geo.max_order).rev() {
             for &fallback in start.fallbacks() {
                 let Some(pfn) = self.list_first(Order(cur), fallback) else {
@@ -462,7 +480,7 @@ impl ZoneFree {
             t.max_try_cma = pb;
         } else {
             t.max_try_movable = pb;
-            t.max_try_cma = if movable == 0 { pb } else { cma * pb / movable };
+            t.max_try_cma = (cma * pb).checked_div(movable).unwrap_or(pb);
         }
         t.nr_try_movable = t.max_try_movable;
         t.nr_try_cma = t.max_try_cma;
@@ -489,8 +507,6 @@ impl ZoneFree {
         None
     }
 }
-
-static NEXT_ZONE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The shared state of a zone. [`Zone`] is the public handle.
 pub struct ZoneInner {
@@ -691,10 +707,12 @@ impl Zone {
     /// bottom), and free every page to the buddy lists.
     pub fn new(cfg: ZoneConfig) -> Result<Zone, ConfigError> {
         let geo = cfg.geometry()?;
-        let zone_free = ZoneFree::new(&geo)?;
+        // The mapping first: a size the machine cannot map fails here, before any metadata is
+        // allocated for it.
         let arena = Arena::new(cfg.size, cfg.backend)?;
+        let zone_free = ZoneFree::new(&geo)?;
         let inner = Arc::new_cyclic(|me| ZoneInner {
-            id: NEXT_ZONE_ID.fetch_add(1, Ordering::Relaxed),
+            id: crate::sync::next_id(),
             me: me.clone(),
             geo,
             fixes: cfg.fixes,
@@ -722,7 +740,11 @@ impl Zone {
 
     /// Allocate a block of `2^order` pages of migratetype `mt` (`Unmovable`, `Reclaimable` or
     /// `Movable`) and return an owned handle that frees it when dropped.
-    pub fn alloc_pages(&self, order: Order, mt: Migratetype) -> Result<crate::Pages<'_>, AllocError> {
+    pub fn alloc_pages(
+        &self,
+        order: Order,
+        mt: Migratetype,
+    ) -> Result<crate::Pages<'_>, AllocError> {
         let pfn = self.inner.alloc(order, mt)?;
         Ok(crate::Pages::new(self, pfn, order))
     }
@@ -774,5 +796,249 @@ impl core::fmt::Debug for Zone {
             .field("geometry", &self.inner.geo)
             .field("fixes", &self.inner.fixes)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// 16 pages, max_order 3 (top blocks of 4 pages), pageblocks of 2 pages.
+    fn tiny() -> Zone {
+        Zone::new(ZoneConfig::tiny(16)).unwrap()
+    }
+
+    fn lists(z: &Zone, order: u32, mt: Migratetype) -> Vec<u64> {
+        let zf = z.inner.lock();
+        let mut v = Vec::new();
+        zf.list_for_each(Order(order), mt, |p| v.push(p.0));
+        v
+    }
+
+    #[test]
+    fn init_frees_top_order_blocks() {
+        let z = tiny();
+        let zf = z.inner.lock();
+        assert_eq!(&*zf.nr_free, &[0, 0, 4]);
+        assert_eq!(zf.nr_free_pages, 16);
+        drop(zf);
+        // Each top block was put at the head of the list.
+        assert_eq!(lists(&z, 2, Migratetype::Movable), vec![12, 8, 4, 0]);
+        z.audit().assert_ok();
+    }
+
+    #[test]
+    fn rmqueue_smallest_splits_with_expand() {
+        let z = tiny();
+        let mut zf = z.inner.lock();
+        let pfn = zf
+            .rmqueue_smallest(&z.inner, Order(0), Migratetype::Movable)
+            .unwrap();
+        assert_eq!(pfn, Pfn(12));
+        assert_eq!(&*zf.nr_free, &[1, 1, 3]);
+        assert_eq!(zf.buddy_order(Pfn(14)), Some(Order(1)));
+        assert_eq!(zf.buddy_order(Pfn(13)), Some(Order(0)));
+        assert_eq!(zf.get_freepage_migratetype(pfn), Migratetype::Movable);
+        // Free it back: merges 12+13, then with 14 into the order-2 block at 12.
+        zf.free_one_page_locked(&z.inner, pfn, Order(0), Migratetype::Movable);
+        assert_eq!(&*zf.nr_free, &[0, 0, 4]);
+        assert_eq!(zf.buddy_order(Pfn(12)), Some(Order(2)));
+        assert!(!zf.page[13].buddy && !zf.page[14].buddy);
+    }
+
+    #[test]
+    fn merge_stops_at_a_busy_buddy_and_uses_tail_placement() {
+        let mut cfg = ZoneConfig::tiny(16);
+        cfg.max_order = 4; // top blocks of 8 pages, so order-1 blocks can be tail-placed
+        let z = Zone::new(cfg).unwrap();
+        let a = z.alloc_pfn(Order(1), Migratetype::Movable).unwrap();
+        let b = z.alloc_pfn(Order(1), Migratetype::Movable).unwrap();
+        assert_eq!((a, b), (Pfn(8), Pfn(10)));
+        // Free a: its buddy b is allocated, so it stays order 1. The next-higher buddy (12,
+        // order 2) is free, so a goes to the tail of the order-1 list.
+        z.free_pfn(a, Order(1)).unwrap();
+        {
+            let zf = z.inner.lock();
+            assert_eq!(zf.buddy_order(Pfn(8)), Some(Order(1)));
+        }
+        z.free_pfn(b, Order(1)).unwrap();
+        assert_eq!(lists(&z, 3, Migratetype::Movable), vec![8, 0]);
+        z.audit().assert_ok();
+    }
+
+    #[test]
+    fn fallback_steals_whole_pageblocks_for_large_blocks() {
+        let z = tiny();
+        // No Unmovable lists at all: falls back to the largest Movable block and, as it is
+        // >= pageblock_order, takes ownership of its pageblocks.
+        let pfn = z.alloc_pfn(Order(1), Migratetype::Unmovable).unwrap();
+        assert_eq!(pfn, Pfn(12));
+        assert_eq!(
+            z.pageblock_migratetype(Pfn(12)),
+            Some(Migratetype::Unmovable)
+        );
+        assert_eq!(
+            z.pageblock_migratetype(Pfn(14)),
+            Some(Migratetype::Unmovable)
+        );
+        assert_eq!(lists(&z, 1, Migratetype::Unmovable), vec![14]);
+        assert_eq!(z.inner.lock().events.extfrag, 1);
+        z.free_pfn(pfn, Order(1)).unwrap();
+        assert_eq!(lists(&z, 2, Migratetype::Unmovable), vec![12]);
+        z.audit().assert_ok();
+    }
+
+    #[test]
+    fn fallback_small_block_moves_freepages_block() {
+        // pageblock_order 2 (4 pages), max_order 4: a small fallback block moves the free pages
+        // of its pageblock and claims the block when at least half of it is free.
+        let cfg = ZoneConfig {
+            max_order: 4,
+            pageblock_order: 2,
+            ..ZoneConfig::tiny(16)
+        };
+        let z = Zone::new(cfg).unwrap();
+        // Fragment everything: allocate all 16 pages as Movable order 0, free 2 per block.
+        let mut pfns: Vec<Pfn> = (0..16)
+            .map(|_| z.alloc_pfn(Order(0), Migratetype::Movable).unwrap())
+            .collect();
+        pfns.sort();
+        for p in &pfns {
+            if p.0 % 4 == 0 || p.0 % 4 == 1 {
+                z.free_pfn(*p, Order(0)).unwrap();
+            }
+        }
+        z.drain_all_pages();
+        let r = z.audit();
+        assert!(r.is_ok(), "{r}");
+        assert_eq!(r.true_free_pages, 8);
+        // Every pageblock has one free order-1 block. An Unmovable order-0 request falls back
+        // to an order-1 Movable block (order 1 >= pageblock_order/2), moves its pageblock's
+        // free pages (2 of 4 = half) and claims the pageblock.
+        let u = z.alloc_pfn(Order(0), Migratetype::Unmovable).unwrap();
+        let pb = z.pageblock_migratetype(u).unwrap();
+        assert_eq!(pb, Migratetype::Unmovable);
+        z.free_pfn(u, Order(0)).unwrap();
+        for p in pfns.iter().filter(|p| p.0 % 4 >= 2) {
+            z.free_pfn(*p, Order(0)).unwrap();
+        }
+        z.drain_all_pages();
+        let r = z.audit();
+        assert!(r.is_ok(), "{r}");
+        assert_eq!(r.true_free_pages, 16);
+    }
+
+    #[test]
+    fn cma_is_only_a_movable_fallback() {
+        let cfg = ZoneConfig {
+            cma_size: 8 * crate::PAGE_SIZE,
+            ..ZoneConfig::tiny(16)
+        };
+        let z = Zone::new(cfg).unwrap();
+        assert_eq!(z.pageblock_migratetype(Pfn(8)), Some(Migratetype::Cma));
+        assert_eq!(z.free_counters(), (16, 8));
+        // Unmovable: takes the 8 normal pages (via fallback) and then fails: CMA is never an
+        // Unmovable fallback.
+        let mut held = Vec::new();
+        while let Ok(p) = z.alloc_pfn(Order(1), Migratetype::Unmovable) {
+            assert!(p.0 < 8, "unmovable allocation from the CMA area at {p}");
+            held.push(p);
+        }
+        assert_eq!(held.len(), 4);
+        // Movable falls back to CMA first.
+        let m = z.alloc_pfn(Order(1), Migratetype::Movable).unwrap();
+        assert!(m.0 >= 8);
+        assert_eq!(z.free_counters(), (6, 6));
+        z.free_pfn(m, Order(1)).unwrap();
+        for p in held {
+            z.free_pfn(p, Order(1)).unwrap();
+        }
+        let r = z.audit();
+        assert!(r.is_ok(), "{r}");
+        assert_eq!((r.true_free_pages, r.true_free_cma_pages), (16, 8));
+    }
+
+    #[test]
+    fn reserve_is_the_last_resort() {
+        let cfg = ZoneConfig {
+            reserve_pageblocks: Some(2),
+            ..ZoneConfig::tiny(16)
+        };
+        let z = Zone::new(cfg).unwrap();
+        assert_eq!(z.pageblock_migratetype(Pfn(0)), Some(Migratetype::Reserve));
+        assert_eq!(z.pageblock_migratetype(Pfn(2)), Some(Migratetype::Reserve));
+        assert_eq!(z.pageblock_migratetype(Pfn(4)), Some(Migratetype::Movable));
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(z.alloc_pfn(Order(1), Migratetype::Movable).unwrap());
+        }
+        // The Reserve block (pfns 0..4) went last.
+        assert!(held[..6].iter().all(|p| p.0 >= 4), "{held:?}");
+        assert!(held[6..].iter().all(|p| p.0 < 4), "{held:?}");
+        assert!(z.alloc_pfn(Order(0), Migratetype::Movable).is_err());
+        for p in held {
+            z.free_pfn(p, Order(1)).unwrap();
+        }
+        z.drain_all_pages();
+        z.audit().assert_ok();
+    }
+
+    #[test]
+    fn pcp_refill_takes_a_batch_and_keeps_cached_types() {
+        let cfg = ZoneConfig {
+            cma_size: 8 * crate::PAGE_SIZE,
+            cma_policy: CmaPolicy::Fallback,
+            ..ZoneConfig::tiny(16)
+        };
+        let z = Zone::new(cfg).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(z.alloc_pfn(Order(0), Migratetype::Unmovable).unwrap());
+        }
+        // Movable now falls back to CMA: the pcp refill caches those pages as CMA.
+        let m = z.alloc_pfn(Order(0), Migratetype::Movable).unwrap();
+        assert!(m.0 >= 8);
+        z.inner.pcps.for_each(|_, pcp| {
+            let l = pcp.lock();
+            assert_eq!(l.count, 1); // batch 2, one handed out
+            let e = l.lists[Migratetype::Movable.idx()][0];
+            assert_eq!(e.mt, Migratetype::Cma);
+        });
+        // rmqueue_bulk counted both pages out of NR_FREE_CMA_PAGES.
+        assert_eq!(z.free_counters(), (6, 6));
+        z.free_pfn(m, Order(0)).unwrap();
+        for p in held {
+            z.free_pfn(p, Order(0)).unwrap();
+        }
+        z.drain_all_pages();
+        let r = z.audit();
+        assert!(r.is_ok(), "{r}");
+        assert_eq!((r.true_free_pages, r.true_free_cma_pages), (16, 8));
+    }
+
+    #[test]
+    fn aggressive_policy_uses_cma_while_normal_pages_are_free() {
+        let cfg = ZoneConfig {
+            size: 64 << 20,
+            cma_size: 16 << 20,
+            cma_policy: CmaPolicy::Aggressive,
+            ..ZoneConfig::default()
+        };
+        let z = Zone::new(cfg).unwrap();
+        let cma_start = z.geometry().cma_start;
+        let mut held = Vec::new();
+        let mut in_cma = 0;
+        for _ in 0..4096 {
+            let p = z.alloc_pfn(Order(0), Migratetype::Movable).unwrap();
+            in_cma += (p >= cma_start) as u32;
+            held.push(p);
+        }
+        assert!(in_cma > 0, "the aggressive policy never used CMA");
+        assert!(in_cma < 4096, "the aggressive policy only used CMA");
+        for p in held {
+            z.free_pfn(p, Order(0)).unwrap();
+        }
+        z.drain_all_pages();
+        z.audit().assert_ok();
     }
 }
