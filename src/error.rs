@@ -210,3 +210,66 @@ impl fmt::Display for FreeError {
 }
 
 impl std::error::Error for FreeError {}
+
+/// Why an isolation, test, offline or online request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IsolateError {
+    /// `start` or `end` is not aligned to a pageblock (3.17 `BUG_ON`s here; we refuse).
+    Unaligned {
+        /// Range start.
+        start: Pfn,
+        /// Range end (exclusive).
+        end: Pfn,
+        /// Required alignment in pages.
+        align: u64,
+    },
+    /// The range is empty, reversed, or not inside the zone.
+    OutOfZone {
+        /// Range start.
+        start: Pfn,
+        /// Range end (exclusive).
+        end: Pfn,
+    },
+    /// A pageblock in the range is already isolated (overlapping isolation requests).
+    AlreadyIsolated(Pfn),
+    /// `has_unmovable_pages`: the pageblock at this pfn holds allocated unmovable pages
+    /// (`-EBUSY`).
+    Busy(Pfn),
+    /// `test_pages_isolated`: the page at this pfn is not a free page on an isolated
+    /// pageblock (`-EBUSY`).
+    NotIsolated(Pfn),
+    /// The migratetype to restore on un-isolation must be a real type (not `Isolate`).
+    BadMigratetype(Migratetype),
+    /// `online_pages`: the page at this pfn is not offline.
+    NotOffline(Pfn),
+    /// `offline_pages`: the page at this pfn is already offline.
+    AlreadyOffline(Pfn),
+}
+
+impl fmt::Display for IsolateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IsolateError::Unaligned { start, end, align } => write!(
+                f,
+                "range [{}, {}) is not aligned to {align} pages",
+                start.0, end.0
+            ),
+            IsolateError::OutOfZone { start, end } => {
+                write!(
+                    f,
+                    "range [{}, {}) is empty or outside the zone",
+                    start.0, end.0
+                )
+            }
+            IsolateError::AlreadyIsolated(p) => write!(f, "pageblock at {p} is already isolated"),
+            IsolateError::Busy(p) => write!(f, "pageblock at {p} holds unmovable pages"),
+            IsolateError::NotIsolated(p) => write!(f, "{p} is not a free isolated page"),
+            IsolateError::BadMigratetype(mt) => write!(f, "cannot restore migratetype {mt}"),
+            IsolateError::NotOffline(p) => write!(f, "{p} is not offline"),
+            IsolateError::AlreadyOffline(p) => write!(f, "{p} is already offline"),
+        }
+    }
+}
+
+impl std::error::Error for IsolateError {}

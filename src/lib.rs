@@ -68,7 +68,7 @@ pub use audit::{AuditReport, MisplacedBlock};
 pub use config::{
     Backend, CmaPolicy, Geometry, MAX_SUPPORTED_ORDER, PcpConfig, Watermarks, ZoneConfig,
 };
-pub use error::{AllocError, ConfigError, FreeError};
+pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use handle::Pages;
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};

@@ -16,7 +16,7 @@
 //! | state | meaning | set by | lock held |
 //! | --- | --- | --- | --- |
 //! | `NEVER` | never handed out as a head | init | — |
-//! | `ALLOC | order` | heads an allocated block of `order` | allocation | pcp lock (order 0) or zone lock |
+//! | `ALLOC [| MOVABLE] | order` | heads an allocated block of `order` (movable or not) | allocation | pcp lock (order 0) or zone lock |
 //! | `FREEING | order` | a checked free claimed it and is on its way to a free list | `free_pfn` (compare-exchange from `ALLOC | order`) | none |
 //! | `FREED` | freed (now on a pcp or the buddy lists, or merged into a free block) | free paths | the lock of the list it enters |
 //! | `OFFLINE` | offlined by memory hot-remove | `offline_pages` | zone lock |
@@ -66,7 +66,9 @@ pub(crate) mod state {
     /// `FREEING | order`: claimed by a checked free, still counted as allocated.
     pub(crate) const FREEING: u8 = 0x40;
     pub(crate) const ALLOC: u8 = 0x80;
-    pub(crate) const ORDER_MASK: u8 = 0x3f;
+    /// With `ALLOC`: a movable allocation (the `PageLRU` analogue `has_unmovable_pages` asks).
+    pub(crate) const MOVABLE: u8 = 0x20;
+    pub(crate) const ORDER_MASK: u8 = 0x1f;
 }
 
 /// The allocation-state table: one atomic byte per page.
@@ -89,10 +91,19 @@ impl PageStates {
         }
     }
 
-    /// Mark `pfn` as the head of an allocated block of `order`.
+    /// Mark `pfn` as the head of an allocated block of `order` (`movable`: allocated as
+    /// `Movable`).
     #[inline]
-    pub(crate) fn set_alloc(&self, pfn: Pfn, order: Order) {
-        self.s[pfn.idx()].store(state::ALLOC | order.0 as u8, Ordering::Relaxed);
+    pub(crate) fn set_alloc(&self, pfn: Pfn, order: Order, movable: bool) {
+        let m = if movable { state::MOVABLE } else { 0 };
+        self.s[pfn.idx()].store(state::ALLOC | m | order.0 as u8, Ordering::Relaxed);
+    }
+
+    /// Whether `pfn` heads an allocated block that is not movable.
+    #[inline]
+    pub(crate) fn is_unmovable_alloc(&self, pfn: Pfn) -> bool {
+        let s = self.get(pfn);
+        s & state::ALLOC != 0 && s & state::MOVABLE == 0
     }
 
     /// Mark `pfn` freed (on a free list or pcp from now on).
@@ -102,7 +113,6 @@ impl PageStates {
     }
 
     /// Mark `pfn` offline.
-    #[allow(dead_code)] // used by memory offline (isolation issue)
     pub(crate) fn set_offline(&self, pfn: Pfn) {
         self.s[pfn.idx()].store(state::OFFLINE, Ordering::Relaxed);
     }
@@ -116,21 +126,30 @@ impl PageStates {
     /// Claim an allocated head for a checked free: `ALLOC | order` → `FREEING`, atomically,
     /// so two racing frees of one block cannot both pass.
     pub(crate) fn claim_for_free(&self, pfn: Pfn, order: Order) -> Result<(), ClaimError> {
-        let want = state::ALLOC | order.0 as u8;
-        match self.s[pfn.idx()].compare_exchange(
-            want,
-            state::FREEING | order.0 as u8,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => Ok(()),
-            Err(s) if s & state::ALLOC != 0 => Err(ClaimError::WrongOrder(Order(
-                (s & state::ORDER_MASK) as u32,
-            ))),
-            Err(s) if s == state::FREED || s & state::FREEING != 0 => Err(ClaimError::DoubleFree),
-            Err(state::OFFLINE) => Err(ClaimError::Offline),
-            Err(_) => Err(ClaimError::NotAllocated),
-        }
+        let cell = &self.s[pfn.idx()];
+        let mut cur = cell.load(Ordering::Relaxed);
+        let found = loop {
+            if cur & state::ALLOC == 0 || (cur & state::ORDER_MASK) as u32 != order.0 {
+                break cur;
+            }
+            match cell.compare_exchange(
+                cur,
+                state::FREEING | order.0 as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        };
+        Err(match found {
+            s if s & state::ALLOC != 0 => {
+                ClaimError::WrongOrder(Order((s & state::ORDER_MASK) as u32))
+            }
+            s if s == state::FREED || s & state::FREEING != 0 => ClaimError::DoubleFree,
+            state::OFFLINE => ClaimError::Offline,
+            _ => ClaimError::NotAllocated,
+        })
     }
 
     /// The order of the allocated block headed by `pfn`, if it heads one (or is being freed

@@ -274,7 +274,8 @@ impl ZoneInner {
             l.count -= 1;
             l.events.pgalloc += 1;
             let pfn = Pfn(e.pfn as u64);
-            self.state.set_alloc(pfn, Order(0));
+            self.state
+                .set_alloc(pfn, Order(0), mt == Migratetype::Movable);
             Some(pfn)
         })
         .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt))

@@ -129,7 +129,6 @@ impl<T> Mutex<T> {
             self.inner.lock().unwrap_or_else(|e| e.into_inner())
         }
     }
-
 }
 
 /// Yield the CPU: a real `sched_yield` normally, a scheduling point under loom.

@@ -593,7 +593,7 @@ impl ZoneInner {
         let got = zf.get_freepage_migratetype(pfn);
         zf.account(-(order.nr_pages() as i64), got);
         zf.events.pgalloc += order.nr_pages();
-        self.state.set_alloc(pfn, order);
+        self.state.set_alloc(pfn, order, mt == Migratetype::Movable);
         Some(pfn)
     }
 

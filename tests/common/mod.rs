@@ -1,0 +1,116 @@
+//! Shared helpers for the race regression tests: small zones and a gate hook that parks a
+//! thread at one race window until the test releases it (real synchronisation, no sleeps).
+#![allow(dead_code, clippy::disallowed_types)] // tests are outside the loom shim rule
+
+use pagealloc::*;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// 16 pages, max_order 3 (top blocks of 4 pages = two pageblocks of 2 pages), the top 8
+/// pages CMA.
+pub fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
+    Zone::new(ZoneConfig {
+        cma_size: 8 * PAGE_SIZE,
+        fixes,
+        race_hook: hook,
+        ..ZoneConfig::tiny(16)
+    })
+    .unwrap()
+}
+
+/// 32 pages, max_order 4 (top blocks of 8 pages), pageblocks of 4 pages, the top 16 pages
+/// CMA: room for an order-1 block and its buddy inside one pageblock.
+pub fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
+    Zone::new(ZoneConfig {
+        max_order: 4,
+        pageblock_order: 2,
+        cma_size: 16 * PAGE_SIZE,
+        fixes,
+        race_hook: hook,
+        ..ZoneConfig::tiny(32)
+    })
+    .unwrap()
+}
+
+/// Allocate every page of the zone as Movable blocks of `order`; returns the sorted pfns.
+pub fn fill(zone: &Zone, order: Order) -> Vec<Pfn> {
+    let mut v = Vec::new();
+    while let Ok(p) = zone.alloc_pfn(order, Migratetype::Movable) {
+        v.push(p);
+    }
+    assert_eq!(v.len() as u64, zone.geometry().nr_pages >> order.0);
+    v.sort();
+    v
+}
+
+/// Free a block and push it out of every pcp onto the buddy lists.
+pub fn free_now(zone: &Zone, pfn: u64, order: u32) {
+    zone.free_pfn(Pfn(pfn), Order(order)).unwrap();
+    zone.drain_all_pages();
+}
+
+/// Parks the first thread that reaches `window` for `pfn` until [`Gate::release`].
+pub struct Gate {
+    window: RaceWindow,
+    pfn: Pfn,
+    state: Mutex<(bool, bool, bool)>, // (armed, arrived, released)
+    cv: Condvar,
+}
+
+impl Gate {
+    pub fn new(window: RaceWindow, pfn: u64) -> Arc<Gate> {
+        Arc::new(Gate {
+            window,
+            pfn: Pfn(pfn),
+            state: Mutex::new((true, false, false)),
+            cv: Condvar::new(),
+        })
+    }
+
+    /// Block until a thread is parked in the window.
+    pub fn wait_arrived(&self) {
+        let mut s = self.state.lock().unwrap();
+        while !s.1 {
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+
+    /// Let the parked thread go on.
+    pub fn release(&self) {
+        self.state.lock().unwrap().2 = true;
+        self.cv.notify_all();
+    }
+
+    pub fn hook(self: &Arc<Self>) -> Option<Arc<dyn RaceHook>> {
+        Some(self.clone() as Arc<dyn RaceHook>)
+    }
+}
+
+impl RaceHook for Gate {
+    fn window(&self, window: RaceWindow, pfn: Pfn) {
+        if window != self.window || pfn != self.pfn {
+            return;
+        }
+        let mut s = self.state.lock().unwrap();
+        if !s.0 {
+            return;
+        }
+        s.0 = false;
+        s.1 = true;
+        self.cv.notify_all();
+        while !s.2 {
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+}
+
+/// Run `free` on another thread, parked at the gate; run `meanwhile` on this thread once it is
+/// parked; then release it and wait for it.
+pub fn race<F: FnOnce() + Send, M: FnOnce()>(gate: &Gate, free: F, meanwhile: M) {
+    std::thread::scope(|s| {
+        let t = s.spawn(free);
+        gate.wait_arrived();
+        meanwhile();
+        gate.release();
+        t.join().unwrap();
+    });
+}
