@@ -40,7 +40,7 @@ pub enum CmaPolicy {
     /// 3.17: CMA pageblocks are only the first fallback of a Movable allocation.
     #[default]
     Fallback,
-    /// The seed's patchset [3] ("aggressively allocate the pages on cma reserved memory"):
+    /// The seed's patchset \[3\] ("aggressively allocate the pages on cma reserved memory"):
     /// Movable allocations alternate between the normal and the CMA free lists in runs of at
     /// least a pageblock, in proportion to free normal vs free CMA pages.
     Aggressive,

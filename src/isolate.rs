@@ -248,7 +248,7 @@ impl ZoneInner {
         Ok(())
     }
 
-    /// `__offline_pages(start, end)`: isolate as Movable, drain, test, take the free blocks
+    /// `__offline_pages(start, end)`: isolate as Movable, migrate movable blocks away, drain, test, take the free blocks
     /// off the `Isolate` lists without accounting (`__offline_isolated_pages`), mark them
     /// offline, and restore the pageblocks to Movable.
     pub(crate) fn offline_pages(&self, start: Pfn, end: Pfn) -> Result<(), IsolateError> {
@@ -260,8 +260,14 @@ impl ZoneInner {
             return Err(IsolateError::AlreadyOffline(p));
         }
         self.start_isolate_page_range(start, end, Migratetype::Movable)?;
-        self.drain_all_pages();
-        if let Err(e) = self.test_pages_isolated(start, end) {
+        let tested = self
+            .migrate_range(start, end)
+            .map_err(IsolateError::Busy)
+            .and_then(|_| {
+                self.drain_all_pages();
+                self.test_pages_isolated(start, end)
+            });
+        if let Err(e) = tested {
             self.undo_isolate_page_range(start, end, Migratetype::Movable)?;
             return Err(e);
         }
@@ -373,10 +379,11 @@ impl Zone {
         self.inner.test_pages_isolated(start, end)
     }
 
-    /// Memory hot-remove of `[start, end)` (aligned to the top-order block): isolate, drain,
-    /// test, take the free pages out without accounting, mark them offline. Fails with
-    /// [`IsolateError::Busy`] / [`IsolateError::NotIsolated`] (and changes nothing) if a page
-    /// in the range is in use.
+    /// Memory hot-remove of `[start, end)` (aligned to the top-order block): isolate, migrate
+    /// [`MovablePages`](crate::MovablePages) away, drain, test, take the free pages out without
+    /// accounting, mark them offline. Fails with [`IsolateError::Busy`] /
+    /// [`IsolateError::NotIsolated`] (and changes nothing) if a page in the range is in use and
+    /// cannot be migrated.
     pub fn offline_pages(&self, start: Pfn, end: Pfn) -> Result<(), IsolateError> {
         self.inner.offline_pages(start, end)
     }

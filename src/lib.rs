@@ -31,13 +31,14 @@
 //! | `pageblock` | per-pageblock migratetype | `pageblock_flags` |
 //! | `zone` | [`Zone`], free lists, merge/split/fallback, counters | `mm/page_alloc.c` |
 //! | `pcp` | per-thread caches, `drain_all_pages` | `per_cpu_pages` |
-//! | `isolate` | pageblock isolation (next issue) | `mm/page_isolation.c` |
-//! | `cma` | CMA areas (later issue) | `mm/cma.c` |
+//! | `isolate` | pageblock isolation, memory offline | `mm/page_isolation.c`, `mm/memory_hotplug.c` |
+//! | `cma` | [`Cma`], `alloc_contig_range` | `mm/cma.c`, `mm/page_alloc.c` |
 //! | `fixes` | [`Fixes`]: the 2014 patches and the 2016 fix as flags | the decision table |
 //! | `hook` | [`RaceHook`]: race-window injection | — |
 //! | `audit` | [`Zone::audit`], [`AuditReport`] | — |
 //! | `procfs` | `/proc/buddyinfo`, `pagetypeinfo`, `zoneinfo`, `vmstat` text | `mm/vmstat.c` |
 //! | `handle` | [`Pages`], the owned allocation handle | — |
+//! | `migrate` | [`MovablePages`], pins, page migration | `mm/migrate.c` |
 //!
 //! ## Locks
 //! pcp registry → pcp lock → zone lock. The pageblock type is written under the zone lock and
@@ -57,6 +58,7 @@ mod fixes;
 mod handle;
 mod hook;
 mod isolate;
+mod migrate;
 mod page;
 mod pageblock;
 mod pcp;
@@ -65,6 +67,7 @@ mod types;
 mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock};
+pub use cma::{Cma, CmaArea, CmaError, CmaPages};
 pub use config::{
     Backend, CmaPolicy, Geometry, MAX_SUPPORTED_ORDER, PcpConfig, Watermarks, ZoneConfig,
 };
@@ -72,6 +75,7 @@ pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use handle::Pages;
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
+pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, Pinned};
 pub use types::{
     MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT, PAGE_SIZE, PageblockIdx, Pfn,
 };

@@ -9,8 +9,8 @@
 //! | item | normal build | `--cfg loom` |
 //! | --- | --- | --- |
 //! | `atomic::*` | `std::sync::atomic` | `loom::sync::atomic` |
-//! | [`Mutex`] | `parking_lot::Mutex` | `loom::sync::Mutex` (poisoning ignored) |
-//! | [`Arc`] / [`Weak`] | `std::sync` | `std::sync` (reference counts are not part of any model) |
+//! | `Mutex` | `parking_lot::Mutex` | `loom::sync::Mutex` (poisoning ignored) |
+//! | `Arc` / `Weak` | `std::sync` | `std::sync` (reference counts are not part of any model) |
 //! | [`yield_now`] / [`spin_loop`] | `std::thread::yield_now` / `std::hint::spin_loop` | `loom::thread::yield_now` (both) |
 //! | `thread_local!` | `std::thread_local!` | `loom::thread_local!` |
 

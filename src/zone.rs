@@ -20,7 +20,7 @@
 //! | [`ZoneFree::expand`] | `expand` |
 //! | [`ZoneFree::rmqueue_smallest`] | `__rmqueue_smallest` |
 //! | [`ZoneFree::rmqueue_fallback`] | `__rmqueue_fallback` + `try_to_steal_freepages` |
-//! | [`ZoneFree::rmqueue`] | `__rmqueue` (+ the seed's [3] CMA interleave when configured) |
+//! | [`ZoneFree::rmqueue`] | `__rmqueue` (+ the seed's \[3\] CMA interleave when configured) |
 //! | [`ZoneFree::move_freepages`] / [`ZoneFree::move_freepages_block`] | same names |
 //! | [`ZoneFree::account`] | `__mod_zone_freepage_state` |
 //!
@@ -61,7 +61,7 @@ pub(crate) struct ZoneEvents {
     pub(crate) pgmigrate_fail: u64,
 }
 
-/// The seed's patchset [3] interleave state (`nr_try_movable`, `nr_try_cma`, and their
+/// The seed's patchset \[3\] interleave state (`nr_try_movable`, `nr_try_cma`, and their
 /// maxima), under the zone lock.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CmaInterleave {
@@ -441,7 +441,7 @@ impl ZoneFree {
         None
     }
 
-    /// The seed's patchset [3] `__rmqueue_cma`: for Movable requests on a zone with CMA,
+    /// The seed's patchset \[3\] `__rmqueue_cma`: for Movable requests on a zone with CMA,
     /// alternate runs on the normal and the CMA lists. `None` means "use the normal path".
     fn rmqueue_cma(&mut self, z: &ZoneInner, order: Order) -> Option<Pfn> {
         let n = order.nr_pages();
@@ -522,6 +522,12 @@ pub struct ZoneInner {
     pub(crate) state: PageStates,
     pub(crate) lock: CachePadded<Mutex<ZoneFree>>,
     pub(crate) pcps: PcpRegistry,
+    /// Live movable blocks by head pfn (for migration).
+    pub(crate) movable: crate::migrate::MovableRegistry,
+    /// The zone's CMA area, if configured.
+    pub(crate) cma: Option<crate::cma::CmaArea>,
+    /// 3.17's global `cma_mutex`: serialises `alloc_contig_range` for CMA.
+    pub(crate) cma_mutex: Mutex<()>,
 }
 
 impl ZoneInner {
@@ -723,6 +729,9 @@ impl Zone {
             state: PageStates::new(geo.nr_pages),
             lock: CachePadded::new(Mutex::new(zone_free)),
             pcps: PcpRegistry::new(),
+            movable: crate::migrate::MovableRegistry::new(),
+            cma: crate::cma::CmaArea::new(&geo),
+            cma_mutex: Mutex::new(()),
         });
         inner.init_free_lists();
         Ok(Zone { inner })

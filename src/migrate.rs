@@ -1,0 +1,340 @@
+//! Movable allocations that can move, and page migration (`mm/migrate.c`'s role for
+//! `alloc_contig_range` and memory offline).
+//!
+//! # What it owns
+//! [`MovablePages`]: a movable block whose bytes are reached through a pin ([`Pinned`]); while
+//! it is not pinned the allocator may migrate it: allocate a destination block (Movable,
+//! outside isolated pageblocks), copy the bytes, update the handle, free the old block (which
+//! lands on an `Isolate` list when its pageblock is isolated). The zone's movable registry maps
+//! the current head pfn of every live `MovablePages` to its slot, so a migration scanning a
+//! pfn range can find the owner.
+//!
+//! # The slot's pin word
+//! | value | meaning | who sets it |
+//! | --- | --- | --- |
+//! | `UNPINNED` | nobody touches the bytes; migratable | pin guard drop, migrator when done |
+//! | `PINNED` | the owner holds a [`Pinned`] guard | owner (`UNPINNED → PINNED`) |
+//! | `MIGRATING` | a migrator is copying it | migrator (`UNPINNED → MIGRATING`) |
+//! | `FREED` | the owner dropped the handle; the block is being freed | owner (`UNPINNED → FREED`) |
+//!
+//! Every transition out of `UNPINNED` is a compare-exchange, so the owner and a migrator never
+//! both own the bytes; the owner waits (yielding) while a migration runs, a migrator gives up on
+//! a pinned page after [`MIGRATE_PIN_RETRIES`] tries (the page is then busy). The pfn is updated
+//! before the migrator releases the word (release/acquire), so a pin always sees the current
+//! location, and a guard's lifetime ends before any migration can start: no reference to moved
+//! memory survives a migration.
+//!
+//! Lock order: registry shard locks are leaves (nothing else is taken while one is held).
+
+use crate::error::AllocError;
+use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use crate::sync::{Arc, Mutex};
+use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
+use crate::zone::{Zone, ZoneInner};
+use crossbeam_utils::CachePadded;
+use std::collections::HashMap;
+
+const UNPINNED: u8 = 0;
+const PINNED: u8 = 1;
+const MIGRATING: u8 = 2;
+const FREED: u8 = 3;
+
+/// How many times a migrator tries to take an unpinned page before reporting it busy.
+pub const MIGRATE_PIN_RETRIES: u32 = 10;
+
+const SHARDS: usize = 64;
+
+/// The shared state of one movable block.
+pub(crate) struct MovableSlot {
+    pfn: AtomicU64,
+    order: Order,
+    pin: AtomicU8,
+}
+
+/// One shard of the registry: head pfn → slot.
+type Shard = CachePadded<Mutex<HashMap<u64, Arc<MovableSlot>>>>;
+
+/// The zone's registry: current head pfn → slot, sharded by pfn.
+pub(crate) struct MovableRegistry {
+    shards: Box<[Shard]>,
+}
+
+impl MovableRegistry {
+    pub(crate) fn new() -> Self {
+        MovableRegistry {
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(HashMap::new())))
+                .collect(),
+        }
+    }
+
+    #[inline]
+    fn shard(&self, pfn: Pfn) -> &Mutex<HashMap<u64, Arc<MovableSlot>>> {
+        &self.shards[(pfn.0 as usize >> 3) % SHARDS]
+    }
+
+    fn insert(&self, pfn: Pfn, slot: Arc<MovableSlot>) {
+        self.shard(pfn).lock().insert(pfn.0, slot);
+    }
+
+    fn remove(&self, pfn: Pfn) {
+        self.shard(pfn).lock().remove(&pfn.0);
+    }
+
+    fn get(&self, pfn: Pfn) -> Option<Arc<MovableSlot>> {
+        self.shard(pfn).lock().get(&pfn.0).cloned()
+    }
+
+    /// Live movable blocks.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// The outcome of one migration attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Migrate {
+    /// Copied to a new block; the old block was freed.
+    Moved,
+    /// Freed by its owner meanwhile (or moved by another migrator): nothing to do.
+    Gone,
+    /// Pinned throughout the retries.
+    Busy,
+    /// Not a live movable block (unmovable, or a plain [`Pages`](crate::Pages)).
+    NotMovable,
+    /// No destination block could be allocated.
+    NoMemory,
+}
+
+impl ZoneInner {
+    /// Migrate the movable block headed by `pfn`, if it is one.
+    pub(crate) fn migrate_one(&self, pfn: Pfn) -> Migrate {
+        let Some(slot) = self.movable.get(pfn) else {
+            return Migrate::NotMovable;
+        };
+        let mut tries = 0;
+        loop {
+            match slot.pin.compare_exchange(
+                UNPINNED,
+                MIGRATING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(FREED) => return Migrate::Gone,
+                Err(_) => {
+                    tries += 1;
+                    if tries >= MIGRATE_PIN_RETRIES {
+                        self.lock().events.pgmigrate_fail += 1;
+                        return Migrate::Busy;
+                    }
+                    crate::sync::yield_now();
+                }
+            }
+        }
+        if slot.pfn.load(Ordering::Relaxed) != pfn.0 {
+            slot.pin.store(UNPINNED, Ordering::Release);
+            return Migrate::Gone;
+        }
+        let order = slot.order;
+        let dst = match self.alloc(order, Migratetype::Movable) {
+            Ok(dst) => dst,
+            Err(_) => {
+                slot.pin.store(UNPINNED, Ordering::Release);
+                self.lock().events.pgmigrate_fail += 1;
+                return Migrate::NoMemory;
+            }
+        };
+        let len = PAGE_SIZE << order.0;
+        // SAFETY:
+        // - source: the block at `pfn` is allocated and owned by `slot`, whose pin word this
+        //   thread holds as MIGRATING, so neither its owner (who must pin or free first) nor
+        //   another migrator touches its bytes; `len` bytes from its head are inside the arena;
+        // - destination: `dst` was just allocated by this thread, so it is exclusively ours;
+        // - the two blocks are distinct allocated blocks, so they do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.arena.page_ptr(pfn), self.arena.page_ptr(dst), len);
+        }
+        self.movable.remove(pfn);
+        self.movable.insert(dst, slot.clone());
+        slot.pfn.store(dst.0, Ordering::Relaxed);
+        slot.pin.store(UNPINNED, Ordering::Release);
+        self.free_pages(pfn, order);
+        self.lock().events.pgmigrate_success += order.nr_pages();
+        Migrate::Moved
+    }
+
+    /// `__alloc_contig_migrate_range(start, end)`: migrate every allocated block that
+    /// intersects `[start, end)` away, giving up after 5 rounds without progress. Returns the
+    /// pages moved, or the pfn of a block that could not be moved.
+    pub(crate) fn migrate_range(&self, start: Pfn, end: Pfn) -> Result<u64, Pfn> {
+        let mut moved = 0;
+        let mut fruitless = 0;
+        let scan_from = Pfn(start.0 & !(self.geo.max_order_nr_pages() - 1));
+        loop {
+            let mut pending = Vec::new();
+            let mut p = scan_from;
+            while p < end {
+                match self.state.alloc_order(p) {
+                    Some(order) => {
+                        if p.add(order.nr_pages()) > start {
+                            pending.push((p, order));
+                        }
+                        p = p.add(order.nr_pages());
+                    }
+                    None => p = p.add(1),
+                }
+            }
+            let Some(&(first, _)) = pending.first() else {
+                return Ok(moved);
+            };
+            let mut progress = false;
+            for (p, order) in pending {
+                match self.migrate_one(p) {
+                    Migrate::Moved => {
+                        progress = true;
+                        moved += order.nr_pages();
+                    }
+                    Migrate::Gone => progress = true,
+                    Migrate::Busy | Migrate::NotMovable | Migrate::NoMemory => {}
+                }
+            }
+            if !progress {
+                fruitless += 1;
+                if fruitless >= 5 {
+                    return Err(first);
+                }
+            }
+            // Let owners that are between a pin and its release, or frees in flight, finish.
+            crate::sync::yield_now();
+        }
+    }
+}
+
+/// A movable allocation: its bytes are reached through [`pin`](Self::pin); while unpinned the
+/// allocator may move it elsewhere (CMA allocations and memory offline do). Freed on drop.
+pub struct MovablePages<'z> {
+    zone: &'z Zone,
+    slot: Arc<MovableSlot>,
+}
+
+impl<'z> MovablePages<'z> {
+    /// Pin the block and get at its bytes; migration waits for the guard to drop. If a
+    /// migration of this block is running, waits for it to finish first.
+    pub fn pin(&mut self) -> Pinned<'_> {
+        while self
+            .slot
+            .pin
+            .compare_exchange(UNPINNED, PINNED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            crate::sync::yield_now();
+        }
+        let pfn = Pfn(self.slot.pfn.load(Ordering::Relaxed));
+        Pinned {
+            slot: &self.slot,
+            ptr: self.zone.inner.arena.page_ptr(pfn),
+            pfn,
+            len: PAGE_SIZE << self.slot.order.0,
+        }
+    }
+
+    /// Where the block is now (it may move as soon as this returns).
+    pub fn pfn(&self) -> Pfn {
+        Pfn(self.slot.pfn.load(Ordering::Acquire))
+    }
+
+    /// The block's order.
+    pub fn order(&self) -> Order {
+        self.slot.order
+    }
+}
+
+impl Drop for MovablePages<'_> {
+    fn drop(&mut self) {
+        while self
+            .slot
+            .pin
+            .compare_exchange(UNPINNED, FREED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            crate::sync::yield_now();
+        }
+        let pfn = Pfn(self.slot.pfn.load(Ordering::Relaxed));
+        let z = &self.zone.inner;
+        z.movable.remove(pfn);
+        z.free_pages(pfn, self.slot.order);
+    }
+}
+
+impl core::fmt::Debug for MovablePages<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MovablePages")
+            .field("pfn", &self.pfn())
+            .field("order", &self.order())
+            .finish()
+    }
+}
+
+// SAFETY: a `MovablePages` owns its block (only reached through its slot, which the pin word
+// arbitrates between the owner and migrators), like a `Box<[u8]>`; moving it to another thread
+// moves that ownership.
+unsafe impl Send for MovablePages<'_> {}
+// SAFETY: `&MovablePages` exposes no bytes (pinning needs `&mut`), only the pfn and order.
+unsafe impl Sync for MovablePages<'_> {}
+
+/// A pinned movable block: its bytes, which cannot move while this guard lives.
+pub struct Pinned<'a> {
+    slot: &'a MovableSlot,
+    ptr: *mut u8,
+    pfn: Pfn,
+    len: usize,
+}
+
+impl Pinned<'_> {
+    /// The block's current head pfn.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is the head of the allocated block (read after winning the pin word, so
+        // it is the current location); `len` bytes of it lie in the live arena; the pin word
+        // (PINNED) keeps migrators and the freeing path away until this guard drops, and the
+        // guard borrows the handle mutably, so no other access exists.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The bytes, mutably.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.slot.pin.store(UNPINNED, Ordering::Release);
+    }
+}
+
+impl Zone {
+    /// Allocate a movable block of `2^order` pages that the allocator may migrate while it is
+    /// not pinned (so CMA allocations and memory offline can take its pages).
+    pub fn alloc_movable(&self, order: Order) -> Result<MovablePages<'_>, AllocError> {
+        let pfn = self.inner.alloc(order, Migratetype::Movable)?;
+        let slot = Arc::new(MovableSlot {
+            pfn: AtomicU64::new(pfn.0),
+            order,
+            pin: AtomicU8::new(UNPINNED),
+        });
+        self.inner.movable.insert(pfn, slot.clone());
+        Ok(MovablePages { zone: self, slot })
+    }
+
+    /// Number of live [`MovablePages`] handles.
+    pub fn nr_movable(&self) -> usize {
+        self.inner.movable.len()
+    }
+}
