@@ -199,6 +199,9 @@ impl ZoneInner {
                         if self.state.alloc_order(pfn).is_some() {
                             r.errors.push(format!("free head {pfn} is marked allocated"));
                         }
+                        if zf.page[pfn.idx()].list != mt as u8 {
+                            r.errors.push(format!("free head {pfn} on the {mt} list records another list"));
+                        }
                         let pages = order.nr_pages();
                         r.free_pages_by_type[mt.idx()] += pages;
                         if mt.is_isolate() {
@@ -316,7 +319,73 @@ impl ZoneInner {
     }
 }
 
+/// Where one page is, as [`Zone::page_state`](crate::Zone::page_state) finds it under the
+/// locks (the `/proc/kpageflags` question).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// Inside a free block on a buddy list.
+    Free {
+        /// Head of the free block.
+        head: Pfn,
+        /// Its order.
+        order: Order,
+        /// The list it is on.
+        list: Migratetype,
+    },
+    /// On a pcp list.
+    Pcp,
+    /// Inside an allocated block.
+    Allocated {
+        /// Head of the block.
+        head: Pfn,
+        /// Its order.
+        order: Order,
+    },
+    /// Offline (memory hot-remove).
+    Offline,
+    /// None of the above: in flight between two of them (e.g. held by an isolation step).
+    InFlight,
+}
+
 impl crate::Zone {
+    /// Where page `pfn` is: free (with its block and list), on a pcp, allocated, offline. Takes
+    /// every pcp lock and the zone lock. `None` for a pfn outside the zone.
+    pub fn page_state(&self, pfn: Pfn) -> Option<PageState> {
+        let z = &self.inner;
+        if pfn.0 >= z.geo.nr_pages {
+            return None;
+        }
+        Some(z.pcps.with_all_locked(|pcps| {
+            let zf = z.lock();
+            for o in 0..z.geo.max_order {
+                let head = Pfn(pfn.0 & !((1u64 << o) - 1));
+                if let Some(order) = zf.buddy_order(head)
+                    && order.0 >= o
+                {
+                    let list = Migratetype::from_u8(zf.page[head.idx()].list)
+                        .unwrap_or(Migratetype::Unmovable);
+                    return PageState::Free { head, order, list };
+                }
+                if let Some(order) = z.state.alloc_order(head)
+                    && order.0 >= o
+                {
+                    return PageState::Allocated { head, order };
+                }
+            }
+            if z.state.get(pfn) == state::OFFLINE {
+                return PageState::Offline;
+            }
+            if pcps.iter().any(|l| {
+                l.lists
+                    .iter()
+                    .any(|q| q.iter().any(|e| e.pfn as u64 == pfn.0))
+            }) {
+                return PageState::Pcp;
+            }
+            PageState::InFlight
+        }))
+    }
+
     /// Recount every free list, pcp and allocation under the locks and compare with the
     /// counters (DESIGN §5). Never changes anything.
     pub fn audit(&self) -> AuditReport {

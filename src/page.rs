@@ -44,6 +44,9 @@ pub(crate) struct PageMeta {
     /// `page->index`: the freepage migratetype cache, written where 3.17 writes it
     /// (`set_freepage_migratetype`) and stale everywhere else, as in the kernel.
     pub(crate) index: u8,
+    /// The migratetype of the free list the block is on, meaningful when `buddy` is set
+    /// (the kernel finds it by walking lists; kept here for `page_state` and the audit).
+    pub(crate) list: u8,
 }
 
 impl PageMeta {
@@ -53,6 +56,7 @@ impl PageMeta {
         order: 0,
         buddy: false,
         index: 0,
+        list: 0,
     };
 }
 

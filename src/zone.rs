@@ -207,6 +207,7 @@ impl ZoneFree {
         let m = &mut self.page[pfn.idx()];
         m.buddy = true;
         m.order = order.0 as u8;
+        m.list = mt as u8;
         self.nr_free[order.0 as usize] += 1;
     }
 
@@ -226,6 +227,7 @@ impl ZoneFree {
     #[inline]
     fn move_to_list(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
         self.list_del(pfn.0 as u32);
+        self.page[pfn.idx()].list = mt as u8;
         let s = self.sentinel(order, mt);
         let next = self.page[s as usize].next;
         self.link_between(pfn.0 as u32, s, next);
