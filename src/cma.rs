@@ -318,11 +318,13 @@ impl<'z> Cma<'z> {
     /// Release a range by pfn (kernel style): fails if it is not an allocation of this area.
     pub fn release_pfn(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
         let base = self.area.base_pfn.0;
-        if pfn.0 < base
-            || count == 0
-            || pfn.0 + count > base + self.area.count
-            || !self.area.is_allocated(pfn.0 - base, count)
-        {
+        let in_area = pfn.0 >= base
+            && count > 0
+            && pfn
+                .0
+                .checked_add(count)
+                .is_some_and(|end| end <= base + self.area.count);
+        if !in_area || !self.area.is_allocated(pfn.0 - base, count) {
             return Err(CmaError::NotAllocated { pfn, count });
         }
         self.release_unchecked(pfn, count);
@@ -431,7 +433,8 @@ impl Zone {
     /// `free_contig_range(pfn, nr_pages)`: free `nr_pages` order-0 pages from `pfn`. Stops at
     /// the first page that is not an allocated order-0 page and returns its error.
     pub fn free_contig_range(&self, pfn: Pfn, nr_pages: u64) -> Result<(), FreeError> {
-        for p in pfn.0..pfn.0 + nr_pages {
+        let end = pfn.0.saturating_add(nr_pages);
+        for p in pfn.0..end {
             self.inner.free_checked(Pfn(p), Order(0))?;
         }
         Ok(())

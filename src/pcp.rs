@@ -230,7 +230,7 @@ impl ZoneInner {
     /// pages go on the Movable list. Frees a batch when the pcp reaches `high`.
     pub(crate) fn free_hot_cold_page(&self, pfn: Pfn, cold: bool) {
         let mt = self.get_pageblock_migratetype(pfn);
-        self.race_window(RaceWindow::FreeBeforePcpAdd, pfn);
+        self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, Order(0), mt);
         let list = if mt.is_pcp_type() {
             mt
         } else if mt.is_isolate() {

@@ -556,8 +556,43 @@ impl ZoneInner {
     /// `free_one_page(zone, page, pfn, order, mt)` with `mt` read by the caller without the
     /// lock. Patch 1 re-reads it under the lock when a pageblock is isolated (and, as merged,
     /// when `mt` is `Isolate`). Marks the head freed.
-    pub(crate) fn free_one_page(&self, pfn: Pfn, order: Order, mut mt: Migratetype) {
-        self.race_window(RaceWindow::FreeBeforeZoneLock, pfn);
+    pub(crate) fn free_one_page(&self, pfn: Pfn, order: Order, mt: Migratetype) {
+        self.free_window(RaceWindow::FreeBeforeZoneLock, pfn, order, mt);
+        self.free_one_page_locked_entry(pfn, order, mt);
+    }
+
+    /// Call the race hook at a free-path window for the block being freed. If the hook
+    /// panics, the block is still freed (straight to the buddy lists, no hook) while the
+    /// thread unwinds, so a panicking hook loses no page.
+    #[inline]
+    pub(crate) fn free_window(&self, w: RaceWindow, pfn: Pfn, order: Order, mt: Migratetype) {
+        let Some(hook) = &self.hook else {
+            return;
+        };
+        struct FreeOnUnwind<'a> {
+            zone: &'a ZoneInner,
+            pfn: Pfn,
+            order: Order,
+            mt: Migratetype,
+        }
+        impl Drop for FreeOnUnwind<'_> {
+            fn drop(&mut self) {
+                self.zone
+                    .free_one_page_locked_entry(self.pfn, self.order, self.mt);
+            }
+        }
+        let guard = FreeOnUnwind {
+            zone: self,
+            pfn,
+            order,
+            mt,
+        };
+        hook.window(w, pfn);
+        core::mem::forget(guard);
+    }
+
+    /// `free_one_page` after the race window: take the zone lock, recheck (patch 1), free.
+    fn free_one_page_locked_entry(&self, pfn: Pfn, order: Order, mut mt: Migratetype) {
         let mut zf = self.lock();
         let zf = &mut *zf;
         if self.fixes.contains(Fixes::RECHECK_FREE_ONE_PAGE)
