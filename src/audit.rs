@@ -233,7 +233,8 @@ impl ZoneInner {
             }
 
             // pcp lists.
-            for l in pcps.iter() {
+            for session in pcps.iter_mut() {
+                session.with(|l| {
                 let listed: usize = l.lists.iter().map(|q| q.len()).sum();
                 if listed != l.count as usize {
                     r.errors.push(format!("pcp count {} but {} pages listed", l.count, listed));
@@ -252,6 +253,7 @@ impl ZoneInner {
                         claim(&mut r, pfn, 1, Owner::Pcp);
                     }
                 }
+                });
             }
 
             // Allocated blocks and offline pages.
@@ -375,10 +377,12 @@ impl crate::Zone {
             if z.state.get(pfn) == state::OFFLINE {
                 return PageState::Offline;
             }
-            if pcps.iter().any(|l| {
-                l.lists
-                    .iter()
-                    .any(|q| q.iter().any(|e| e.pfn as u64 == pfn.0))
+            if pcps.iter_mut().any(|session| {
+                session.with(|l| {
+                    l.lists
+                        .iter()
+                        .any(|q| q.iter().any(|e| e.pfn as u64 == pfn.0))
+                })
             }) {
                 return PageState::Pcp;
             }

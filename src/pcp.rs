@@ -28,7 +28,7 @@
 use crate::fixes::Fixes;
 use crate::hook::RaceWindow;
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{Arc, Mutex, MutexGuard, Weak};
+use crate::sync::{Arc, Mutex, MutexGuard, UnsafeCell, Weak};
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
 use crate::zone::{ZoneFree, ZoneInner};
 use crossbeam_utils::CachePadded;
@@ -66,17 +66,57 @@ pub(crate) struct PcpLists {
 }
 
 /// One thread's pcp for one zone.
+///
+/// # Protection (an asymmetric Dekker protocol)
+/// | state word | written by | meaning |
+/// | --- | --- | --- |
+/// | `in_use` | the owner only | the owner is inside a pcp operation (fast path) |
+/// | `remote` | a remote accessor holding `remote_lock` | a remote session wants or has the lists |
+///
+/// Owner fast path: `in_use = true`, [`light_barrier`](crate::sync::light_barrier), read
+/// `remote`; if false, use the lists, then `in_use = false` (release). Otherwise clear `in_use`
+/// and take `remote_lock` (the slow path), which excludes every remote session.
+/// Remote session ([`PcpRegistry::with_all_locked`]): take `remote_lock`, `remote = true`,
+/// [`heavy_barrier`](crate::sync::heavy_barrier), wait until `in_use` is false (acquire); on
+/// drop `remote = false` (release) and unlock. The two barriers make the flags a Dekker pair
+/// (at least one side sees the other's store), so the owner and a remote session never use the
+/// lists at once. With `membarrier` the owner's barrier is only a compiler fence: the owner's
+/// path has no read-modify-write at all and the rare remote side pays.
 pub(crate) struct Pcp {
-    pub(crate) lists: Mutex<PcpLists>,
+    in_use: AtomicBool,
+    remote: AtomicBool,
+    remote_lock: Mutex<()>,
+    lists: UnsafeCell<PcpLists>,
     /// Whether a live thread owns this pcp (false: free for reuse by a new thread).
     owned: AtomicBool,
+}
+
+// SAFETY: the lists in the `UnsafeCell` are only reached by the owner thread between its
+// `in_use` store and release (or under `remote_lock` on the owner's slow path), or by a remote
+// session that holds `remote_lock` and has seen `in_use` false after its barrier; the protocol
+// above makes those accesses mutually exclusive, and `PcpLists` is `Send`.
+unsafe impl Sync for Pcp {}
+// SAFETY: all fields are `Send`; the `UnsafeCell`'s contents (`PcpLists`) are plain data.
+unsafe impl Send for Pcp {}
+
+/// Clears `in_use` when the owner's operation ends, also when it unwinds.
+struct InUse<'a>(&'a AtomicBool);
+
+impl Drop for InUse<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Pcp {
     fn new(high: u32, batch: u32) -> Pcp {
         let cap = (high + batch) as usize;
         Pcp {
-            lists: Mutex::new(PcpLists {
+            in_use: AtomicBool::new(false),
+            remote: AtomicBool::new(false),
+            remote_lock: Mutex::new(()),
+            lists: UnsafeCell::new(PcpLists {
                 count: 0,
                 lists: core::array::from_fn(|_| VecDeque::with_capacity(cap)),
                 events: PcpEvents::default(),
@@ -85,10 +125,69 @@ impl Pcp {
         }
     }
 
-    /// Take this pcp's lock.
+    /// Run `f` on the lists as their owner (the thread this pcp belongs to).
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, PcpLists> {
-        self.lists.lock()
+    fn owner<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
+        self.in_use.store(true, Ordering::Relaxed);
+        let in_use = InUse(&self.in_use);
+        crate::sync::light_barrier();
+        if !self.remote.load(Ordering::Acquire) {
+            let p = self.lists.get_mut();
+            // SAFETY: `in_use` was published before `remote` was read as false (Dekker with
+            // the remote side's barrier), so no remote session uses the lists until `in_use`
+            // is cleared by `in_use`'s drop after `f`; only this (owner) thread runs owner
+            // operations on this pcp.
+            let r = f(unsafe { p.deref() });
+            drop(in_use);
+            return r;
+        }
+        drop(in_use);
+        self.owner_slow(f)
+    }
+
+    #[cold]
+    fn owner_slow<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
+        let _excl = self.remote_lock.lock();
+        let p = self.lists.get_mut();
+        // SAFETY: holding `remote_lock` excludes every remote session (they hold it for their
+        // whole duration), and this is the owner thread, so nobody else uses the lists.
+        f(unsafe { p.deref() })
+    }
+
+    fn wait_owner_out(&self) {
+        let mut spins = 0u32;
+        while self.in_use.load(Ordering::Acquire) {
+            spins += 1;
+            if spins % 64 == 0 {
+                crate::sync::yield_now();
+            } else {
+                crate::sync::spin_loop();
+            }
+        }
+    }
+}
+
+/// A remote session on a pcp (see [`PcpRegistry::with_all_locked`]).
+pub(crate) struct RemotePcp<'a> {
+    pcp: &'a Pcp,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl RemotePcp<'_> {
+    /// Run `f` on the lists.
+    pub(crate) fn with<R>(&mut self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
+        let p = self.pcp.lists.get_mut();
+        // SAFETY: this session holds `remote_lock` and saw `in_use` false (acquire) after
+        // publishing `remote` behind the heavy barrier, so the owner stays out (it takes its
+        // slow path, which needs `remote_lock`) until the session drops; `&mut self` makes this
+        // the only use of the lists within the session.
+        f(unsafe { p.deref() })
+    }
+}
+
+impl Drop for RemotePcp<'_> {
+    fn drop(&mut self) {
+        self.pcp.remote.store(false, Ordering::Release);
     }
 }
 
@@ -104,22 +203,26 @@ impl PcpRegistry {
         }
     }
 
-    /// Run `f` on every pcp, with the registry lock held (so no pcp is added meanwhile).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &Pcp)) {
+    /// Open a remote session on every pcp (in registry order, with one heavy barrier for all)
+    /// and run `f` with them; no pcp is added meanwhile.
+    pub(crate) fn with_all_locked<R>(&self, f: impl FnOnce(&mut [RemotePcp<'_>]) -> R) -> R {
         let pcps = self.pcps.lock();
-        for (i, p) in pcps.iter().enumerate() {
-            f(i, p);
+        let guards: Vec<_> = pcps.iter().map(|p| p.remote_lock.lock()).collect();
+        for p in pcps.iter() {
+            p.remote.store(true, Ordering::Relaxed);
         }
-    }
-
-    /// Lock every pcp (in registry order) and run `f` with all the guards.
-    pub(crate) fn with_all_locked<R>(
-        &self,
-        f: impl FnOnce(&mut [MutexGuard<'_, PcpLists>]) -> R,
-    ) -> R {
-        let pcps = self.pcps.lock();
-        let mut guards: Vec<_> = pcps.iter().map(|p| p.lock()).collect();
-        f(&mut guards)
+        if !pcps.is_empty() {
+            crate::sync::heavy_barrier();
+        }
+        let mut sessions: Vec<RemotePcp<'_>> = pcps
+            .iter()
+            .zip(guards)
+            .map(|(p, g)| {
+                p.wait_owner_out();
+                RemotePcp { pcp: p, _guard: g }
+            })
+            .collect();
+        f(&mut sessions)
     }
 
     /// A pcp for a new owner: a released one if any, else a new one.
@@ -162,8 +265,7 @@ impl Drop for LocalPcps {
         }
         for e in self.entries.drain(..) {
             if let Some(zone) = e.zone.upgrade() {
-                let mut l = e.pcp.lock();
-                zone.drain_pages(&mut l);
+                e.pcp.owner(|l| zone.drain_pages(l));
             }
             e.pcp.owned.store(false, Ordering::Release);
         }
@@ -240,23 +342,24 @@ impl ZoneInner {
             Migratetype::Movable
         };
         let done = self.with_this_cpu_pcp(|pcp| {
-            let mut l = pcp.lock();
-            let entry = PcpEntry {
-                pfn: pfn.0 as u32,
-                mt,
-            };
-            if cold {
-                l.lists[list.idx()].push_back(entry);
-            } else {
-                l.lists[list.idx()].push_front(entry);
-            }
-            l.count += 1;
-            l.events.pgfree += 1;
-            self.state.set_freed(pfn);
-            if l.count >= self.geo.pcp_high {
-                let batch = self.geo.pcp_batch;
-                self.free_pcppages_bulk(batch, &mut l);
-            }
+            pcp.owner(|l| {
+                let entry = PcpEntry {
+                    pfn: pfn.0 as u32,
+                    mt,
+                };
+                if cold {
+                    l.lists[list.idx()].push_back(entry);
+                } else {
+                    l.lists[list.idx()].push_front(entry);
+                }
+                l.count += 1;
+                l.events.pgfree += 1;
+                self.state.set_freed(pfn);
+                if l.count >= self.geo.pcp_high {
+                    let batch = self.geo.pcp_batch;
+                    self.free_pcppages_bulk(batch, l);
+                }
+            })
         });
         if done.is_none() {
             // The thread is exiting: no pcp; free straight to the buddy lists.
@@ -269,20 +372,21 @@ impl ZoneInner {
     #[inline]
     pub(crate) fn rmqueue_pcp(&self, mt: Migratetype) -> Option<Pfn> {
         self.with_this_cpu_pcp(|pcp| {
-            let mut l = pcp.lock();
-            if l.lists[mt.idx()].is_empty() {
-                let batch = self.geo.pcp_batch;
-                let got = self.rmqueue_bulk(batch, mt, &mut l);
-                l.count += got;
-                l.events.refill += 1;
-            }
-            let e = l.lists[mt.idx()].pop_front()?;
-            l.count -= 1;
-            l.events.pgalloc += 1;
-            let pfn = Pfn(e.pfn as u64);
-            self.state
-                .set_alloc(pfn, Order(0), mt == Migratetype::Movable);
-            Some(pfn)
+            pcp.owner(|l| {
+                if l.lists[mt.idx()].is_empty() {
+                    let batch = self.geo.pcp_batch;
+                    let got = self.rmqueue_bulk(batch, mt, l);
+                    l.count += got;
+                    l.events.refill += 1;
+                }
+                let e = l.lists[mt.idx()].pop_front()?;
+                l.count -= 1;
+                l.events.pgalloc += 1;
+                let pfn = Pfn(e.pfn as u64);
+                self.state
+                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable);
+                Some(pfn)
+            })
         })
         .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt))
     }
@@ -393,19 +497,19 @@ impl ZoneInner {
     /// `drain_all_pages()`: drain every pcp of this zone, synchronously. Pages freed into a
     /// pcp after its drain stay there, as in the kernel.
     pub(crate) fn drain_all_pages(&self) {
-        self.pcps.for_each(|_, pcp| {
-            let mut l = pcp.lock();
-            if l.count > 0 {
-                self.drain_pages(&mut l);
+        self.pcps.with_all_locked(|sessions| {
+            for s in sessions {
+                s.with(|l| {
+                    if l.count > 0 {
+                        self.drain_pages(l);
+                    }
+                });
             }
         });
     }
 
     /// Drain the calling thread's pcp for this zone.
     pub(crate) fn drain_local_pages(&self) {
-        self.with_this_cpu_pcp(|pcp| {
-            let mut l = pcp.lock();
-            self.drain_pages(&mut l);
-        });
+        self.with_this_cpu_pcp(|pcp| pcp.owner(|l| self.drain_pages(l)));
     }
 }

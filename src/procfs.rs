@@ -421,8 +421,8 @@ impl ZoneInner {
     fn counters(&self) -> Counters {
         self.pcps.with_all_locked(|pcps| {
             let pcps = pcps
-                .iter()
-                .map(|l| (l.count, l.events.pgalloc, l.events.pgfree))
+                .iter_mut()
+                .map(|s| s.with(|l| (l.count, l.events.pgalloc, l.events.pgfree)))
                 .collect();
             let zf = self.lock();
             Counters {

@@ -150,3 +150,166 @@ pub fn spin_loop() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// An `UnsafeCell` with loom's access tracking under `--cfg loom`: [`UnsafeCell::get_mut`]
+/// returns a [`MutPtr`] that loom checks for concurrent access while it lives.
+pub(crate) struct UnsafeCell<T> {
+    #[cfg(not(loom))]
+    inner: core::cell::UnsafeCell<T>,
+    #[cfg(loom)]
+    inner: loom::cell::UnsafeCell<T>,
+}
+
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: core::cell::UnsafeCell::new(value),
+            #[cfg(loom)]
+            inner: loom::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// A tracked mutable pointer to the contents.
+    #[inline]
+    pub(crate) fn get_mut(&self) -> MutPtr<T> {
+        MutPtr {
+            #[cfg(not(loom))]
+            ptr: self.inner.get(),
+            #[cfg(loom)]
+            ptr: self.inner.get_mut(),
+        }
+    }
+}
+
+/// A mutable pointer into an [`UnsafeCell`] (loom tracks it as an access while it lives).
+pub(crate) struct MutPtr<T> {
+    #[cfg(not(loom))]
+    ptr: *mut T,
+    #[cfg(loom)]
+    ptr: loom::cell::MutPtr<T>,
+}
+
+impl<T> MutPtr<T> {
+    /// # Safety
+    /// The caller must have exclusive access to the cell's contents for as long as the
+    /// returned reference (and this pointer) lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)] // loom's `MutPtr::deref` shape; exclusivity is the caller's
+    pub(crate) unsafe fn deref(&self) -> &mut T {
+        #[cfg(not(loom))]
+        // SAFETY: the pointer comes from a live `UnsafeCell` (the `MutPtr` cannot outlive the
+        // borrow it was made from in any caller), and the caller guarantees exclusivity.
+        return unsafe { &mut *self.ptr };
+        #[cfg(loom)]
+        // SAFETY: forwarded from the caller; loom checks it.
+        return unsafe { self.ptr.deref() };
+    }
+}
+
+/// The owner side of an asymmetric Dekker barrier: a compiler fence when the process has
+/// registered for `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (the remote side then forces
+/// the hardware barrier on every running thread), else a full fence. A `SeqCst` fence under
+/// loom.
+#[inline]
+pub(crate) fn light_barrier() {
+    #[cfg(not(loom))]
+    {
+        if membarrier::registered() {
+            core::sync::atomic::compiler_fence(atomic::Ordering::SeqCst);
+        } else {
+            std::sync::atomic::fence(atomic::Ordering::SeqCst);
+        }
+    }
+    #[cfg(loom)]
+    loom::sync::atomic::fence(atomic::Ordering::SeqCst);
+}
+
+/// The remote side of the asymmetric barrier: `membarrier(PRIVATE_EXPEDITED)` (a full barrier
+/// on every thread of the process that is running) when registered, else a full fence. A
+/// `SeqCst` fence under loom.
+#[inline]
+pub(crate) fn heavy_barrier() {
+    #[cfg(not(loom))]
+    {
+        if !membarrier::barrier() {
+            std::sync::atomic::fence(atomic::Ordering::SeqCst);
+        }
+    }
+    #[cfg(loom)]
+    loom::sync::atomic::fence(atomic::Ordering::SeqCst);
+}
+
+/// Register the process for expedited private membarriers (once). Call before sharing any
+/// structure whose owner side uses [`light_barrier`].
+pub(crate) fn init_barriers() {
+    #[cfg(not(loom))]
+    membarrier::init();
+}
+
+#[cfg(not(loom))]
+mod membarrier {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
+    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    static INIT: Once = Once::new();
+
+    fn sys(cmd: libc::c_long) -> libc::c_long {
+        // SAFETY: `membarrier(cmd, flags = 0, cpu_id = 0)` takes only integers and touches no
+        // memory of ours; an unknown command or an old kernel returns -1 (ENOSYS/EINVAL).
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
+    }
+
+    pub(super) fn init() {
+        INIT.call_once(|| {
+            if std::env::var_os("PAGEALLOC_NO_MEMBARRIER").is_some() {
+                return;
+            }
+            let q = sys(MEMBARRIER_CMD_QUERY);
+            let need = MEMBARRIER_CMD_PRIVATE_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED;
+            if q >= 0 && q & need == need && sys(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 {
+                REGISTERED.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+
+    #[inline]
+    pub(super) fn registered() -> bool {
+        REGISTERED.load(Ordering::Relaxed)
+    }
+
+    /// Issue the barrier; false if membarriers are not in use (then the caller fences).
+    pub(super) fn barrier() -> bool {
+        if !registered() {
+            return false;
+        }
+        // Owners rely on this barrier once registered: a failure here cannot be papered over
+        // with a local fence.
+        let r = sys(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+        assert!(
+            r == 0,
+            "membarrier(PRIVATE_EXPEDITED) failed after registration"
+        );
+        true
+    }
+}
+
+/// Whether the pcp owner path runs without hardware fences (membarrier registered).
+pub fn asymmetric_barriers() -> bool {
+    #[cfg(not(loom))]
+    return membarrier::registered();
+    #[cfg(loom)]
+    return false;
+}

@@ -750,6 +750,7 @@ impl Zone {
     /// bottom), and free every page to the buddy lists.
     pub fn new(cfg: ZoneConfig) -> Result<Zone, ConfigError> {
         let geo = cfg.geometry()?;
+        crate::sync::init_barriers();
         // The mapping first: a size the machine cannot map fails here, before any metadata is
         // allocated for it.
         let arena = Arena::new(cfg.size, cfg.backend)?;
@@ -1044,11 +1045,13 @@ mod tests {
         // Movable now falls back to CMA: the pcp refill caches those pages as CMA.
         let m = z.alloc_pfn(Order(0), Migratetype::Movable).unwrap();
         assert!(m.0 >= 8);
-        z.inner.pcps.for_each(|_, pcp| {
-            let l = pcp.lock();
-            assert_eq!(l.count, 1); // batch 2, one handed out
-            let e = l.lists[Migratetype::Movable.idx()][0];
-            assert_eq!(e.mt, Migratetype::Cma);
+        z.inner.pcps.with_all_locked(|sessions| {
+            assert_eq!(sessions.len(), 1);
+            sessions[0].with(|l| {
+                assert_eq!(l.count, 1); // batch 2, one handed out
+                let e = l.lists[Migratetype::Movable.idx()][0];
+                assert_eq!(e.mt, Migratetype::Cma);
+            });
         });
         // rmqueue_bulk counted both pages out of NR_FREE_CMA_PAGES.
         assert_eq!(z.free_counters(), (6, 6));
