@@ -1,0 +1,267 @@
+//! The headline numbers in one run: pcp and zone round trips, the peer allocator on the same
+//! loop, two-thread scaling, the cost of the fixes on the fast path, and CMA allocation
+//! latency. Every figure is the median of several rounds measured in this process.
+//!
+//! ```text
+//! cargo run --release --example bench_report -- [--quick] [--json]
+//! ```
+#![allow(clippy::disallowed_types)] // outside the loom shim rule: the peer needs its own mutex
+
+use buddy_system_allocator::FrameAllocator;
+use pagealloc::*;
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+struct Opts {
+    quick: bool,
+    json: bool,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        quick: false,
+        json: false,
+    };
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--json" => o.json = true,
+            "--help" | "-h" => {
+                println!(
+                    "usage: bench_report [--quick] [--json]\n\n  --quick  fewer rounds (well under 60 s)\n  --json   end with one JSON line of the figures"
+                );
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("bench_report: unknown argument {other:?} (try --help)");
+                std::process::exit(2);
+            }
+        }
+    }
+    o
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Median over `rounds` of the ns per iteration of `f(iters)`.
+fn ns_per_op(rounds: usize, iters: u64, mut f: impl FnMut(u64)) -> f64 {
+    f(iters / 10); // warm up
+    median(
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                f(iters);
+                t.elapsed().as_nanos() as f64 / iters as f64
+            })
+            .collect(),
+    )
+}
+
+fn zone(size: usize, fixes: Fixes) -> Zone {
+    Zone::new(ZoneConfig {
+        size,
+        fixes,
+        ..ZoneConfig::default()
+    })
+    .expect("zone")
+}
+
+fn pcp_pairs(z: &Zone, n: u64) {
+    for _ in 0..n {
+        black_box(z.alloc_pages(Order(0), Migratetype::Movable).unwrap());
+    }
+}
+
+fn odr3_pairs(z: &Zone, n: u64) {
+    for _ in 0..n {
+        black_box(z.alloc_pages(Order(3), Migratetype::Movable).unwrap());
+    }
+}
+
+/// A mixed workload over every free path the fixes touch: batches of order-0 pages (so the
+/// pcp fills past `high` and bulk-frees) and order-3 blocks (`free_one_page`).
+fn mixed(z: &Zone, n: u64) {
+    let mut held = Vec::with_capacity(256);
+    for i in 0..n {
+        held.push(
+            z.alloc_pages(Order((i % 8 == 0) as u32 * 3), Migratetype::Movable)
+                .unwrap(),
+        );
+        if held.len() == 256 {
+            held.clear();
+        }
+    }
+}
+
+fn main() {
+    let o = parse();
+    let rounds = if o.quick { 5 } else { 11 };
+    let scale = if o.quick { 1 } else { 4 };
+    let size = 256 << 20;
+
+    let z = zone(size, Fixes::ALL);
+    let pcp_pair_ns = ns_per_op(rounds, 2_000_000 * scale, |n| pcp_pairs(&z, n));
+    let zone_odr3_pair_ns = ns_per_op(rounds, 500_000 * scale, |n| odr3_pairs(&z, n));
+
+    let frames = size / PAGE_SIZE;
+    let peer = parking_lot::Mutex::new({
+        let mut f = FrameAllocator::<32>::new();
+        f.add_frame(0, frames);
+        f
+    });
+    let peer_pair_ns = ns_per_op(rounds, 2_000_000 * scale, |n| {
+        for _ in 0..n {
+            let f = peer.lock().alloc(1).unwrap();
+            peer.lock().dealloc(black_box(f), 1);
+        }
+    });
+    let peer_odr3_pair_ns = ns_per_op(rounds, 500_000 * scale, |n| {
+        for _ in 0..n {
+            let f = peer.lock().alloc(8).unwrap();
+            peer.lock().dealloc(black_box(f), 8);
+        }
+    });
+
+    // page_bench03 style: each thread allocates and frees its own pages; start barrier.
+    let par = |threads: usize, n: u64| -> f64 {
+        let z = zone(size, Fixes::ALL);
+        median(
+            (0..rounds)
+                .map(|_| {
+                    let start = Barrier::new(threads);
+                    let t = std::thread::scope(|s| {
+                        let hs: Vec<_> = (0..threads)
+                            .map(|_| {
+                                s.spawn(|| {
+                                    pcp_pairs(&z, n / 10);
+                                    start.wait();
+                                    let t = Instant::now();
+                                    pcp_pairs(&z, n);
+                                    t.elapsed()
+                                })
+                            })
+                            .collect();
+                        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+                    });
+                    (threads as u64 * n) as f64 / t.as_secs_f64()
+                })
+                .collect(),
+        )
+    };
+    let ops1 = par(1, 2_000_000 * scale);
+    let ops2 = par(2, 2_000_000 * scale);
+    let parallel_speedup_2t = ops2 / ops1;
+
+    // Fixes overhead on a workload with no isolation, and with one pageblock isolated
+    // elsewhere in the zone (then the rechecks run).
+    let overhead = |isolate: bool| -> (f64, f64) {
+        let mut none = Vec::new();
+        let mut all = Vec::new();
+        let zn = zone(size, Fixes::NONE);
+        let za = zone(size, Fixes::ALL);
+        if isolate {
+            let last = Pfn(zn.geometry().nr_pages - zn.geometry().max_order_nr_pages());
+            for z in [&zn, &za] {
+                z.start_isolate_page_range(
+                    last,
+                    last.add(z.geometry().max_order_nr_pages()),
+                    Migratetype::Movable,
+                )
+                .unwrap();
+            }
+        }
+        for _ in 0..rounds {
+            none.push(ns_per_op(1, 1_000_000 * scale, |n| mixed(&zn, n)));
+            all.push(ns_per_op(1, 1_000_000 * scale, |n| mixed(&za, n)));
+        }
+        (median(none), median(all))
+    };
+    let (mixed_none_ns, mixed_all_ns) = overhead(false);
+    let fixes_overhead_ratio = mixed_all_ns / mixed_none_ns;
+    let (iso_none_ns, iso_all_ns) = overhead(true);
+    let fixes_overhead_ratio_isolated = iso_all_ns / iso_none_ns;
+
+    // CMA: 8 MiB (2048 pages, 1 MiB aligned) on an idle 1 GiB zone with 256 MiB CMA, and on
+    // one whose CMA area is full of movable pages (refilled before each round; only the
+    // allocation + release is timed).
+    let cz = Zone::new(ZoneConfig {
+        cma_size: 256 << 20,
+        cma_policy: CmaPolicy::Aggressive,
+        fixes: Fixes::ALL,
+        ..ZoneConfig::default()
+    })
+    .unwrap();
+    let cma = cz.cma().unwrap();
+    let cma_rounds = if o.quick { 5 } else { 9 };
+    let time_cma = || {
+        let t = Instant::now();
+        let a = cma.alloc(2048, Order(8)).expect("cma alloc");
+        drop(black_box(a));
+        t.elapsed()
+    };
+    let cma_8mib_idle_ms = median((0..cma_rounds).map(|_| ms(time_cma())).collect());
+    let base = cma.area().base_pfn();
+    let mut busy = Vec::new();
+    for _ in 0..cma_rounds {
+        // Fill the whole zone with movable pages, then free the ones outside the CMA area so
+        // migration has somewhere to go.
+        let mut held = Vec::new();
+        while let Ok(p) = cz.alloc_movable(Order(0)) {
+            held.push(p);
+        }
+        held.retain(|p| p.pfn() >= base);
+        busy.push(ms(time_cma()));
+        drop(held);
+        cz.drain_all_pages();
+    }
+    let cma_8mib_busy_ms = median(busy);
+    let audit = cz.audit();
+
+    println!(
+        "pagealloc bench_report ({} rounds, medians; membarrier: {})",
+        rounds,
+        sync::asymmetric_barriers()
+    );
+    println!("{:<40} {:>12}", "figure", "value");
+    let rows = [
+        ("order-0 alloc+free via pcp (ns)", pcp_pair_ns),
+        ("  peer FrameAllocator+Mutex (ns)", peer_pair_ns),
+        ("  ratio peer/ours", peer_pair_ns / pcp_pair_ns),
+        ("order-3 alloc+free via zone lock (ns)", zone_odr3_pair_ns),
+        ("  peer order-3 (ns)", peer_odr3_pair_ns),
+        ("  ratio peer/ours", peer_odr3_pair_ns / zone_odr3_pair_ns),
+        ("pcp pairs/s, 1 thread (M)", ops1 / 1e6),
+        ("pcp pairs/s, 2 threads (M)", ops2 / 1e6),
+        ("  2-thread speedup", parallel_speedup_2t),
+        ("mixed workload NONE (ns/op)", mixed_none_ns),
+        ("mixed workload ALL (ns/op)", mixed_all_ns),
+        ("  fixes overhead ALL/NONE", fixes_overhead_ratio),
+        (
+            "  same, one pageblock isolated",
+            fixes_overhead_ratio_isolated,
+        ),
+        ("CMA 8 MiB alloc+release idle (ms)", cma_8mib_idle_ms),
+        ("CMA 8 MiB alloc+release busy (ms)", cma_8mib_busy_ms),
+    ];
+    for (k, v) in rows {
+        println!("{k:<40} {v:>12.3}");
+    }
+    if !audit.is_ok() {
+        eprintln!("bench_report: audit after the CMA rounds failed: {audit}");
+        std::process::exit(1);
+    }
+    if o.json {
+        println!(
+            "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{}}}",
+            sync::asymmetric_barriers()
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
