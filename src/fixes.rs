@@ -10,9 +10,22 @@
 //! | [`Fixes::ISOLATE_MERGE_LIMIT`] | patch 4 (v3) | an `Isolate`-typed free merges at most up to `pageblock_order` |
 //! | [`Fixes::UNSET_REFREE`] | patch 4 (v5, merged) | un-isolation pulls off a free block of order ≥ `pageblock_order` whose buddy is not isolated and re-frees it so it merges |
 //! | [`Fixes::NO_ISOLATE_MERGE`] | d9dddbf55667 (2016) | above `pageblock_order`, merge only when the types match or neither is `Isolate` |
+//! | [`Fixes::NO_MIXED_MERGE`] | 1dd214b8f21c (2022) | above `pageblock_order`, blocks of different types merge only when both are pcp types (CMA, Reserve, Isolate merge only with their own kind) |
+//! | [`Fixes::ISOLATE_HYGIENE`] | "freelist migratetype hygiene" (2024, v6.10) | isolation changes split a free block that straddles the pageblock (`move_freepages_block_isolate`), and blocks leaving or moving between free lists outside the alloc/free paths are counted by the list they were on (`account_freepages` at the freelist boundary) |
+//!
+//! | [`Fixes::ISOLATE_KEEPS_TYPE`] | "Make MIGRATE_ISOLATE a standalone bit" (2025) | isolation keeps the pageblock's type and un-isolation restores it, whatever type the caller passes |
 //!
 //! Presets: [`Fixes::NONE`] (linux-next-20140826 / 3.17), [`Fixes::SEED`] (the four patches as
-//! posted in v3), [`Fixes::V3_18`] (as merged), [`Fixes::ALL`] (3.18 + 2016).
+//! posted in v3), [`Fixes::V3_18`] (as merged), [`Fixes::V4_6`] (3.18 + 2016), [`Fixes::ALL`]
+//! (+ 2022, 2024, 2025).
+//!
+//! Why `ALL` needs the later fixes: 3.18 + 2016 still double-counts a pageblock when a free block
+//! straddles two pageblocks of which only one is isolated (race R3c: isolating or un-isolating
+//! one half leaves the other half's pages on a counted list inside an isolated pageblock, and
+//! `__isolate_free_page` then takes them off uncounted because of the pageblock's type); and an
+//! isolation undone with the caller's type can retype a CMA pageblock Movable, after which a CMA
+//! block merges with it onto the CMA list (`NR_FREE_CMA_PAGES` drifts) unless 2022's merge rule
+//! stops it.
 
 use core::fmt;
 
@@ -39,6 +52,18 @@ impl Fixes {
     /// 2016, d9dddbf55667: no merge above `pageblock_order` between an `Isolate` and a
     /// non-`Isolate` pageblock.
     pub const NO_ISOLATE_MERGE: Fixes = Fixes(1 << 6);
+    /// 2024 (Johannes Weiner, "mm: page_alloc: freelist migratetype hygiene", v6.10): split
+    /// free blocks straddling a pageblock whose isolation changes, and account free pages at
+    /// the freelist boundary (by the list a block leaves or joins) in the isolation, offline
+    /// and CMA-grab paths.
+    pub const ISOLATE_HYGIENE: Fixes = Fixes(1 << 7);
+    /// 2022, 1dd214b8f21c "avoid merging non-fallbackable pageblocks with others": above
+    /// `pageblock_order`, merge different types only if both are pcp types.
+    pub const NO_MIXED_MERGE: Fixes = Fixes(1 << 8);
+    /// 2025 (Zi Yan, "Make MIGRATE_ISOLATE a standalone bit"): isolating keeps the pageblock's
+    /// type, and un-isolating restores it instead of the caller's type (an undo after a failed
+    /// isolation no longer turns CMA pageblocks Movable).
+    pub const ISOLATE_KEEPS_TYPE: Fixes = Fixes(1 << 9);
 
     /// Linux 3.17 (linux-next-20140826): none of the fixes.
     pub const NONE: Fixes = Fixes(0);
@@ -52,10 +77,18 @@ impl Fixes {
     /// The patches as merged for v3.18 (v5 plus review fixes).
     pub const V3_18: Fixes =
         Fixes(Self::SEED.0 | Self::RECHECK_ISOLATE_MT.0 | Self::UNSET_REFREE.0);
-    /// v3.18 plus the 2016 merge fix.
-    pub const ALL: Fixes = Fixes(Self::V3_18.0 | Self::NO_ISOLATE_MERGE.0);
+    /// v3.18 plus the 2016 merge fix (what v4.6 shipped).
+    pub const V4_6: Fixes = Fixes(Self::V3_18.0 | Self::NO_ISOLATE_MERGE.0);
+    /// Every fix: v4.6 plus the later isolation fixes (2022 merge rule, 2024 hygiene, 2025
+    /// type-preserving isolation).
+    pub const ALL: Fixes = Fixes(
+        Self::V4_6.0
+            | Self::NO_MIXED_MERGE.0
+            | Self::ISOLATE_HYGIENE.0
+            | Self::ISOLATE_KEEPS_TYPE.0,
+    );
 
-    const NAMES: [(&'static str, Fixes); 7] = [
+    const NAMES: [(&'static str, Fixes); 10] = [
         ("recheck-free-one-page", Self::RECHECK_FREE_ONE_PAGE),
         ("recheck-isolate-mt", Self::RECHECK_ISOLATE_MT),
         ("recheck-pcp-bulk", Self::RECHECK_PCP_BULK),
@@ -63,12 +96,16 @@ impl Fixes {
         ("isolate-merge-limit", Self::ISOLATE_MERGE_LIMIT),
         ("unset-refree", Self::UNSET_REFREE),
         ("no-isolate-merge", Self::NO_ISOLATE_MERGE),
+        ("isolate-hygiene", Self::ISOLATE_HYGIENE),
+        ("no-mixed-merge", Self::NO_MIXED_MERGE),
+        ("isolate-keeps-type", Self::ISOLATE_KEEPS_TYPE),
     ];
 
-    const PRESETS: [(&'static str, Fixes); 4] = [
+    const PRESETS: [(&'static str, Fixes); 5] = [
         ("none", Self::NONE),
         ("seed", Self::SEED),
         ("v3.18", Self::V3_18),
+        ("v4.6", Self::V4_6),
         ("all", Self::ALL),
     ];
 
@@ -131,7 +168,7 @@ impl fmt::Display for Fixes {
 impl core::str::FromStr for Fixes {
     type Err = String;
 
-    /// Parse a preset (`none`, `seed`, `v3.18`, `all`) or a comma list of presets and flag
+    /// Parse a preset (`none`, `seed`, `v3.18`, `v4.6`, `all`) or a comma list of presets and flag
     /// names (`recheck-free-one-page,recheck-pcp-bulk`), case-insensitive.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = Fixes::NONE;
@@ -140,7 +177,9 @@ impl core::str::FromStr for Fixes {
             let found = Self::PRESETS
                 .iter()
                 .chain(Self::NAMES.iter())
-                .find(|(n, _)| *n == p || (p == "v318" && *n == "v3.18"));
+                .find(|(n, _)| {
+                    *n == p || (p == "v318" && *n == "v3.18") || (p == "v46" && *n == "v4.6")
+                });
             match found {
                 Some((_, f)) => out = out.union(*f),
                 None => {
@@ -170,11 +209,12 @@ mod tests {
         assert!(Fixes::ALL.contains(Fixes::V3_18));
         assert!(!Fixes::SEED.contains(Fixes::RECHECK_ISOLATE_MT));
         assert!(!Fixes::V3_18.contains(Fixes::NO_ISOLATE_MERGE));
+        assert!(Fixes::ALL.contains(Fixes::V4_6) && !Fixes::V4_6.contains(Fixes::ISOLATE_HYGIENE));
     }
 
     #[test]
     fn parse_round_trips() {
-        for s in ["none", "seed", "v3.18", "all"] {
+        for s in ["none", "seed", "v3.18", "v4.6", "all"] {
             let f: Fixes = s.parse().unwrap();
             assert_eq!(f.name(), s);
         }

@@ -19,7 +19,8 @@
 //! | [`Zone::start_isolate_page_range`] / [`Zone::undo_isolate_page_range`] | same names |
 //! | [`Zone::test_pages_isolated`] | `test_pages_isolated` + `__test_page_isolated_in_pageblock`, with the test-time "repair" (R4) |
 //! | `has_unmovable_pages` | same name |
-//! | `isolate_free_page` | `__isolate_free_page` (3.18 form) |
+//! | `isolate_free_page` | `__isolate_free_page` (3.18 form; 2024 accounting with [`Fixes::ISOLATE_HYGIENE`]) |
+//! | `ZoneFree::split_large_buddy` | 2024's `split_large_buddy` in `move_freepages_block_isolate` ([`Fixes::ISOLATE_HYGIENE`]) |
 //! | [`Zone::offline_pages`] / [`Zone::online_pages`] | `__offline_pages` / `online_pages` |
 //!
 //! # Deviations, all on input validation, none on the racy paths
@@ -90,10 +91,17 @@ impl ZoneInner {
             if let Some(busy) = self.has_unmovable_pages(zf, block) {
                 return Err(IsolateError::Busy(busy));
             }
-            self.pageblock.set(block, Migratetype::Isolate, zf);
+            self.pageblock.set_isolate(block, old, zf);
             zf.nr_isolate_pageblock += 1;
-            let nr_pages = zf.move_freepages_block(self, block, Migratetype::Isolate);
-            zf.account(-(nr_pages as i64), old);
+            if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
+                // 2024: no free block straddles the pageblock boundary after this, and the
+                // move below counts each block by the list it leaves.
+                zf.split_large_buddy(self, block);
+                zf.move_freepages_block(self, block, Migratetype::Isolate);
+            } else {
+                let nr_pages = zf.move_freepages_block(self, block, Migratetype::Isolate);
+                zf.account(-(nr_pages as i64), old);
+            }
         }
         self.race_window(RaceWindow::IsolateBeforeDrain, block);
         self.drain_all_pages();
@@ -109,12 +117,24 @@ impl ZoneInner {
     /// counted once and merges with its buddy.
     pub(crate) fn unset_migratetype_isolate(&self, pfn: Pfn, mt: Migratetype) {
         let block = Pfn(pfn.0 & !(self.geo.pageblock_nr_pages - 1));
+        let restore = |requested: Migratetype| {
+            if self.fixes.contains(Fixes::ISOLATE_KEEPS_TYPE) {
+                self.pageblock.saved(block)
+            } else {
+                requested
+            }
+        };
         let mut refree = None;
         {
             let mut zf = self.lock();
             let zf = &mut *zf;
             if !self.pageblock.get(block).is_isolate() {
                 return;
+            }
+            let mt = restore(mt);
+            let hygiene = self.fixes.contains(Fixes::ISOLATE_HYGIENE);
+            if hygiene {
+                zf.split_large_buddy(self, block);
             }
             if self.fixes.contains(Fixes::UNSET_REFREE)
                 && let Some(order) = zf.buddy_order(block)
@@ -130,7 +150,9 @@ impl ZoneInner {
             }
             if refree.is_none() {
                 let nr_pages = zf.move_freepages_block(self, block, mt);
-                zf.account(nr_pages as i64, mt);
+                if !hygiene {
+                    zf.account(nr_pages as i64, mt);
+                }
             }
             self.pageblock.set(block, mt, zf);
             zf.nr_isolate_pageblock -= 1;
@@ -144,9 +166,14 @@ impl ZoneInner {
     /// unless its pageblock is `Isolate`; for blocks of about a pageblock or more, retype
     /// covered pageblocks that are neither CMA nor `Isolate` to Movable. Returns its pages.
     pub(crate) fn isolate_free_page(&self, zf: &mut ZoneFree, pfn: Pfn, order: Order) -> u64 {
-        let mt = self.pageblock.get(pfn);
-        if !mt.is_isolate() {
-            zf.account(-(order.nr_pages() as i64), mt);
+        if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
+            // 2024: counted out of the list it is really on.
+            zf.account_list(pfn, -(order.nr_pages() as i64));
+        } else {
+            let mt = self.pageblock.get(pfn);
+            if !mt.is_isolate() {
+                zf.account(-(order.nr_pages() as i64), mt);
+            }
         }
         zf.del_from_free_list(pfn, order);
         if order.0 + 1 >= self.geo.pageblock_order {
@@ -238,7 +265,7 @@ impl ZoneInner {
                 Some(order) => {
                     if !zf.get_freepage_migratetype(pfn).is_isolate() {
                         let last = pfn.add(order.nr_pages() - 1);
-                        zf.move_freepages(pfn, last, Migratetype::Isolate);
+                        zf.move_freepages(self, pfn, last, Migratetype::Isolate);
                     }
                     pfn = pfn.add(order.nr_pages());
                 }
@@ -278,6 +305,9 @@ impl ZoneInner {
             while pfn < end {
                 match zf.buddy_order(pfn) {
                     Some(order) => {
+                        if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
+                            zf.account_list(pfn, -(order.nr_pages() as i64));
+                        }
                         zf.del_from_free_list(pfn, order);
                         for p in pfn.0..pfn.0 + order.nr_pages() {
                             self.state.set_offline(Pfn(p));

@@ -10,7 +10,11 @@
 use crate::sync::atomic::{AtomicU8, Ordering};
 use crate::types::{Migratetype, PageblockIdx, Pfn};
 
-/// The per-pageblock migratetype table.
+const TYPE_MASK: u8 = 0x0f;
+const SAVED_SHIFT: u8 = 4;
+
+/// The per-pageblock migratetype table: the type in the low 4 bits; while the type is
+/// `Isolate`, the high 4 bits keep the type it replaced.
 pub(crate) struct PageblockFlags {
     mt: Box<[AtomicU8]>,
     pageblock_order: u32,
@@ -44,13 +48,28 @@ impl PageblockFlags {
     #[inline]
     pub(crate) fn get_block(&self, idx: PageblockIdx) -> Migratetype {
         let v = self.mt[idx.idx()].load(Ordering::Relaxed);
-        // Only `set` writes the table, always with a valid type.
-        Migratetype::from_u8(v).unwrap_or(Migratetype::Unmovable)
+        // Only `set`/`set_isolate` write the table, always with a valid type in the low bits.
+        Migratetype::from_u8(v & TYPE_MASK).unwrap_or(Migratetype::Unmovable)
     }
 
     /// `set_pageblock_migratetype`. Callers hold the zone lock (the `_locked` argument).
     #[inline]
     pub(crate) fn set(&self, pfn: Pfn, mt: Migratetype, _locked: &crate::zone::ZoneFree) {
         self.mt[self.block_of(pfn).idx()].store(mt as u8, Ordering::Relaxed);
+    }
+
+    /// Set `Isolate`, remembering the type it replaces in the high bits (2025's standalone
+    /// isolate bit; readers see `Isolate`).
+    #[inline]
+    pub(crate) fn set_isolate(&self, pfn: Pfn, old: Migratetype, _locked: &crate::zone::ZoneFree) {
+        let v = Migratetype::Isolate as u8 | ((old as u8) << SAVED_SHIFT);
+        self.mt[self.block_of(pfn).idx()].store(v, Ordering::Relaxed);
+    }
+
+    /// The type an isolated pageblock had before `set_isolate`.
+    #[inline]
+    pub(crate) fn saved(&self, pfn: Pfn) -> Migratetype {
+        let v = self.mt[self.block_of(pfn).idx()].load(Ordering::Relaxed);
+        Migratetype::from_u8(v >> SAVED_SHIFT).unwrap_or(Migratetype::Movable)
     }
 }

@@ -279,9 +279,9 @@ impl ZoneFree {
         let top = z.geo.max_order;
         let pb_limit = top.min(z.geo.pageblock_order + 1);
         let mut max_order = top;
-        if fixes.contains(Fixes::NO_ISOLATE_MERGE)
-            || (fixes.contains(Fixes::ISOLATE_MERGE_LIMIT) && mt.is_isolate())
-        {
+        let checked_merge =
+            fixes.contains(Fixes::NO_ISOLATE_MERGE) || fixes.contains(Fixes::NO_MIXED_MERGE);
+        if checked_merge || (fixes.contains(Fixes::ISOLATE_MERGE_LIMIT) && mt.is_isolate()) {
             max_order = pb_limit;
         }
         debug_assert!(pfn.is_aligned(order) && order.0 < top);
@@ -297,16 +297,21 @@ impl ZoneFree {
                 order = Order(order.0 + 1);
             }
             // d9dddbf55667: we are at pageblock_order; merge further only when both
-            // pageblocks have the same type or neither is Isolate.
-            if fixes.contains(Fixes::NO_ISOLATE_MERGE)
-                && max_order < top
-                && order.0 + 1 == max_order
-            {
-                if self.nr_isolate_pageblock > 0 {
-                    let buddy = Pfn(pfn.0 ^ order.nr_pages());
-                    if buddy.0 < self.nr_pages as u64 {
+            // pageblocks have the same type or neither is Isolate (checked while a pageblock
+            // is isolated). 1dd214b8f21c (2022) widens it, always checked, to "or both are
+            // mergeable (pcp) types": CMA, Reserve and Isolate merge only with their own kind.
+            if checked_merge && max_order < top && order.0 + 1 == max_order {
+                let buddy = Pfn(pfn.0 ^ order.nr_pages());
+                if buddy.0 < self.nr_pages as u64 {
+                    let mixed = fixes.contains(Fixes::NO_MIXED_MERGE);
+                    if mixed || self.nr_isolate_pageblock > 0 {
                         let buddy_mt = z.pageblock.get(buddy);
-                        if mt != buddy_mt && (mt.is_isolate() || buddy_mt.is_isolate()) {
+                        let stop = if mixed {
+                            mt != buddy_mt && (!mt.is_pcp_type() || !buddy_mt.is_pcp_type())
+                        } else {
+                            mt != buddy_mt && (mt.is_isolate() || buddy_mt.is_isolate())
+                        };
+                        if stop {
                             break;
                         }
                     }
@@ -360,13 +365,29 @@ impl ZoneFree {
 
     /// `move_freepages(zone, start, end, mt)`: move every free block whose head lies in
     /// `[start, end]` to `free_list[mt]`, set its `page->index`, and return the pages moved.
-    /// No accounting, and no look at which list a block was on.
-    pub(crate) fn move_freepages(&mut self, start: Pfn, end: Pfn, mt: Migratetype) -> u64 {
+    /// 3.17: no accounting, and no look at which list a block was on (callers account the
+    /// total by a type they believe). With [`Fixes::ISOLATE_HYGIENE`] each block is counted
+    /// out of the list it leaves and into the one it joins (2024's `move_to_free_list`), and
+    /// callers do not account.
+    pub(crate) fn move_freepages(
+        &mut self,
+        z: &ZoneInner,
+        start: Pfn,
+        end: Pfn,
+        mt: Migratetype,
+    ) -> u64 {
+        let hygiene = z.fixes.contains(Fixes::ISOLATE_HYGIENE);
         let mut moved = 0;
         let mut pfn = start;
         while pfn <= end {
             match self.buddy_order(pfn) {
                 Some(order) => {
+                    if hygiene {
+                        self.account_list(pfn, -(order.nr_pages() as i64));
+                        if !mt.is_isolate() {
+                            self.account(order.nr_pages() as i64, mt);
+                        }
+                    }
                     self.move_to_list(pfn, order, mt);
                     self.set_freepage_migratetype(pfn, mt);
                     pfn = pfn.add(order.nr_pages());
@@ -383,7 +404,45 @@ impl ZoneFree {
     pub(crate) fn move_freepages_block(&mut self, z: &ZoneInner, pfn: Pfn, mt: Migratetype) -> u64 {
         let start = Pfn(pfn.0 & !(z.geo.pageblock_nr_pages - 1));
         let end = start.add(z.geo.pageblock_nr_pages - 1);
-        self.move_freepages(start, end, mt)
+        self.move_freepages(z, start, end, mt)
+    }
+
+    /// Account `nr` pages by the list the free block at `pfn` is on (nothing for `Isolate`):
+    /// 2024's `account_freepages` at the freelist boundary.
+    pub(crate) fn account_list(&mut self, pfn: Pfn, nr: i64) {
+        let list =
+            Migratetype::from_u8(self.page[pfn.idx()].list).unwrap_or(Migratetype::Unmovable);
+        if !list.is_isolate() {
+            self.account(nr, list);
+        }
+    }
+
+    /// 2024's `find_large_buddy` + `split_large_buddy`: if a free block larger than a
+    /// pageblock covers the pageblock at `block`, take it off its list (counted out by that
+    /// list) and free it again as pageblock-sized blocks, each on the list of its own
+    /// pageblock's type (counted in unless `Isolate`), without merging.
+    pub(crate) fn split_large_buddy(&mut self, z: &ZoneInner, block: Pfn) {
+        let pb = z.geo.pageblock_order;
+        let Some((head, order)) = (pb + 1..z.geo.max_order).find_map(|o| {
+            let head = Pfn(block.0 & !((1u64 << o) - 1));
+            self.buddy_order(head)
+                .filter(|k| k.0 >= o)
+                .map(|k| (head, k))
+        }) else {
+            return;
+        };
+        self.account_list(head, -(order.nr_pages() as i64));
+        self.del_from_free_list(head, order);
+        let mut chunk = head;
+        while chunk < head.add(order.nr_pages()) {
+            let mt = z.pageblock.get(chunk);
+            self.add_to_free_list(chunk, Order(pb), mt, false);
+            self.set_freepage_migratetype(chunk, mt);
+            if !mt.is_isolate() {
+                self.account(1i64 << pb, mt);
+            }
+            chunk = chunk.add(1u64 << pb);
+        }
     }
 
     /// `try_to_steal_freepages(zone, page, start_type, fallback_type)` (3.17).
@@ -604,6 +663,20 @@ impl ZoneInner {
         zf.set_freepage_migratetype(pfn, mt);
         self.state.set_freed(pfn);
         zf.events.pgfree += order.nr_pages();
+        let pb = self.geo.pageblock_order;
+        if self.fixes.contains(Fixes::ISOLATE_HYGIENE) && order.0 > pb {
+            // 2024's split_large_buddy on free: a block larger than a pageblock is freed one
+            // pageblock at a time, each by its own pageblock's type, so a block that spans an
+            // isolated pageblock does not land whole on one list.
+            let mut chunk = pfn;
+            while chunk < pfn.add(order.nr_pages()) {
+                let cmt = self.get_pageblock_migratetype(chunk);
+                zf.set_freepage_migratetype(chunk, cmt);
+                zf.free_one_page_locked(self, chunk, Order(pb), cmt);
+                chunk = chunk.add(1u64 << pb);
+            }
+            return;
+        }
         zf.free_one_page_locked(self, pfn, order, mt);
         if !self.fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
             zf.account(order.nr_pages() as i64, mt);

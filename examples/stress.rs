@@ -1,0 +1,730 @@
+//! Multi-threaded stress run of the page allocator.
+//!
+//! N worker threads allocate blocks of random order (0–4) and migratetype (Unmovable,
+//! Reclaimable, Movable), fill every page with a pattern derived from its pfn and a
+//! per-allocation tag, keep them in a working set that grows and shrinks, and free them either
+//! locally or by handing them to the next worker through a channel (a cross-thread free). Every
+//! freed block is checked against its pattern first. The main thread prints a progress line
+//! per second and, every few seconds, runs `drain_all_pages()` + `audit()` while the workers
+//! keep going (the audit takes every lock, so it sees a consistent state).
+//!
+//! At the end everything is freed, the threads are joined (their pcps drain at thread exit),
+//! `drain_all_pages()` runs once more and the final audit must be clean: no drift, every page
+//! free. The exit code is non-zero if any audit failed or any pattern check failed.
+//!
+//! ```text
+//! cargo run --release --example stress -- --seconds 5 --threads 4 --json
+//! cargo run --release --example stress -- --soak            # until Ctrl-C, one line per audit
+//! ```
+
+// The stop flag (also set from a SIGINT handler) and the per-thread progress counters are
+// plain std atomics: this example is outside the crate's loom shim rule, which only concerns
+// the library's own concurrency (src/sync.rs).
+#![allow(clippy::disallowed_types)]
+
+use pagealloc::{
+    AllocError, AuditReport, Fixes, Migratetype, Order, PAGE_SIZE, Pages, Zone, ZoneConfig,
+};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: stress [options]
+
+Hammer a pagealloc zone from several threads: random orders 0-4 and migratetypes, pages
+pattern-filled at allocation and checked at free, blocks freed on other threads, periodic
+drain_all_pages() + audit(), and a final audit that must find every page free.
+
+options:
+  --seconds S      run time in seconds (default 10; with --soak: no limit unless given)
+  --threads N      worker threads (default 4)
+  --seed N         PRNG seed, decimal or 0x-hex (default: from the clock)
+  --size-mib M     zone size in MiB, a multiple of 4 (default 1024)
+  --fixes F        fix set: none, seed, v3.18, all, or a comma list of flags (default all)
+  --audit-secs S   seconds between audits (default 2; 10 with --soak)
+  --soak           run until Ctrl-C (or --seconds), one line per audit, no per-second lines
+  --json           print one JSON object with the results as the last stdout line
+  --help           this text
+
+exit status: 0 when every audit was clean and no pattern check failed, 1 otherwise, 2 on a
+usage error.";
+
+/// Set by the main thread at the deadline, or by SIGINT/SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    // A second signal kills the process the default way.
+    // SAFETY: `signal` is async-signal-safe; restoring the default disposition is always valid.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and calls `signal`, both
+        // async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Args {
+    seconds: Option<f64>,
+    threads: usize,
+    seed: u64,
+    size_mib: usize,
+    fixes: Fixes,
+    audit_secs: f64,
+    soak: bool,
+    json: bool,
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    v.parse::<T>()
+        .map_err(|_| format!("{flag}: bad value {v:?}"))
+}
+
+fn parse_u64(flag: &str, v: Option<String>) -> Result<u64, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    let r = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse::<u64>(),
+    };
+    r.map_err(|_| format!("{flag}: bad value {v:?}"))
+}
+
+/// `Ok(None)` means `--help`.
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut seconds = None;
+    let mut threads = 4usize;
+    let mut seed = None;
+    let mut size_mib = 1024usize;
+    let mut fixes = Fixes::ALL;
+    let mut audit_secs = None;
+    let mut soak = false;
+    let mut json = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, mut inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || inline.take().or_else(|| it.next());
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--seconds" => seconds = Some(parse_num::<f64>(&flag, value())?),
+            "--threads" => threads = parse_num(&flag, value())?,
+            "--seed" => seed = Some(parse_u64(&flag, value())?),
+            "--size-mib" => size_mib = parse_num(&flag, value())?,
+            "--fixes" => {
+                let v = value().ok_or("--fixes needs a value")?;
+                fixes = v.parse::<Fixes>()?;
+            }
+            "--audit-secs" => audit_secs = Some(parse_num::<f64>(&flag, value())?),
+            "--soak" => soak = true,
+            "--json" => json = true,
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+        if inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
+    }
+    if threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    if let Some(s) = seconds
+        && !(s.is_finite() && s >= 0.0)
+    {
+        return Err("--seconds must be a non-negative number".into());
+    }
+    let audit_secs = audit_secs.unwrap_or(if soak { 10.0 } else { 2.0 });
+    if !(audit_secs.is_finite() && audit_secs > 0.0) {
+        return Err("--audit-secs must be positive".into());
+    }
+    if !soak && seconds.is_none() {
+        seconds = Some(10.0);
+    }
+    let seed = seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        splitmix64(t.as_nanos() as u64 ^ u64::from(std::process::id()))
+    });
+    Ok(Some(Args {
+        seconds,
+        threads,
+        seed,
+        size_mib,
+        fixes,
+        audit_secs,
+        soak,
+        json,
+    }))
+}
+
+// ---- PRNG and page pattern ----
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(splitmix64(seed) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0), by multiply-shift.
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
+    }
+}
+
+/// The first word of page `pfn` in the allocation tagged `tag`; word `j` is this plus `j`.
+fn page_seed(pfn: u64, tag: u64) -> u64 {
+    splitmix64(pfn.wrapping_mul(0x1000_0000_01b3) ^ tag)
+}
+
+fn fill(p: &mut Pages<'_>, tag: u64) {
+    let pfn0 = p.pfn().0;
+    for (i, page) in p.as_mut_slice().chunks_exact_mut(PAGE_SIZE).enumerate() {
+        let base = page_seed(pfn0 + i as u64, tag);
+        for (j, w) in page.chunks_exact_mut(8).enumerate() {
+            w.copy_from_slice(&base.wrapping_add(j as u64).to_ne_bytes());
+        }
+    }
+}
+
+/// Pages of the block whose pattern is wrong.
+fn verify(p: &Pages<'_>, tag: u64) -> u64 {
+    let pfn0 = p.pfn().0;
+    let mut bad = 0;
+    for (i, page) in p.as_slice().chunks_exact(PAGE_SIZE).enumerate() {
+        let base = page_seed(pfn0 + i as u64, tag);
+        let ok = page
+            .chunks_exact(8)
+            .enumerate()
+            .all(|(j, w)| u64::from_ne_bytes(w.try_into().unwrap()) == base.wrapping_add(j as u64));
+        if !ok {
+            bad += 1;
+        }
+    }
+    bad
+}
+
+// ---- workers ----
+
+/// A live allocation and the tag its pages were filled with.
+struct Block<'z> {
+    pages: Pages<'z>,
+    tag: u64,
+}
+
+/// A worker's counters, written by the worker only, read by the main thread for progress.
+#[derive(Default)]
+struct Progress {
+    ops: AtomicU64,
+    live_pages: AtomicU64,
+    alloc_failures: AtomicU64,
+    verify_errors: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct WorkerStats {
+    allocs: u64,
+    frees: u64,
+    cross_frees: u64,
+    alloc_failures: u64,
+    verify_errors: u64,
+}
+
+impl WorkerStats {
+    /// Operations: successful allocations and frees (each free counted once, on the freeing
+    /// thread). Failed allocations are counted apart.
+    fn ops(&self) -> u64 {
+        self.allocs + self.frees
+    }
+}
+
+struct Worker<'z> {
+    id: usize,
+    zone: &'z Zone,
+    rng: Rng,
+    live: Vec<Block<'z>>,
+    live_pages: u64,
+    next_tag: u64,
+    stats: WorkerStats,
+}
+
+const ORDERS: [u32; 8] = [0, 0, 0, 1, 1, 2, 3, 4];
+const TYPES: [Migratetype; 3] = [
+    Migratetype::Unmovable,
+    Migratetype::Reclaimable,
+    Migratetype::Movable,
+];
+
+impl<'z> Worker<'z> {
+    /// Check the pattern and free the block on this thread.
+    fn free_block(&mut self, b: Block<'z>) {
+        let bad = verify(&b.pages, b.tag);
+        if bad > 0 {
+            if self.stats.verify_errors < 5 {
+                eprintln!(
+                    "stress: thread {}: pattern mismatch in {bad} page(s) of the {} block at {} (tag {:#x})",
+                    self.id,
+                    b.pages.order(),
+                    b.pages.pfn(),
+                    b.tag
+                );
+            }
+            self.stats.verify_errors += bad;
+        }
+        drop(b.pages);
+        self.stats.frees += 1;
+    }
+
+    fn take_random(&mut self) -> Option<Block<'z>> {
+        if self.live.is_empty() {
+            return None;
+        }
+        let i = self.rng.below(self.live.len() as u64) as usize;
+        let b = self.live.swap_remove(i);
+        self.live_pages -= b.pages.order().nr_pages();
+        Some(b)
+    }
+
+    /// Returns false on `NoMemory`.
+    fn alloc_one(&mut self) -> bool {
+        let order = Order(ORDERS[self.rng.below(ORDERS.len() as u64) as usize]);
+        let mt = TYPES[self.rng.below(3) as usize];
+        match self.zone.alloc_pages(order, mt) {
+            Ok(mut pages) => {
+                self.next_tag += 1;
+                let tag = splitmix64(((self.id as u64) << 48) ^ self.next_tag);
+                fill(&mut pages, tag);
+                self.live_pages += order.nr_pages();
+                self.live.push(Block { pages, tag });
+                self.stats.allocs += 1;
+                true
+            }
+            Err(AllocError::NoMemory { .. }) => {
+                self.stats.alloc_failures += 1;
+                false
+            }
+            Err(e) => panic!(
+                "stress: thread {}: unexpected allocation error: {e}",
+                self.id
+            ),
+        }
+    }
+}
+
+fn worker<'z>(
+    zone: &'z Zone,
+    id: usize,
+    seed: u64,
+    cap_pages: u64,
+    tx: Option<mpsc::Sender<Block<'z>>>,
+    rx: mpsc::Receiver<Block<'z>>,
+    progress: &Progress,
+) -> WorkerStats {
+    let mut w = Worker {
+        id,
+        zone,
+        rng: Rng::new(seed ^ splitmix64(id as u64 + 1)),
+        live: Vec::new(),
+        live_pages: 0,
+        next_tag: 0,
+        stats: WorkerStats::default(),
+    };
+    let lo = cap_pages / 8;
+    let mut growing = true;
+    let mut iter = 0u64;
+    loop {
+        iter += 1;
+        if iter % 256 == 0 {
+            progress.ops.store(w.stats.ops(), Ordering::Relaxed);
+            progress.live_pages.store(w.live_pages, Ordering::Relaxed);
+            progress
+                .alloc_failures
+                .store(w.stats.alloc_failures, Ordering::Relaxed);
+            progress
+                .verify_errors
+                .store(w.stats.verify_errors, Ordering::Relaxed);
+            if STOP.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        // Blocks freed here that another thread allocated.
+        while let Ok(b) = rx.try_recv() {
+            w.free_block(b);
+            w.stats.cross_frees += 1;
+        }
+        if iter % 4096 == 0 {
+            // Race a local drain against the other threads' frees and drains.
+            zone.drain_local_pages();
+        }
+        let p_alloc = if growing { 70 } else { 30 };
+        if w.live.is_empty() || w.rng.below(100) < p_alloc {
+            if !w.alloc_one() {
+                // Under pressure: give some back and start shrinking; with nothing to give
+                // back, let the threads that hold the memory run.
+                growing = false;
+                if w.live.is_empty() {
+                    pagealloc::sync::yield_now();
+                }
+                for _ in 0..8 {
+                    match w.take_random() {
+                        Some(b) => w.free_block(b),
+                        None => break,
+                    }
+                }
+            } else if w.live_pages >= cap_pages {
+                growing = false;
+            }
+        } else if let Some(b) = w.take_random() {
+            match &tx {
+                // A quarter of the frees happen on the next thread.
+                Some(tx) if w.rng.below(4) == 0 => {
+                    if let Err(mpsc::SendError(b)) = tx.send(b) {
+                        w.free_block(b);
+                    }
+                }
+                _ => w.free_block(b),
+            }
+            if w.live_pages <= lo {
+                growing = true;
+            }
+        }
+    }
+    // Teardown: stop sending (so the next thread's inbox disconnects once we are done), free
+    // our working set, then free whatever the previous thread still sends us.
+    drop(tx);
+    while let Some(b) = w.take_random() {
+        w.free_block(b);
+    }
+    while let Ok(b) = rx.recv() {
+        w.free_block(b);
+        w.stats.cross_frees += 1;
+    }
+    progress.ops.store(w.stats.ops(), Ordering::Relaxed);
+    progress.live_pages.store(0, Ordering::Relaxed);
+    progress
+        .alloc_failures
+        .store(w.stats.alloc_failures, Ordering::Relaxed);
+    progress
+        .verify_errors
+        .store(w.stats.verify_errors, Ordering::Relaxed);
+    w.stats
+}
+
+// ---- main ----
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The final state must be: clean audit, nothing allocated or cached, every page free.
+fn final_problems(r: &AuditReport, counters: (i64, i64)) -> Vec<String> {
+    let mut p = Vec::new();
+    if !r.is_ok() {
+        p.push(format!("audit not clean: {r}"));
+    }
+    if !r.conservation_ok() {
+        p.push("conservation broken".into());
+    }
+    if r.drift_free != 0 || r.drift_cma != 0 {
+        p.push(format!(
+            "drift free {:+} cma {:+}",
+            r.drift_free, r.drift_cma
+        ));
+    }
+    if r.true_free_pages != r.managed_pages {
+        p.push(format!(
+            "true free pages {} != managed pages {}",
+            r.true_free_pages, r.managed_pages
+        ));
+    }
+    if counters.0 != r.managed_pages as i64 {
+        p.push(format!(
+            "NR_FREE_PAGES {} != managed pages {}",
+            counters.0, r.managed_pages
+        ));
+    }
+    if r.pcp_pages != 0 || r.allocated_pages != 0 {
+        p.push(format!(
+            "{} pages still in pcps, {} still allocated",
+            r.pcp_pages, r.allocated_pages
+        ));
+    }
+    p
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("stress: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let zone = match Zone::new(ZoneConfig {
+        size: args.size_mib << 20,
+        fixes: args.fixes,
+        ..ZoneConfig::default()
+    }) {
+        Ok(z) => z,
+        Err(e) => {
+            eprintln!("stress: cannot create a {} MiB zone: {e}", args.size_mib);
+            return ExitCode::from(2);
+        }
+    };
+    install_signal_handlers();
+    let geo = *zone.geometry();
+    let nr_pages = geo.nr_pages;
+    // Each working set swings between 1/8 of its cap and its cap; together the caps are 110%
+    // of the zone, so when the threads grow at the same time allocations fail (NoMemory) and
+    // the threads back off.
+    let cap_pages = (nr_pages * 11 / 10 / args.threads as u64).max(16);
+    eprintln!(
+        "stress: {} threads, {} MiB zone ({} pages, pcp high {} batch {}), fixes {}, seed {:#x}, {}, audit every {} s",
+        args.threads,
+        args.size_mib,
+        nr_pages,
+        geo.pcp_high,
+        geo.pcp_batch,
+        args.fixes,
+        args.seed,
+        match args.seconds {
+            Some(s) => format!("{s} s"),
+            None => "until Ctrl-C".into(),
+        },
+        args.audit_secs
+    );
+
+    let progress: Vec<Progress> = (0..args.threads).map(|_| Progress::default()).collect();
+    let start = Instant::now();
+    let deadline = args.seconds.map(|s| start + Duration::from_secs_f64(s));
+    let audit_every = Duration::from_secs_f64(args.audit_secs);
+    let mut audits = 0u64;
+    let mut audit_failures = 0u64;
+    let mut max_abs_drift = 0i64;
+
+    let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
+        // Worker i sends to worker i+1 (mod n).
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..args.threads)
+            .map(|_| mpsc::channel::<Block<'_>>())
+            .unzip();
+        let mut txs: Vec<Option<mpsc::Sender<Block<'_>>>> = txs.into_iter().map(Some).collect();
+        txs.rotate_left(1);
+        let mut handles = Vec::new();
+        for (id, (tx, rx)) in txs.into_iter().zip(rxs).enumerate() {
+            let tx = if args.threads > 1 { tx } else { None };
+            let zone = &zone;
+            let progress = &progress[id];
+            let seed = args.seed;
+            let h = std::thread::Builder::new()
+                .name(format!("stress-{id}"))
+                .spawn_scoped(s, move || {
+                    worker(zone, id, seed, cap_pages, tx, rx, progress)
+                })
+                .expect("spawn worker");
+            handles.push(h);
+        }
+
+        let mut next_audit = start + audit_every;
+        let mut next_line = start + Duration::from_secs(1);
+        let mut last_ops = 0u64;
+        let mut last_line = start;
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                STOP.store(true, Ordering::SeqCst);
+            }
+            if STOP.load(Ordering::SeqCst) {
+                break;
+            }
+            let sum = |f: fn(&Progress) -> &AtomicU64| {
+                progress
+                    .iter()
+                    .map(|p| f(p).load(Ordering::Relaxed))
+                    .sum::<u64>()
+            };
+            if now >= next_audit {
+                next_audit += audit_every;
+                let t0 = Instant::now();
+                zone.drain_all_pages();
+                let r = zone.audit();
+                let took = t0.elapsed();
+                audits += 1;
+                max_abs_drift = max_abs_drift.max(r.drift_free.abs()).max(r.drift_cma.abs());
+                let ok = r.is_ok() && r.conservation_ok();
+                if !ok {
+                    audit_failures += 1;
+                    eprintln!(
+                        "stress: AUDIT {audits} FAILED at {:.1}s: {r}",
+                        start.elapsed().as_secs_f64()
+                    );
+                } else if args.soak {
+                    eprintln!(
+                        "stress: {:>8.1}s audit {audits} ok ({:.1} ms): ops {}, {} free, {} pcp, {} allocated, alloc_failures {}, verify_errors {}",
+                        start.elapsed().as_secs_f64(),
+                        took.as_secs_f64() * 1e3,
+                        sum(|p| &p.ops),
+                        r.true_free_pages,
+                        r.pcp_pages,
+                        r.allocated_pages,
+                        sum(|p| &p.alloc_failures),
+                        sum(|p| &p.verify_errors),
+                    );
+                }
+            }
+            if !args.soak && now >= next_line {
+                next_line += Duration::from_secs(1);
+                let ops = sum(|p| &p.ops);
+                let dt = now.duration_since(last_line).as_secs_f64().max(1e-9);
+                eprintln!(
+                    "stress: {:>5.1}s ops {ops} ({:.0}/s) live {} pages, alloc_failures {}, verify_errors {}, audits {audits} ({audit_failures} failed)",
+                    start.elapsed().as_secs_f64(),
+                    (ops - last_ops) as f64 / dt,
+                    sum(|p| &p.live_pages),
+                    sum(|p| &p.alloc_failures),
+                    sum(|p| &p.verify_errors),
+                );
+                last_ops = ops;
+                last_line = now;
+            }
+            let mut wake = next_audit.min(if args.soak { next_audit } else { next_line });
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            let nap = wake
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            std::thread::sleep(nap);
+        }
+        // Explicit joins: a scoped thread's implicit join does not wait for its thread-local
+        // destructors (the pcp drain at thread exit); `join()` does.
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+
+    let mut total = WorkerStats::default();
+    let mut panicked = 0;
+    for r in &joined {
+        match r {
+            Ok(s) => {
+                total.allocs += s.allocs;
+                total.frees += s.frees;
+                total.cross_frees += s.cross_frees;
+                total.alloc_failures += s.alloc_failures;
+                total.verify_errors += s.verify_errors;
+            }
+            Err(_) => panicked += 1,
+        }
+    }
+
+    zone.drain_all_pages();
+    let r = zone.audit();
+    audits += 1;
+    max_abs_drift = max_abs_drift.max(r.drift_free.abs()).max(r.drift_cma.abs());
+    let mut problems = final_problems(&r, zone.free_counters());
+    if panicked > 0 {
+        problems.push(format!("{panicked} worker thread(s) panicked"));
+    }
+    if total.allocs != total.frees {
+        problems.push(format!(
+            "{} allocations but {} frees",
+            total.allocs, total.frees
+        ));
+    }
+    if !problems.is_empty() {
+        audit_failures += 1;
+    }
+    let ok = problems.is_empty() && audit_failures == 0 && total.verify_errors == 0;
+
+    eprintln!(
+        "stress: done in {elapsed:.1}s: {} ops ({:.0}/s), {} allocs, {} cross-thread frees, {} alloc failures, {} verify errors, {audits} audits ({audit_failures} failed), final: {r}",
+        total.ops(),
+        total.ops() as f64 / elapsed.max(1e-9),
+        total.allocs,
+        total.cross_frees,
+        total.alloc_failures,
+        total.verify_errors,
+    );
+    for p in &problems {
+        eprintln!("stress: FINAL CHECK FAILED: {p}");
+    }
+    eprintln!("stress: {}", if ok { "PASS" } else { "FAIL" });
+
+    if args.json {
+        println!(
+            "{{\"ops\":{},\"threads\":{},\"seconds\":{:.3},\"seed\":{},\"size_mib\":{},\"fixes\":{},\"audit_ok\":{},\"drift_free\":{},\"drift_cma\":{},\"max_abs_drift\":{},\"verify_errors\":{},\"audits\":{},\"audit_failures\":{},\"alloc_failures\":{},\"allocs\":{},\"frees\":{},\"cross_thread_frees\":{},\"true_free_pages\":{},\"managed_pages\":{},\"ok\":{}}}",
+            total.ops(),
+            args.threads,
+            elapsed,
+            args.seed,
+            args.size_mib,
+            json_str(&args.fixes.name()),
+            problems.is_empty() && audit_failures == 0,
+            r.drift_free,
+            r.drift_cma,
+            max_abs_drift,
+            total.verify_errors,
+            audits,
+            audit_failures,
+            total.alloc_failures,
+            total.allocs,
+            total.frees,
+            total.cross_frees,
+            r.true_free_pages,
+            r.managed_pages,
+            ok,
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
