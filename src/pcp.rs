@@ -49,10 +49,6 @@ pub(crate) struct PcpEvents {
     pub(crate) pgalloc: u64,
     /// Pages freed into this pcp (`pgfree`).
     pub(crate) pgfree: u64,
-    /// `rmqueue_bulk` refills.
-    pub(crate) refill: u64,
-    /// `free_pcppages_bulk` calls (high watermark and drains).
-    pub(crate) bulk_free: u64,
 }
 
 /// A pcp's lists (`struct per_cpu_pages`), behind the pcp lock.
@@ -377,7 +373,6 @@ impl ZoneInner {
                     let batch = self.geo.pcp_batch;
                     let got = self.rmqueue_bulk(batch, mt, l);
                     l.count += got;
-                    l.events.refill += 1;
                 }
                 let e = l.lists[mt.idx()].pop_front()?;
                 l.count -= 1;
@@ -434,7 +429,6 @@ impl ZoneInner {
         if let Some(e) = l.lists.iter().find_map(|q| q.back()) {
             self.race_window(RaceWindow::PcpBulkBeforeZoneLock, Pfn(e.pfn as u64));
         }
-        l.events.bulk_free += 1;
         let fixes = self.fixes;
         let mut zf = self.lock();
         let zf: &mut ZoneFree = &mut zf;

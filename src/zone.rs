@@ -43,7 +43,6 @@ use crossbeam_utils::CachePadded;
 
 /// Event counters kept under the zone lock (the pcp keeps its own; `vmstat()` sums both).
 #[derive(Clone, Copy, Debug, Default)]
-#[allow(dead_code)] // cma/migrate counters: filled by the CMA issue, read by vmstat()
 pub(crate) struct ZoneEvents {
     /// `pgalloc_normal` (pages) for allocations that bypass the pcp.
     pub(crate) pgalloc: u64,
