@@ -259,6 +259,10 @@ impl Drop for LocalPcps {
         if std::thread::panicking() {
             return;
         }
+        // From here on this thread owns no pcp: later frees (from other thread-locals'
+        // destructors) bypass the pcp.
+        #[cfg(not(loom))]
+        CURRENT.set((0, core::ptr::null()));
         for e in self.entries.drain(..) {
             if let Some(zone) = e.zone.upgrade() {
                 e.pcp.owner(|l| zone.drain_pages(l));
@@ -266,6 +270,13 @@ impl Drop for LocalPcps {
             e.pcp.owned.store(false, Ordering::Release);
         }
     }
+}
+
+// The fast path's cache of `LOCAL_PCPS.entries[0]`: `(zone id, pcp)`, or `(0, null)`. A
+// const-initialised thread-local without a destructor is one TLS-relative load.
+#[cfg(not(loom))]
+std::thread_local! {
+    static CURRENT: core::cell::Cell<(u64, *const Pcp)> = const { core::cell::Cell::new((0, core::ptr::null())) };
 }
 
 crate::sync::thread_local! {
@@ -278,18 +289,21 @@ impl ZoneInner {
     /// are gone (callers then bypass the pcp).
     #[inline]
     fn with_this_cpu_pcp<R>(&self, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
+        #[cfg(not(loom))]
+        {
+            let (id, pcp) = CURRENT.get();
+            if id == self.id {
+                // SAFETY: `CURRENT` holds `(zone id, pcp)` only for a pcp that this thread
+                // owns and that is registered in that zone's registry (set by
+                // `with_this_cpu_pcp_slow`, cleared by `LocalPcps::drop` before ownership is
+                // released). Zone ids are never reused, and `self` is that zone, alive, so its
+                // registry still holds an `Arc` to the pcp: the pointer is valid, and this thread
+                // is its owner.
+                return Some(f(unsafe { &*pcp }));
+            }
+        }
         LOCAL_PCPS
-            .try_with(|local| {
-                {
-                    let l = local.borrow();
-                    if let Some(e) = l.entries.first()
-                        && e.zone_id == self.id
-                    {
-                        return Some(f(&e.pcp));
-                    }
-                }
-                self.with_this_cpu_pcp_slow(local, f)
-            })
+            .try_with(|local| self.with_this_cpu_pcp_slow(local, f))
             .ok()
             .flatten()
     }
@@ -320,6 +334,8 @@ impl ZoneInner {
         l.entries.swap(0, pos);
         let pcp = l.entries[0].pcp.clone();
         drop(l);
+        #[cfg(not(loom))]
+        CURRENT.set((self.id, &**pcp as *const Pcp));
         Some(f(&pcp))
     }
 
