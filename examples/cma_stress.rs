@@ -1,0 +1,1268 @@
+//! The seed's experiment, on real threads: CMA allocations on a busy machine.
+//!
+//! Joonsoo Kim's test (v3 cover letter, 26 Aug 2014): a VM with 4 CPUs, 1024 MB of memory and
+//! a 256 MB CMA reservation, a kernel build (`make -j16`) in the background, 30 CMA
+//! allocations of 8 MB (8 MB × 30 = 240 MB) at 5 s intervals, with his "aggressively allocate
+//! the pages on cma reserved memory" patchset applied. Result: "more than 5000 freepage count
+//! are missed" without the fixes, none with them.
+//!
+//! Here, for each fix set (default `none`, then `all`), on a fresh zone:
+//!
+//! - a 1 GiB arena with a 256 MiB CMA area at its top and the aggressive CMA policy
+//!   ([`CmaPolicy::Aggressive`]: Movable allocations alternate between the normal and the CMA
+//!   free lists, so CMA pages really flow through the pcps);
+//! - `--threads` (16) workers play `make -j16`. Warm-up: together they allocate until the zone
+//!   is full, then each keeps a random `--working-set`·3/5 share of its blocks as its
+//!   long-lived set (the page cache) and frees the rest, so what is in use and the holes
+//!   between are spread over the whole arena, CMA area included. Then each runs jobs (compiler
+//!   processes): a job allocates up to a random size (up to `--working-set`·4/5 of the
+//!   worker's share), works on its memory for a while and exits, freeing everything at once;
+//!   between job steps the long-lived set churns (one block freed, one allocated). Nine in ten
+//!   allocations are [`Zone::alloc_movable`] blocks of order 0–3, one in ten a plain
+//!   Unmovable or Reclaimable [`Zone::alloc_pages`] block of order 0–1. Every block carries a
+//!   pattern (two words per page) written at allocation; touching a block pins it
+//!   ([`MovablePages::pin`]) just long enough to check the pattern and write a new one, so the
+//!   allocator can migrate any movable block whenever it needs to. A quarter of the frees are
+//!   handed to the next worker and done there (into that thread's pcp);
+//! - the main thread does `--allocs` (30) [`Cma::alloc`](pagealloc::Cma::alloc)s of
+//!   `--alloc-mib` (8 MiB = 2048 pages, aligned to `Order(8)` like `CONFIG_CMA_ALIGNMENT`),
+//!   one every `--interval-ms`, and writes and checks every page of each. By default (`--hold`)
+//!   it keeps them until the end of the run, as the seed's 8 MB × 30 = 240 MB suggests: they
+//!   sweep through the 256 MiB area, and every allocation has to migrate the workers' pages
+//!   out of a fresh range. `--release-each` releases each one at once instead (then they all
+//!   land on the same range at the bottom of the area). One line per allocation: ok or busy,
+//!   where in the area, how long it took, the pages migrated so far, and the drift of a live
+//!   [`Zone::audit`] at that moment.
+//!
+//! At the end of a run the CMA allocations are checked and released, the workers stop, verify
+//! every block they hold and free everything, `drain_all_pages()` runs, and the final audit
+//! gives the numbers of the table:
+//!
+//! - **free pages missed** = |`drift_free`|, where `drift_free` = `NR_FREE_PAGES` − the pages
+//!   really on the non-`Isolate` free lists (the seed's definition of a free page); the signed
+//!   drift is printed too (negative: the counter lost pages);
+//! - **CMA free pages missed** = |`drift_cma`| (`NR_FREE_CMA_PAGES` − pages on the CMA lists);
+//! - CMA allocations succeeded / busy; **pages migrated** (`pgmigrate_success` from
+//!   `vmstat()`); misplaced blocks (free blocks on a list that disagrees with their
+//!   pageblock's type); the audit verdict; pattern errors (pages whose bytes changed under
+//!   their owner, e.g. a migration that lost them).
+//!
+//! With `none` (Linux 3.17) the races make the counters drift: mostly race R2 here (pages a
+//! pcp cached as CMA are drained into a pageblock that was just isolated, land on the CMA
+//! list uncounted, and are allocated again before `test_pages_isolated` would move them).
+//! With `all` the drift must be exactly 0, no block misplaced, and every allocation must
+//! succeed. The exit status is 1 if a run with all the fixes is not clean (drift, misplaced
+//! block, failed audit, fewer successful allocations than attempts) or if any run found a
+//! pattern error.
+//!
+//! Two knobs make the races fire more often: `--race-window N` installs a [`SpinHook`]
+//! spinning N iterations at every racy point of the 3.17 paths, and `--pcp-fraction F` sets
+//! the pcp sizes as 3.17's `vm.percpu_pagelist_fraction` sysctl does (`high` = managed/F,
+//! `batch` = high/4 capped at 96), so the pcps hold many more CMA pages when a pageblock is
+//! isolated.
+//!
+//! ```text
+//! cargo run --release --example cma_stress                        # none, then all
+//! cargo run --release --example cma_stress -- --race-window 100   # the windows widened
+//! cargo run --release --example cma_stress -- --pcp-fraction 8    # bigger pcps
+//! cargo run --release --example cma_stress -- --fixes none,seed,v3.18,all --json
+//! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
+//! ```
+
+// The stop flags and the readiness counter are plain std atomics: this example is outside the
+// crate's loom shim rule, which only concerns the library's own concurrency (src/sync.rs).
+#![allow(clippy::disallowed_types)]
+
+use pagealloc::{
+    AllocError, AuditReport, CmaError, CmaPolicy, Fixes, Migratetype, MovablePages, Order,
+    PAGE_SIZE, Pages, PcpConfig, RaceHook, SpinHook, Zone, ZoneConfig,
+};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: cma_stress [options]
+
+The seed's experiment: worker threads play `make -j16` (movable and some unmovable
+allocations, jobs that come and go, a long-lived set) on a zone whose CMA area is used
+aggressively, while one thread does 30 CMA allocations of 8 MiB. Each fix set runs on a
+fresh zone; the final audit reports the free pages missed.
+
+options:
+  --fixes LIST       fix sets to run in order, comma-separated presets (none, seed, v3.18,
+                     v4.6, all); one entry may be a '+'-joined list of flag names, e.g.
+                     recheck-free-one-page+recheck-pcp-bulk (default none,all)
+  --threads N        worker threads (default 16)
+  --arena-mib M      arena size in MiB, a multiple of 4 (default 1024)
+  --cma-mib M        CMA area at the top of the arena in MiB, a multiple of 4 (default 256)
+  --allocs N         CMA allocations per run (default 30)
+  --alloc-mib M      size of each CMA allocation in MiB (default 8)
+  --interval-ms T    time between CMA allocations (default 150)
+  --policy P         aggressive (default: the seed's patchset [3]) or fallback (3.17: CMA is
+                     only a fallback of Movable allocations, so the races cannot show)
+  --hold             keep every CMA allocation until the end of the run: they sweep the
+                     area (30 x 8 MiB = 240 MiB of 256, as in the seed) (default)
+  --release-each     release each CMA allocation right after writing it
+  --working-set P    percent of the arena the workers use in steady state: 3/5 long-lived,
+                     up to 4/5 more in jobs (default 40)
+  --race-window N    spin iterations of a SpinHook at every race window (default 0: no hook)
+  --pcp-fraction F   pcp sizes as vm.percpu_pagelist_fraction=F (high = pages/F, batch =
+                     high/4 at most 96; F >= 8); default: 3.17's zone_batchsize (186/31)
+  --seed N           PRNG seed, decimal or 0x-hex (default: from the clock)
+  --json             end with one JSON line: {\"runs\":[{\"fixes\":\"none\",...},...]}
+  --soak             run the `all` fix set again and again until Ctrl-C, one line per round
+  --help             this text
+
+exit status: 0 when every run with all the fixes ended clean (drift 0, no misplaced block,
+clean audit, every CMA allocation succeeded) and no pattern check failed in any run; 1
+otherwise; 2 on a usage error.";
+
+/// Set by SIGINT/SIGTERM: finish the current run early and stop.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    // A second signal kills the process the default way.
+    // SAFETY: `signal` is async-signal-safe; restoring the default disposition is always valid.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and calls `signal`, both
+        // async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
+// ---- arguments ----
+
+#[derive(Clone, Debug)]
+struct Args {
+    fixes: Vec<Fixes>,
+    threads: usize,
+    arena_mib: usize,
+    cma_mib: usize,
+    allocs: u32,
+    alloc_mib: usize,
+    interval_ms: u64,
+    policy: CmaPolicy,
+    hold: bool,
+    pcp_fraction: Option<u64>,
+    working_set: u64,
+    race_window: u32,
+    seed: u64,
+    json: bool,
+    soak: bool,
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    v.parse::<T>()
+        .map_err(|_| format!("{flag}: bad value {v:?}"))
+}
+
+fn parse_u64(flag: &str, v: Option<String>) -> Result<u64, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    let r = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse::<u64>(),
+    };
+    r.map_err(|_| format!("{flag}: bad value {v:?}"))
+}
+
+fn parse_fixes(v: &str) -> Result<Vec<Fixes>, String> {
+    let list: Vec<Fixes> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.replace('+', ",").parse::<Fixes>())
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err("--fixes needs at least one fix set".into());
+    }
+    Ok(list)
+}
+
+/// `Ok(None)` means `--help`.
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut a = Args {
+        fixes: vec![Fixes::NONE, Fixes::ALL],
+        threads: 16,
+        arena_mib: 1024,
+        cma_mib: 256,
+        allocs: 30,
+        alloc_mib: 8,
+        interval_ms: 150,
+        policy: CmaPolicy::Aggressive,
+        hold: true,
+        pcp_fraction: None,
+        working_set: 40,
+        race_window: 0,
+        seed: 0,
+        json: false,
+        soak: false,
+    };
+    let mut seed = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, mut inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || inline.take().or_else(|| it.next());
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--fixes" => {
+                let v = value().ok_or("--fixes needs a value")?;
+                a.fixes = parse_fixes(&v)?;
+            }
+            "--threads" => a.threads = parse_num(&flag, value())?,
+            "--arena-mib" => a.arena_mib = parse_num(&flag, value())?,
+            "--cma-mib" => a.cma_mib = parse_num(&flag, value())?,
+            "--allocs" => a.allocs = parse_num(&flag, value())?,
+            "--alloc-mib" => a.alloc_mib = parse_num(&flag, value())?,
+            "--interval-ms" => a.interval_ms = parse_num(&flag, value())?,
+            "--policy" => {
+                let v = value().ok_or("--policy needs a value")?;
+                a.policy = match v.to_ascii_lowercase().as_str() {
+                    "aggressive" => CmaPolicy::Aggressive,
+                    "fallback" => CmaPolicy::Fallback,
+                    _ => {
+                        return Err(format!(
+                            "--policy: expected aggressive or fallback, not {v:?}"
+                        ));
+                    }
+                };
+            }
+            "--hold" => a.hold = true,
+            "--release-each" => a.hold = false,
+            "--pcp-fraction" => a.pcp_fraction = Some(parse_num(&flag, value())?),
+            "--working-set" => a.working_set = parse_num(&flag, value())?,
+            "--race-window" => a.race_window = parse_num(&flag, value())?,
+            "--seed" => seed = Some(parse_u64(&flag, value())?),
+            "--json" => a.json = true,
+            "--soak" => a.soak = true,
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+        if inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
+    }
+    if a.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    if a.arena_mib == 0 || a.arena_mib % 4 != 0 {
+        return Err("--arena-mib must be a positive multiple of 4".into());
+    }
+    if a.cma_mib == 0 || a.cma_mib % 4 != 0 || a.cma_mib >= a.arena_mib {
+        return Err("--cma-mib must be a positive multiple of 4, below --arena-mib".into());
+    }
+    if a.alloc_mib == 0 || a.alloc_mib > a.cma_mib {
+        return Err("--alloc-mib must be between 1 and --cma-mib".into());
+    }
+    if a.pcp_fraction.is_some_and(|f| f < 8) {
+        return Err("--pcp-fraction must be at least 8 (the kernel's minimum)".into());
+    }
+    if a.allocs == 0 {
+        return Err("--allocs must be at least 1".into());
+    }
+    if !(1..=80).contains(&a.working_set) {
+        return Err("--working-set must be a percentage in 1..=80".into());
+    }
+    a.seed = seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        splitmix64(t.as_nanos() as u64 ^ u64::from(std::process::id()))
+    });
+    Ok(Some(a))
+}
+
+/// 3.17's `pageset_set_high` for `vm.percpu_pagelist_fraction = f`: `high` = managed pages /
+/// f, `batch` = high / 4, at most `PAGE_SHIFT * 8` (96).
+fn pcp_for_fraction(arena_mib: usize, f: u64) -> PcpConfig {
+    let managed = (arena_mib << 20) as u64 / PAGE_SIZE as u64;
+    let high = (managed / f).min(u64::from(u32::MAX)) as u32;
+    PcpConfig {
+        high,
+        batch: (high / 4).clamp(1, 96),
+    }
+}
+
+fn policy_name(p: CmaPolicy) -> &'static str {
+    match p {
+        CmaPolicy::Aggressive => "aggressive",
+        CmaPolicy::Fallback => "fallback",
+    }
+}
+
+// ---- PRNG and page pattern ----
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(splitmix64(seed) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0), by multiply-shift.
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
+    }
+}
+
+/// Write the pattern of `tag`: the first and the last word of every page. The pattern does not
+/// depend on where the block is, so it survives migration.
+fn stamp(bytes: &mut [u8], tag: u64) {
+    for (i, page) in bytes.chunks_exact_mut(PAGE_SIZE).enumerate() {
+        let v = tag.wrapping_add(i as u64);
+        page[..8].copy_from_slice(&v.to_ne_bytes());
+        page[PAGE_SIZE - 8..].copy_from_slice(&(!v).to_ne_bytes());
+    }
+}
+
+/// The first page of a block whose pattern is not `tag`'s, for error messages.
+fn describe_bad(kind: &str, bytes: &[u8], pfn: u64, tag: u64) -> String {
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    let pages = bytes.len() / PAGE_SIZE;
+    let first = bytes
+        .chunks_exact(PAGE_SIZE)
+        .enumerate()
+        .find_map(|(i, page)| {
+            let v = tag.wrapping_add(i as u64);
+            let (w0, w1) = (word(&page[..8]), word(&page[PAGE_SIZE - 8..]));
+            (w0 != v || w1 != !v).then_some((i, v, w0, w1))
+        });
+    match first {
+        Some((i, v, w0, w1)) => format!(
+            "{kind} {pages}-page block at pfn {pfn:#x}: page {i} holds {w0:#018x}/{w1:#018x}, \
+             expected {v:#018x}/{:#018x}",
+            !v
+        ),
+        None => format!("{kind} {pages}-page block at pfn {pfn:#x}"),
+    }
+}
+
+/// Pages whose pattern is not `tag`'s.
+fn check(bytes: &[u8], tag: u64) -> u64 {
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    bytes
+        .chunks_exact(PAGE_SIZE)
+        .enumerate()
+        .filter(|(i, page)| {
+            let v = tag.wrapping_add(*i as u64);
+            word(&page[..8]) != v || word(&page[PAGE_SIZE - 8..]) != !v
+        })
+        .count() as u64
+}
+
+// ---- workers ----
+
+enum Held<'z> {
+    /// Movable: may be migrated whenever it is not pinned.
+    Movable(MovablePages<'z>),
+    /// Unmovable or Reclaimable: stays where it is.
+    Plain(Pages<'z>),
+}
+
+/// A live allocation and the tag of the pattern in its pages.
+struct Block<'z> {
+    held: Held<'z>,
+    tag: u64,
+}
+
+impl Block<'_> {
+    fn pages(&self) -> u64 {
+        match &self.held {
+            Held::Movable(m) => m.order().nr_pages(),
+            Held::Plain(p) => p.order().nr_pages(),
+        }
+    }
+
+    /// Check the pattern; with `Some(new)`, write `new`'s pattern and keep it. The pin is held
+    /// only for the check and the write. Returns the pages whose pattern was wrong and, if
+    /// any, a description of the first.
+    fn touch(&mut self, new: Option<u64>) -> (u64, Option<String>) {
+        let tag = self.tag;
+        let inspect = |kind: &str, bytes: &[u8], pfn: u64| {
+            let bad = check(bytes, tag);
+            (bad, (bad > 0).then(|| describe_bad(kind, bytes, pfn, tag)))
+        };
+        let r = match &mut self.held {
+            Held::Movable(m) => {
+                let mut g = m.pin();
+                let pfn = g.pfn().0;
+                let r = inspect("movable", g.as_slice(), pfn);
+                if let Some(t) = new {
+                    stamp(g.as_mut_slice(), t);
+                }
+                r
+            }
+            Held::Plain(p) => {
+                let r = inspect("unmovable", p.as_slice(), p.pfn().0);
+                if let Some(t) = new {
+                    stamp(p.as_mut_slice(), t);
+                }
+                r
+            }
+        };
+        if let Some(t) = new {
+            self.tag = t;
+        }
+        r
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct WorkerStats {
+    allocs: u64,
+    frees: u64,
+    cross_frees: u64,
+    touches: u64,
+    jobs: u64,
+    alloc_failures: u64,
+    verify_errors: u64,
+}
+
+impl WorkerStats {
+    fn add(&mut self, o: &WorkerStats) {
+        self.allocs += o.allocs;
+        self.frees += o.frees;
+        self.cross_frees += o.cross_frees;
+        self.touches += o.touches;
+        self.jobs += o.jobs;
+        self.alloc_failures += o.alloc_failures;
+        self.verify_errors += o.verify_errors;
+    }
+}
+
+/// How much a worker holds (pages).
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// The churning long-lived set (the page cache of the build) is kept around this size.
+    cache: u64,
+    /// The largest job (a compiler process): each job draws its size from `1..=job_max`.
+    job_max: u64,
+}
+
+/// Orders of movable allocations (0–3, mostly 0).
+const MOVABLE_ORDERS: [u32; 8] = [0, 0, 0, 0, 1, 1, 2, 3];
+
+/// A set of live blocks and their total pages.
+#[derive(Default)]
+struct Set<'z> {
+    blocks: Vec<Block<'z>>,
+    pages: u64,
+}
+
+impl<'z> Set<'z> {
+    fn push(&mut self, b: Block<'z>) {
+        self.pages += b.pages();
+        self.blocks.push(b);
+    }
+
+    fn take_random(&mut self, rng: &mut Rng) -> Option<Block<'z>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let i = rng.below(self.blocks.len() as u64) as usize;
+        let b = self.blocks.swap_remove(i);
+        self.pages -= b.pages();
+        Some(b)
+    }
+}
+
+/// Where the current job is in its life.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    /// Allocating until it holds this many pages.
+    Growing(u64),
+    /// Working on its memory for this many more steps, then exiting.
+    Running(u64),
+}
+
+struct Worker<'z> {
+    id: usize,
+    zone: &'z Zone,
+    rng: Rng,
+    tx: Option<mpsc::Sender<Block<'z>>>,
+    cache: Set<'z>,
+    job: Set<'z>,
+    next_tag: u64,
+    stats: WorkerStats,
+}
+
+impl<'z> Worker<'z> {
+    fn new_tag(&mut self) -> u64 {
+        self.next_tag += 1;
+        splitmix64(((self.id as u64) << 48) ^ self.next_tag)
+    }
+
+    fn count_bad(&mut self, (bad, msg): (u64, Option<String>), what: &str) {
+        if bad > 0 {
+            if self.stats.verify_errors < 5 {
+                eprintln!(
+                    "cma_stress: worker {}: pattern mismatch in {bad} page(s) {what}: {}",
+                    self.id,
+                    msg.unwrap_or_default()
+                );
+            }
+            self.stats.verify_errors += bad;
+        }
+    }
+
+    /// Allocate one block (nine in ten movable) and write its pattern. `None` on `NoMemory`.
+    fn alloc_block(&mut self) -> Option<Block<'z>> {
+        let r = self.rng.next();
+        let res = if r % 10 != 0 {
+            let order = Order(MOVABLE_ORDERS[((r >> 8) % 8) as usize]);
+            self.zone.alloc_movable(order).map(Held::Movable)
+        } else {
+            let mt = if (r >> 8) & 1 == 0 {
+                Migratetype::Unmovable
+            } else {
+                Migratetype::Reclaimable
+            };
+            let order = Order(((r >> 9) & 1) as u32);
+            self.zone.alloc_pages(order, mt).map(Held::Plain)
+        };
+        match res {
+            Ok(held) => {
+                let tag = self.new_tag();
+                let mut b = Block { held, tag };
+                match &mut b.held {
+                    Held::Movable(m) => stamp(m.pin().as_mut_slice(), tag),
+                    Held::Plain(p) => stamp(p.as_mut_slice(), tag),
+                }
+                self.stats.allocs += 1;
+                Some(b)
+            }
+            Err(AllocError::NoMemory { .. }) => {
+                self.stats.alloc_failures += 1;
+                None
+            }
+            Err(e) => panic!(
+                "cma_stress: worker {}: unexpected allocation error: {e}",
+                self.id
+            ),
+        }
+    }
+
+    /// Check the pattern and free the block on this thread.
+    fn free_block(&mut self, mut b: Block<'z>) {
+        let r = b.touch(None);
+        self.count_bad(r, "at free");
+        drop(b);
+        self.stats.frees += 1;
+    }
+
+    /// Free a block here, or (one in four) hand it to the next worker to free.
+    fn release(&mut self, b: Block<'z>) {
+        if let Some(tx) = &self.tx
+            && self.rng.below(4) == 0
+        {
+            if let Err(mpsc::SendError(b)) = tx.send(b) {
+                self.free_block(b);
+            }
+            return;
+        }
+        self.free_block(b);
+    }
+
+    /// Pin a random block of `job` (or of the cache), check its pattern, write a new one.
+    fn touch_random(&mut self, job: bool) {
+        let set = if job && !self.job.blocks.is_empty() {
+            &self.job
+        } else {
+            &self.cache
+        };
+        if set.blocks.is_empty() {
+            return;
+        }
+        let i = self.rng.below(set.blocks.len() as u64) as usize;
+        let new = self.new_tag();
+        let set = if job && !self.job.blocks.is_empty() {
+            &mut self.job
+        } else {
+            &mut self.cache
+        };
+        let r = set.blocks[i].touch(Some(new));
+        self.count_bad(r, "at touch");
+        self.stats.touches += 1;
+    }
+
+    /// One step of page-cache churn around `target` pages.
+    fn cache_step(&mut self, target: u64) {
+        if self.cache.pages < target {
+            if let Some(b) = self.alloc_block() {
+                self.cache.push(b);
+            }
+        } else if let Some(b) = self.cache.take_random(&mut self.rng) {
+            self.release(b);
+        }
+    }
+
+    /// The job exits: all its memory is freed at once, in allocation order.
+    fn exit_job(&mut self) {
+        let blocks = std::mem::take(&mut self.job.blocks);
+        self.job.pages = 0;
+        for b in blocks {
+            self.release(b);
+        }
+        self.stats.jobs += 1;
+    }
+
+    /// One step of the worker's life: take in the blocks another worker handed over, then
+    /// advance the current job (allocate, touch, or exit) or churn the long-lived set.
+    fn step(&mut self, job: Job, plan: &Plan, rx: &mpsc::Receiver<Block<'z>>) -> Job {
+        // Blocks another worker allocated, freed here.
+        while let Ok(b) = rx.try_recv() {
+            self.free_block(b);
+            self.stats.cross_frees += 1;
+        }
+        let r = self.rng.below(100);
+        match job {
+            Job::Growing(size) if self.job.pages >= size => Job::Running(size / 2 + 1),
+            Job::Growing(size) => {
+                if r < 70 {
+                    match self.alloc_block() {
+                        Some(b) => {
+                            self.job.push(b);
+                            Job::Growing(size)
+                        }
+                        // Out of memory: the job dies early (the OOM killer's role).
+                        None => {
+                            self.exit_job();
+                            self.new_job(plan.job_max)
+                        }
+                    }
+                } else {
+                    if r < 85 {
+                        self.touch_random(true);
+                    } else {
+                        self.cache_step(plan.cache);
+                    }
+                    Job::Growing(size)
+                }
+            }
+            Job::Running(0) => {
+                self.exit_job();
+                self.new_job(plan.job_max)
+            }
+            Job::Running(left) => {
+                if r < 60 {
+                    self.touch_random(true);
+                } else {
+                    self.cache_step(plan.cache);
+                }
+                Job::Running(left - 1)
+            }
+        }
+    }
+
+    fn new_job(&mut self, job_max: u64) -> Job {
+        Job::Growing(1 + self.rng.below(job_max.max(1)))
+    }
+}
+
+/// One worker, playing part of `make -j16`.
+///
+/// Warm-up: allocate until the zone is full (with the other workers), then keep the blocks
+/// that landed in the CMA area as the resident set (with `plan.resident_from`), keep a random
+/// `plan.cache` pages of the rest as the churning long-lived set, and free the others; report
+/// ready. Then run jobs until `stop`: a job allocates up to its size (touching its blocks as
+/// it goes), works on its memory for a while, and exits, freeing everything at once; between
+/// job steps the long-lived set churns. At the end every block is verified and freed.
+fn worker<'z>(
+    zone: &'z Zone,
+    id: usize,
+    seed: u64,
+    plan: Plan,
+    tx: Option<mpsc::Sender<Block<'z>>>,
+    rx: mpsc::Receiver<Block<'z>>,
+    ctl: &Control,
+) -> WorkerStats {
+    let mut w = Worker {
+        id,
+        zone,
+        rng: Rng::new(seed ^ splitmix64(id as u64 + 1)),
+        tx,
+        cache: Set::default(),
+        job: Set::default(),
+        next_tag: 0,
+        stats: WorkerStats::default(),
+    };
+    // Warm-up: a machine that has been busy for a while has used all of its memory.
+    let mut pool = Set::default();
+    while !ctl.stop.load(Ordering::Relaxed) {
+        match w.alloc_block() {
+            Some(b) => pool.push(b),
+            None => break,
+        }
+    }
+    while let Some(b) = pool.take_random(&mut w.rng) {
+        if w.cache.pages < plan.cache {
+            w.cache.push(b);
+        } else {
+            w.free_block(b);
+        }
+    }
+    ctl.ready.fetch_add(1, Ordering::SeqCst);
+
+    let mut job = w.new_job(plan.job_max);
+    while !ctl.stop.load(Ordering::Relaxed) {
+        for _ in 0..64 {
+            job = w.step(job, &plan, &rx);
+        }
+    }
+    // Teardown: stop sending (so the next worker's inbox disconnects once we are done),
+    // verify and free our blocks, then whatever the previous worker still sends us.
+    w.tx = None;
+    for b in std::mem::take(&mut w.job.blocks)
+        .into_iter()
+        .chain(std::mem::take(&mut w.cache.blocks))
+    {
+        w.free_block(b);
+    }
+    while let Ok(b) = rx.recv() {
+        w.free_block(b);
+        w.stats.cross_frees += 1;
+    }
+    w.stats
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What the main thread shares with the workers.
+struct Control {
+    /// Set at the end of the run.
+    stop: AtomicBool,
+    /// Workers done warming up.
+    ready: AtomicU64,
+}
+
+// ---- one run ----
+
+#[derive(Clone, Debug)]
+struct RunResult {
+    fixes: Fixes,
+    attempts: u32,
+    ok: u32,
+    busy: u32,
+    migrated: u64,
+    report: AuditReport,
+    verify_errors: u64,
+    workers: WorkerStats,
+    cma_ms_max: f64,
+    cma_ms_sum: f64,
+    elapsed: Duration,
+    interrupted: bool,
+}
+
+impl RunResult {
+    fn must_be_clean(&self) -> bool {
+        self.fixes == Fixes::ALL
+    }
+
+    /// Why this run fails the exit criteria (empty when it passes).
+    fn problems(&self, allocs: u32) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.verify_errors > 0 {
+            p.push(format!("{} pattern errors", self.verify_errors));
+        }
+        if self.must_be_clean() {
+            let r = &self.report;
+            if r.drift_free != 0 || r.drift_cma != 0 {
+                p.push(format!(
+                    "drift free {:+} cma {:+}",
+                    r.drift_free, r.drift_cma
+                ));
+            }
+            if !r.misplaced_blocks.is_empty() {
+                p.push(format!("{} misplaced blocks", r.misplaced_blocks.len()));
+            }
+            if !r.is_ok() || !r.conservation_ok() {
+                p.push(format!("audit failed: {r}"));
+            }
+            if self.ok < self.attempts || (!self.interrupted && self.attempts < allocs) {
+                p.push(format!(
+                    "{} of {} CMA allocations succeeded",
+                    self.ok, allocs
+                ));
+            }
+        }
+        p
+    }
+
+    fn audit_ok(&self) -> bool {
+        self.report.is_ok() && self.report.conservation_ok()
+    }
+}
+
+fn vmstat_value(zone: &Zone, name: &str) -> u64 {
+    zone.vmstat()
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok()).flatten()
+        })
+        .unwrap_or(0)
+}
+
+fn err_name(e: &CmaError) -> String {
+    match e {
+        CmaError::NoSpace { last: Some(_) } => "busy".into(),
+        CmaError::NoSpace { last: None } => "full".into(),
+        e => format!("error ({e})"),
+    }
+}
+
+fn wait_until(deadline: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline || INTERRUPTED.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}
+
+/// One run of the experiment with `fixes` on a fresh zone. `progress`: print a line per CMA
+/// allocation.
+fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunResult, String> {
+    let started = Instant::now();
+    let hook: Option<Arc<dyn RaceHook>> = (args.race_window > 0).then(|| {
+        Arc::new(SpinHook {
+            spins: args.race_window,
+        }) as Arc<dyn RaceHook>
+    });
+    let zone = Zone::new(ZoneConfig {
+        size: args.arena_mib << 20,
+        cma_size: args.cma_mib << 20,
+        cma_policy: args.policy,
+        fixes,
+        race_hook: hook,
+        pcp: args
+            .pcp_fraction
+            .map(|f| pcp_for_fraction(args.arena_mib, f)),
+        ..ZoneConfig::default()
+    })
+    .map_err(|e| format!("cannot create the zone: {e}"))?;
+    let cma = zone.cma().ok_or("the zone has no CMA area")?;
+    let nr_pages = zone.geometry().nr_pages;
+    let count = (args.alloc_mib << 20) as u64 / PAGE_SIZE as u64;
+    // The working set: three fifths long-lived, two fifths in jobs (on average).
+    let per_worker = nr_pages * args.working_set / 100 / args.threads as u64;
+    let plan = Plan {
+        cache: per_worker * 3 / 5,
+        job_max: per_worker * 4 / 5,
+    };
+    let ctl = Control {
+        stop: AtomicBool::new(false),
+        ready: AtomicU64::new(0),
+    };
+    let mut res = RunResult {
+        fixes,
+        attempts: 0,
+        ok: 0,
+        busy: 0,
+        migrated: 0,
+        report: AuditReport::default(),
+        verify_errors: 0,
+        workers: WorkerStats::default(),
+        cma_ms_max: 0.0,
+        cma_ms_sum: 0.0,
+        elapsed: Duration::ZERO,
+        interrupted: false,
+    };
+
+    let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..args.threads)
+            .map(|_| mpsc::channel::<Block<'_>>())
+            .unzip();
+        // Worker i sends to worker i+1 (mod n).
+        let mut txs: Vec<Option<mpsc::Sender<Block<'_>>>> = txs.into_iter().map(Some).collect();
+        txs.rotate_left(1);
+        let mut handles = Vec::new();
+        for (id, (tx, rx)) in txs.into_iter().zip(rxs).enumerate() {
+            let tx = if args.threads > 1 { tx } else { None };
+            let (zone, ctl) = (&zone, &ctl);
+            let h = std::thread::Builder::new()
+                .name(format!("make-{id}"))
+                .spawn_scoped(s, move || worker(zone, id, seed, plan, tx, rx, ctl))
+                .expect("spawn worker");
+            handles.push(h);
+        }
+        // Stop the workers however this closure ends (a panic here, e.g. printing to a closed
+        // pipe, would otherwise wait forever for them at the end of the scope).
+        let _stop = StopOnDrop(&ctl.stop);
+        while ctl.ready.load(Ordering::SeqCst) < args.threads as u64
+            && !INTERRUPTED.load(Ordering::Relaxed)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if progress {
+            let (f, c) = zone.free_counters();
+            println!(
+                "  workers ready after {:.1} s: NR_FREE_PAGES {f}, NR_FREE_CMA_PAGES {c} of {}",
+                started.elapsed().as_secs_f64(),
+                cma.area().count()
+            );
+        }
+
+        let mut held = Vec::new();
+        let t0 = Instant::now();
+        let interval = Duration::from_millis(args.interval_ms);
+        for n in 1..=args.allocs {
+            wait_until(t0 + interval * n);
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                res.interrupted = true;
+                break;
+            }
+            let t = Instant::now();
+            let r = cma.alloc(count, Order(8));
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            res.attempts += 1;
+            res.cma_ms_sum += ms;
+            res.cma_ms_max = res.cma_ms_max.max(ms);
+            let what = match r {
+                Ok(mut p) => {
+                    res.ok += 1;
+                    let tag = splitmix64(u64::from(n) ^ seed);
+                    let at = p.pfn().0 - cma.area().base_pfn().0;
+                    p.as_mut_slice().fill(n as u8);
+                    stamp(p.as_mut_slice(), tag);
+                    let bad = check(p.as_slice(), tag);
+                    if bad > 0 {
+                        eprintln!("cma_stress: CMA allocation {n}: {bad} page(s) lost the pattern");
+                        res.verify_errors += bad;
+                    }
+                    if args.hold {
+                        held.push((n, p, tag));
+                    } else {
+                        cma.release(p);
+                    }
+                    format!("ok   at +{at:<6}")
+                }
+                Err(e) => {
+                    res.busy += 1;
+                    format!("{:<14}", err_name(&e))
+                }
+            };
+            if progress {
+                let a = zone.audit();
+                println!(
+                    "  [{n:>2}/{}] {what} {ms:>8.1} ms  migrated {:>7}  drift now: free {:>+6} cma {:>+6}",
+                    args.allocs,
+                    vmstat_value(&zone, "pgmigrate_success"),
+                    a.drift_free,
+                    a.drift_cma
+                );
+            }
+        }
+        for (n, p, tag) in held {
+            let bad = check(p.as_slice(), tag);
+            if bad > 0 {
+                eprintln!(
+                    "cma_stress: CMA allocation {n}: pattern mismatch in {bad} page(s) at release: {}",
+                    describe_bad("CMA", p.as_slice(), p.pfn().0, tag)
+                );
+                res.verify_errors += bad;
+            }
+            cma.release(p);
+        }
+        ctl.stop.store(true, Ordering::SeqCst);
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    for j in joined {
+        match j {
+            Ok(st) => res.workers.add(&st),
+            Err(_) => return Err("a worker thread panicked".into()),
+        }
+    }
+    res.verify_errors += res.workers.verify_errors;
+    zone.drain_all_pages();
+    res.report = zone.audit();
+    res.migrated = vmstat_value(&zone, "pgmigrate_success");
+    res.elapsed = started.elapsed();
+    if zone.nr_movable() != 0 {
+        return Err(format!(
+            "{} movable blocks still registered after every handle was dropped",
+            zone.nr_movable()
+        ));
+    }
+    Ok(res)
+}
+
+// ---- output ----
+
+fn json_run(r: &RunResult, args: &Args) -> String {
+    let rep = &r.report;
+    format!(
+        concat!(
+            "{{\"fixes\":\"{}\",\"cma_attempts\":{},\"cma_ok\":{},\"cma_busy\":{},",
+            "\"migrated_pages\":{},\"drift_free\":{},\"drift_cma\":{},\"misplaced_blocks\":{},",
+            "\"audit_ok\":{},\"elapsed_ms\":{},\"free_pages_missed\":{},",
+            "\"cma_free_pages_missed\":{},\"verify_errors\":{},\"cma_ms_max\":{:.3},",
+            "\"worker_allocs\":{},\"worker_frees\":{},\"alloc_failures\":{},",
+            "\"interrupted\":{},\"policy\":\"{}\",\"threads\":{},\"race_window\":{},",
+            "\"hold\":{},\"pcp_fraction\":{},\"seed\":{}}}"
+        ),
+        r.fixes.name(),
+        r.attempts,
+        r.ok,
+        r.busy,
+        r.migrated,
+        rep.drift_free,
+        rep.drift_cma,
+        rep.misplaced_blocks.len(),
+        r.audit_ok(),
+        r.elapsed.as_millis(),
+        rep.drift_free.unsigned_abs(),
+        rep.drift_cma.unsigned_abs(),
+        r.verify_errors,
+        r.cma_ms_max,
+        r.workers.allocs,
+        r.workers.frees,
+        r.workers.alloc_failures,
+        r.interrupted,
+        policy_name(args.policy),
+        args.threads,
+        args.race_window,
+        args.hold,
+        args.pcp_fraction.unwrap_or(0),
+        args.seed
+    )
+}
+
+fn print_table(runs: &[RunResult]) {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row = |name: &str, f: &dyn Fn(&RunResult) -> String| {
+        rows.push((name.to_string(), runs.iter().map(f).collect()));
+    };
+    row("fixes", &|r| r.fixes.name());
+    row("CMA allocations succeeded", &|r| {
+        format!("{}/{}", r.ok, r.attempts)
+    });
+    row("CMA allocations busy", &|r| r.busy.to_string());
+    row("free pages missed", &|r| {
+        r.report.drift_free.unsigned_abs().to_string()
+    });
+    row("  NR_FREE_PAGES drift", &|r| {
+        format!("{:+}", r.report.drift_free)
+    });
+    row("CMA free pages missed", &|r| {
+        r.report.drift_cma.unsigned_abs().to_string()
+    });
+    row("  NR_FREE_CMA_PAGES drift", &|r| {
+        format!("{:+}", r.report.drift_cma)
+    });
+    row("pages migrated", &|r| r.migrated.to_string());
+    row("misplaced blocks", &|r| {
+        r.report.misplaced_blocks.len().to_string()
+    });
+    row("pattern errors", &|r| r.verify_errors.to_string());
+    row("audit", &|r| {
+        if r.audit_ok() { "ok" } else { "FAILED" }.to_string()
+    });
+    row("slowest CMA allocation", &|r| {
+        format!("{:.1} ms", r.cma_ms_max)
+    });
+    row("elapsed", &|r| format!("{:.1} s", r.elapsed.as_secs_f64()));
+    let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let wc = rows
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(String::len))
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    for (name, cells) in rows {
+        let mut line = format!("{name:<w0$}");
+        for c in cells {
+            line.push_str(&format!("  {c:>wc$}"));
+        }
+        println!("{line}");
+    }
+}
+
+fn header(args: &Args) {
+    println!(
+        "cma_stress: {} MiB arena, {} MiB CMA ({} policy), {} workers, {} x {} MiB CMA allocations every {} ms ({}), working set {}%, pcp {}, race window {}, seed {:#x}",
+        args.arena_mib,
+        args.cma_mib,
+        policy_name(args.policy),
+        args.threads,
+        args.allocs,
+        args.alloc_mib,
+        args.interval_ms,
+        if args.hold {
+            "held until the end"
+        } else {
+            "each released at once"
+        },
+        args.working_set,
+        match args.pcp_fraction {
+            Some(f) => {
+                let p = pcp_for_fraction(args.arena_mib, f);
+                format!("high {} batch {} (fraction {f})", p.high, p.batch)
+            }
+            None => "3.17 default".to_string(),
+        },
+        if args.race_window == 0 {
+            "off".to_string()
+        } else {
+            format!("{} spins", args.race_window)
+        },
+        args.seed
+    );
+}
+
+fn soak(args: &Args) -> ExitCode {
+    header(args);
+    println!("soak: fix set all, until Ctrl-C");
+    let mut failed = 0u64;
+    let mut round = 0u64;
+    while !INTERRUPTED.load(Ordering::Relaxed) {
+        round += 1;
+        let seed = args.seed.wrapping_add(round);
+        let r = match run_one(args, Fixes::ALL, seed, false) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cma_stress: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let problems = r.problems(args.allocs);
+        if !problems.is_empty() && !r.interrupted {
+            failed += 1;
+        }
+        println!(
+            "round {round}: {}/{} ok, migrated {}, drift free {:+} cma {:+}, misplaced {}, audit {}{} ({:.1} s)",
+            r.ok,
+            r.attempts,
+            r.migrated,
+            r.report.drift_free,
+            r.report.drift_cma,
+            r.report.misplaced_blocks.len(),
+            if r.audit_ok() { "ok" } else { "FAILED" },
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", problems.join("; "))
+            },
+            r.elapsed.as_secs_f64()
+        );
+    }
+    println!("soak: {round} rounds, {failed} failed");
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cma_stress: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    install_signal_handlers();
+    if args.soak {
+        return soak(&args);
+    }
+    header(&args);
+    let mut runs = Vec::new();
+    for (i, &fixes) in args.fixes.iter().enumerate() {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            break;
+        }
+        println!("run {}: fixes {fixes}", i + 1);
+        match run_one(&args, fixes, args.seed, true) {
+            Ok(r) => {
+                println!(
+                    "  done: {}/{} CMA allocations, {} pages migrated, final drift free {:+} cma {:+}, audit {}",
+                    r.ok,
+                    r.attempts,
+                    r.migrated,
+                    r.report.drift_free,
+                    r.report.drift_cma,
+                    if r.audit_ok() { "ok" } else { "FAILED" }
+                );
+                runs.push(r);
+            }
+            Err(e) => {
+                eprintln!("cma_stress: fixes {fixes}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    println!();
+    print_table(&runs);
+    let mut failed = false;
+    for r in &runs {
+        let p = r.problems(args.allocs);
+        if !p.is_empty() {
+            failed = true;
+            eprintln!(
+                "cma_stress: run with fixes {} FAILED: {}",
+                r.fixes,
+                p.join("; ")
+            );
+            if r.must_be_clean() && !r.audit_ok() {
+                eprintln!("  final audit: {}", r.report);
+            }
+        }
+    }
+    if args.json {
+        let items: Vec<String> = runs.iter().map(|r| json_run(r, &args)).collect();
+        println!("{{\"runs\":[{}]}}", items.join(","));
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
