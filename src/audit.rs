@@ -392,6 +392,12 @@ impl crate::Zone {
 
     /// Recount every free list, pcp and allocation under the locks and compare with the
     /// counters (DESIGN §5). Never changes anything.
+    ///
+    /// Pages cached on a thread's pcp count as allocated until that pcp is drained: at thread
+    /// exit (the pcp's thread-local destructor), by [`drain_all_pages`](crate::Zone::drain_all_pages),
+    /// or when it reaches `high`. `std::thread::scope`'s implicit join does not wait for a
+    /// thread's thread-local destructors, so join explicitly (or drain) before expecting
+    /// `pcp_pages == 0`.
     pub fn audit(&self) -> AuditReport {
         self.inner.audit()
     }
