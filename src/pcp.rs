@@ -122,7 +122,7 @@ impl Pcp {
     }
 
     /// Run `f` on the lists as their owner (the thread this pcp belongs to).
-    #[inline]
+    #[inline(always)]
     fn owner<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
         self.in_use.store(true, Ordering::Relaxed);
         let in_use = InUse(&self.in_use);
@@ -287,7 +287,7 @@ impl ZoneInner {
     /// Run `f` with the calling thread's pcp for this zone (`this_cpu_ptr(zone->pageset)`),
     /// registering one on first use. `None` when the thread is exiting and its thread-locals
     /// are gone (callers then bypass the pcp).
-    #[inline]
+    #[inline(always)]
     fn with_this_cpu_pcp<R>(&self, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
         #[cfg(not(loom))]
         {
@@ -342,6 +342,7 @@ impl ZoneInner {
     /// `free_hot_cold_page(page, cold)`: an order-0 free. Reads the pageblock type without the
     /// zone lock and caches it with the page; `Isolate` pages bypass the pcp; CMA and Reserve
     /// pages go on the Movable list. Frees a batch when the pcp reaches `high`.
+    #[inline(always)]
     pub(crate) fn free_hot_cold_page(&self, pfn: Pfn, cold: bool) {
         let mt = self.get_pageblock_migratetype(pfn);
         self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, Order(0), mt);
@@ -381,7 +382,7 @@ impl ZoneInner {
 
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
     /// with `rmqueue_bulk` when empty.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rmqueue_pcp(&self, mt: Migratetype) -> Option<Pfn> {
         self.with_this_cpu_pcp(|pcp| {
             pcp.owner(|l| {

@@ -715,6 +715,7 @@ impl ZoneInner {
     /// Allocate a block: order 0 through this thread's pcp, larger orders from the buddy
     /// lists; on failure drain every pcp and retry once (as the slow path's
     /// `drain_all_pages` after direct reclaim).
+    #[inline]
     pub(crate) fn alloc(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
             return Err(AllocError::BadOrder {
