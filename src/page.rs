@@ -78,6 +78,8 @@ pub(crate) mod state {
 /// The allocation-state table: one atomic byte per page.
 pub(crate) struct PageStates {
     s: Box<[AtomicU8]>,
+    /// `nr_pages / 64` when the table is swizzled (see [`PageStates::slot`]), else 0.
+    stride: usize,
 }
 
 /// What a checked free found at a pfn when its claim failed.
@@ -89,9 +91,28 @@ pub(crate) enum ClaimError {
 }
 
 impl PageStates {
+    /// The table index of `pfn`'s byte. Neighbouring pfns go to different cache lines
+    /// (`pfn % 64` picks a stripe of `nr_pages / 64` bytes, `pfn / 64` the byte in it), so the
+    /// pcps of different threads, which hold runs of neighbouring pages, do not write the same
+    /// line on every allocation and free (measured: two threads went from 1.05-1.09x to
+    /// 2.0-2.1x the pcp throughput of one).
+    #[inline]
+    fn slot(&self, pfn: Pfn) -> usize {
+        if self.stride == 0 {
+            pfn.idx()
+        } else {
+            (pfn.idx() & 63) * self.stride + (pfn.idx() >> 6)
+        }
+    }
+
     pub(crate) fn new(nr_pages: u64) -> Self {
         PageStates {
             s: (0..nr_pages).map(|_| AtomicU8::new(state::NEVER)).collect(),
+            stride: if nr_pages % 64 == 0 {
+                (nr_pages / 64) as usize
+            } else {
+                0
+            },
         }
     }
 
@@ -100,7 +121,7 @@ impl PageStates {
     #[inline]
     pub(crate) fn set_alloc(&self, pfn: Pfn, order: Order, movable: bool) {
         let m = if movable { state::MOVABLE } else { 0 };
-        self.s[pfn.idx()].store(state::ALLOC | m | order.0 as u8, Ordering::Relaxed);
+        self.s[self.slot(pfn)].store(state::ALLOC | m | order.0 as u8, Ordering::Relaxed);
     }
 
     /// Whether `pfn` heads an allocated block that is not movable.
@@ -113,24 +134,24 @@ impl PageStates {
     /// Mark `pfn` freed (on a free list or pcp from now on).
     #[inline]
     pub(crate) fn set_freed(&self, pfn: Pfn) {
-        self.s[pfn.idx()].store(state::FREED, Ordering::Relaxed);
+        self.s[self.slot(pfn)].store(state::FREED, Ordering::Relaxed);
     }
 
     /// Mark `pfn` offline.
     pub(crate) fn set_offline(&self, pfn: Pfn) {
-        self.s[pfn.idx()].store(state::OFFLINE, Ordering::Relaxed);
+        self.s[self.slot(pfn)].store(state::OFFLINE, Ordering::Relaxed);
     }
 
     /// The raw state byte of `pfn`.
     #[inline]
     pub(crate) fn get(&self, pfn: Pfn) -> u8 {
-        self.s[pfn.idx()].load(Ordering::Relaxed)
+        self.s[self.slot(pfn)].load(Ordering::Relaxed)
     }
 
     /// Claim an allocated head for a checked free: `ALLOC | order` → `FREEING`, atomically,
     /// so two racing frees of one block cannot both pass.
     pub(crate) fn claim_for_free(&self, pfn: Pfn, order: Order) -> Result<(), ClaimError> {
-        let cell = &self.s[pfn.idx()];
+        let cell = &self.s[self.slot(pfn)];
         let mut cur = cell.load(Ordering::Relaxed);
         let found = loop {
             if cur & state::ALLOC == 0 || (cur & state::ORDER_MASK) as u32 != order.0 {
