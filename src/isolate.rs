@@ -52,6 +52,20 @@ impl ZoneInner {
         Ok(())
     }
 
+    /// A pageblock-aligned range in the zone and a real type to restore.
+    fn check_isolate_range(
+        &self,
+        start: Pfn,
+        end: Pfn,
+        mt: Migratetype,
+    ) -> Result<(), IsolateError> {
+        self.check_range(start, end, self.geo.pageblock_nr_pages)?;
+        if mt.is_isolate() {
+            return Err(IsolateError::BadMigratetype(mt));
+        }
+        Ok(())
+    }
+
     /// `has_unmovable_pages`: Movable and CMA pageblocks pass at once; other blocks are
     /// scanned for allocated pages that are not movable. Returns the first such pfn.
     fn has_unmovable_pages(&self, zf: &ZoneFree, block_start: Pfn) -> Option<Pfn> {
@@ -198,10 +212,7 @@ impl ZoneInner {
         end: Pfn,
         mt: Migratetype,
     ) -> Result<(), IsolateError> {
-        self.check_range(start, end, self.geo.pageblock_nr_pages)?;
-        if mt.is_isolate() {
-            return Err(IsolateError::BadMigratetype(mt));
-        }
+        self.check_isolate_range(start, end, mt)?;
         let step = self.geo.pageblock_nr_pages;
         let mut pfn = start;
         while pfn < end {
@@ -229,10 +240,7 @@ impl ZoneInner {
         end: Pfn,
         mt: Migratetype,
     ) -> Result<(), IsolateError> {
-        self.check_range(start, end, self.geo.pageblock_nr_pages)?;
-        if mt.is_isolate() {
-            return Err(IsolateError::BadMigratetype(mt));
-        }
+        self.check_isolate_range(start, end, mt)?;
         let mut pfn = start;
         while pfn < end {
             if pfn > start {
