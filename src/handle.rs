@@ -83,6 +83,7 @@ impl<'z> Pages<'z> {
 }
 
 impl Drop for Pages<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.zone.inner.free_pages(self.pfn, self.order);
     }

@@ -77,8 +77,9 @@ pub(crate) mod state {
 
 /// The allocation-state table: one atomic byte per page.
 pub(crate) struct PageStates {
+    /// `64 * stride` bytes (the tail beyond `nr_pages` unused).
     s: Box<[AtomicU8]>,
-    /// `nr_pages / 64` when the table is swizzled (see [`PageStates::slot`]), else 0.
+    /// `ceil(nr_pages / 64)`: the length of one stripe (see [`PageStates::slot`]).
     stride: usize,
 }
 
@@ -92,27 +93,22 @@ pub(crate) enum ClaimError {
 
 impl PageStates {
     /// The table index of `pfn`'s byte. Neighbouring pfns go to different cache lines
-    /// (`pfn % 64` picks a stripe of `nr_pages / 64` bytes, `pfn / 64` the byte in it), so the
+    /// (`pfn % 64` picks a stripe of `stride` bytes, `pfn / 64` the byte in it), so the
     /// pcps of different threads, which hold runs of neighbouring pages, do not write the same
     /// line on every allocation and free (measured: two threads went from 1.05-1.09x to
     /// 2.0-2.1x the pcp throughput of one).
-    #[inline]
+    #[inline(always)]
     fn slot(&self, pfn: Pfn) -> usize {
-        if self.stride == 0 {
-            pfn.idx()
-        } else {
-            (pfn.idx() & 63) * self.stride + (pfn.idx() >> 6)
-        }
+        (pfn.idx() & 63) * self.stride + (pfn.idx() >> 6)
     }
 
     pub(crate) fn new(nr_pages: u64) -> Self {
+        let stride = nr_pages.div_ceil(64) as usize;
         PageStates {
-            s: (0..nr_pages).map(|_| AtomicU8::new(state::NEVER)).collect(),
-            stride: if nr_pages % 64 == 0 {
-                (nr_pages / 64) as usize
-            } else {
-                0
-            },
+            s: (0..64 * stride)
+                .map(|_| AtomicU8::new(state::NEVER))
+                .collect(),
+            stride,
         }
     }
 

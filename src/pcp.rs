@@ -354,8 +354,8 @@ impl ZoneInner {
         } else {
             Migratetype::Movable
         };
-        let done = self.with_this_cpu_pcp(|pcp| {
-            pcp.owner(|l| {
+        let done = self.with_this_cpu_pcp(move |pcp| {
+            pcp.owner(move |l| {
                 let entry = PcpEntry {
                     pfn: pfn.0 as u32,
                     mt,
@@ -369,8 +369,7 @@ impl ZoneInner {
                 l.events.pgfree += 1;
                 self.state.set_freed(pfn);
                 if l.count >= self.geo.pcp_high {
-                    let batch = self.geo.pcp_batch;
-                    self.free_pcppages_bulk(batch, l);
+                    self.free_pcppages_batch(l);
                 }
             })
         });
@@ -380,18 +379,23 @@ impl ZoneInner {
         }
     }
 
+    /// The high-watermark free of one batch, out of the fast path.
+    #[cold]
+    #[inline(never)]
+    fn free_pcppages_batch(&self, l: &mut PcpLists) {
+        self.free_pcppages_bulk(self.geo.pcp_batch, l);
+    }
+
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
     /// with `rmqueue_bulk` when empty.
     #[inline(always)]
     pub(crate) fn rmqueue_pcp(&self, mt: Migratetype) -> Option<Pfn> {
-        self.with_this_cpu_pcp(|pcp| {
-            pcp.owner(|l| {
-                if l.lists[mt.idx()].is_empty() {
-                    let batch = self.geo.pcp_batch;
-                    let got = self.rmqueue_bulk(batch, mt, l);
-                    l.count += got;
-                }
-                let e = l.lists[mt.idx()].pop_front()?;
+        self.with_this_cpu_pcp(move |pcp| {
+            pcp.owner(move |l| {
+                let e = match l.lists[mt.idx()].pop_front() {
+                    Some(e) => e,
+                    None => self.pcp_refill_pop(mt, l)?,
+                };
                 l.count -= 1;
                 l.events.pgalloc += 1;
                 let pfn = Pfn(e.pfn as u64);
@@ -401,6 +405,15 @@ impl ZoneInner {
             })
         })
         .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt))
+    }
+
+    /// The pcp list for `mt` is empty: refill it with a batch and pop its head.
+    #[cold]
+    #[inline(never)]
+    fn pcp_refill_pop(&self, mt: Migratetype, l: &mut PcpLists) -> Option<PcpEntry> {
+        let got = self.rmqueue_bulk(self.geo.pcp_batch, mt, l);
+        l.count += got;
+        l.lists[mt.idx()].pop_front()
     }
 
     /// `rmqueue_bulk(zone, 0, count, list, mt, cold=0)`: take up to `count` order-0 pages

@@ -684,6 +684,7 @@ impl ZoneInner {
 
     /// `__free_pages_ok(page, order)`: read the pageblock type locklessly, then
     /// [`free_one_page`](Self::free_one_page).
+    #[inline(never)]
     pub(crate) fn free_pages_ok(&self, pfn: Pfn, order: Order) {
         let mt = self.get_pageblock_migratetype(pfn);
         self.free_one_page(pfn, order, mt);
@@ -691,7 +692,7 @@ impl ZoneInner {
 
     /// Free an allocated block whose ownership the caller proves (a handle, or a claimed
     /// checked free): order 0 through the pcp, larger orders through `free_one_page`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free_pages(&self, pfn: Pfn, order: Order) {
         if order.0 == 0 {
             self.free_hot_cold_page(pfn, false);
@@ -715,8 +716,20 @@ impl ZoneInner {
     /// Allocate a block: order 0 through this thread's pcp, larger orders from the buddy
     /// lists; on failure drain every pcp and retry once (as the slow path's
     /// `drain_all_pages` after direct reclaim).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
+        // The order-0 fast path inline; everything else (larger orders, bad arguments, an
+        // empty zone) out of line.
+        if order.0 == 0 && mt.is_pcp_type() {
+            if let Some(pfn) = self.rmqueue_pcp(mt) {
+                return Ok(pfn);
+            }
+        }
+        self.alloc_slow(order, mt)
+    }
+
+    #[inline(never)]
+    fn alloc_slow(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
             return Err(AllocError::BadOrder {
                 order,
@@ -733,8 +746,10 @@ impl ZoneInner {
                 self.rmqueue_locked_block(order, mt)
             }
         };
-        if let Some(pfn) = attempt() {
-            return Ok(pfn);
+        if order.0 > 0 {
+            if let Some(pfn) = attempt() {
+                return Ok(pfn);
+            }
         }
         self.drain_all_pages();
         attempt().ok_or(AllocError::NoMemory {
@@ -860,6 +875,7 @@ impl Zone {
 
     /// Allocate a block of `2^order` pages of migratetype `mt` (`Unmovable`, `Reclaimable` or
     /// `Movable`) and return an owned handle that frees it when dropped.
+    #[inline]
     pub fn alloc_pages(
         &self,
         order: Order,
@@ -871,6 +887,7 @@ impl Zone {
 
     /// Kernel-style allocation: the head pfn of a block of `2^order` pages. The caller owns
     /// the block and gives it back with [`free_pfn`](Self::free_pfn).
+    #[inline]
     pub fn alloc_pfn(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
         self.inner.alloc(order, mt)
     }
