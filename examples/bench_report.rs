@@ -156,11 +156,15 @@ fn main() {
     let ops2 = par(2, 2_000_000 * scale);
     let parallel_speedup_2t = ops2 / ops1;
 
-    // Fixes overhead on a workload with no isolation, and with one pageblock isolated
+    // Fixes overhead on a workload with no isolation, and with one top-order block isolated
     // elsewhere in the zone (then the rechecks run).
-    let overhead = |isolate: bool| -> (f64, f64) {
+    // Each round times NONE and ALL back to back (alternating which goes first) and the
+    // figure is the median of the per-round ratios, so a change in the machine's state between
+    // rounds cancels out.
+    let overhead = |isolate: bool| -> (f64, f64, f64) {
         let mut none = Vec::new();
         let mut all = Vec::new();
+        let mut ratios = Vec::new();
         let zn = zone(size, Fixes::NONE);
         let za = zone(size, Fixes::ALL);
         if isolate {
@@ -174,16 +178,23 @@ fn main() {
                 .unwrap();
             }
         }
-        for _ in 0..rounds {
-            none.push(ns_per_op(1, 1_000_000 * scale, |n| mixed(&zn, n)));
-            all.push(ns_per_op(1, 1_000_000 * scale, |n| mixed(&za, n)));
+        for round in 0..2 * rounds {
+            let time = |z: &Zone| ns_per_op(1, 1_000_000 * scale, |n| mixed(z, n));
+            let (n, a) = if round % 2 == 0 {
+                let n = time(&zn);
+                (n, time(&za))
+            } else {
+                let a = time(&za);
+                (time(&zn), a)
+            };
+            none.push(n);
+            all.push(a);
+            ratios.push(a / n);
         }
-        (median(none), median(all))
+        (median(none), median(all), median(ratios))
     };
-    let (mixed_none_ns, mixed_all_ns) = overhead(false);
-    let fixes_overhead_ratio = mixed_all_ns / mixed_none_ns;
-    let (iso_none_ns, iso_all_ns) = overhead(true);
-    let fixes_overhead_ratio_isolated = iso_all_ns / iso_none_ns;
+    let (mixed_none_ns, mixed_all_ns, fixes_overhead_ratio) = overhead(false);
+    let (iso_none_ns, iso_all_ns, fixes_overhead_ratio_isolated) = overhead(true);
 
     // CMA: 8 MiB (2048 pages, 1 MiB aligned) on an idle 1 GiB zone with 256 MiB CMA, and on
     // one whose CMA area is full of movable pages (refilled before each round; only the
@@ -240,10 +251,9 @@ fn main() {
         ("mixed workload NONE (ns/op)", mixed_none_ns),
         ("mixed workload ALL (ns/op)", mixed_all_ns),
         ("  fixes overhead ALL/NONE", fixes_overhead_ratio),
-        (
-            "  same, one pageblock isolated",
-            fixes_overhead_ratio_isolated,
-        ),
+        ("mixed, one block isolated, NONE (ns/op)", iso_none_ns),
+        ("mixed, one block isolated, ALL (ns/op)", iso_all_ns),
+        ("  fixes overhead ALL/NONE", fixes_overhead_ratio_isolated),
         ("CMA 8 MiB alloc+release idle (ms)", cma_8mib_idle_ms),
         ("CMA 8 MiB alloc+release busy (ms)", cma_8mib_busy_ms),
     ];
