@@ -54,6 +54,9 @@ use pagealloc::{
     AllocError, AuditReport, CmaPolicy, Fixes, IsolateError, Migratetype, Order, PAGE_SIZE, Pages,
     Pfn, RaceHook, RaceWindow, SpinHook, Zone, ZoneConfig,
 };
+mod common;
+
+use common::{Flags, Rng, default_seed, splitmix64};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -167,42 +170,6 @@ struct Args {
     verbose: bool,
 }
 
-fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.trim()
-        .parse::<T>()
-        .map_err(|_| format!("{flag}: bad value {v:?}"))
-}
-
-fn parse_u64(flag: &str, v: Option<String>) -> Result<u64, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    let t = v.trim();
-    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => t.parse::<u64>(),
-    };
-    r.map_err(|_| format!("{flag}: bad value {v:?}"))
-}
-
-/// `none,all` / `none all` → two runs; `a,b;all` → two runs, the first with flags a and b.
-fn parse_fixes_list(v: &str) -> Result<Vec<Fixes>, String> {
-    let entries: Vec<&str> = if v.contains(';') {
-        v.split(';').collect()
-    } else {
-        v.split(|c: char| c == ',' || c.is_whitespace()).collect()
-    };
-    let out = entries
-        .into_iter()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| e.parse::<Fixes>().map_err(|err| format!("--fixes: {err}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if out.is_empty() {
-        return Err("--fixes: empty list".into());
-    }
-    Ok(out)
-}
-
 /// `Ok(None)` means `--help`.
 fn parse_args() -> Result<Option<Args>, String> {
     let mut fixes: Vec<Fixes> = Vec::new();
@@ -218,31 +185,22 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut undo = Undo::Ascending;
     let mut json = false;
     let mut verbose = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, mut inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || inline.take().or_else(|| it.next());
+    let mut f = Flags::from_env();
+    while let Some(flag) = f.next_flag()? {
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
-            "--fixes" => {
-                let v = value().ok_or("--fixes needs a value")?;
-                fixes.extend(parse_fixes_list(&v)?);
-            }
-            "--threads" => threads = parse_num(&flag, value())?,
-            "--seconds" => seconds = parse_num(&flag, value())?,
+            "--fixes" => fixes.extend(f.fixes_list()?),
+            "--threads" => threads = f.num()?,
+            "--seconds" => seconds = f.num()?,
             "--long" => long = true,
-            "--seed" => seed = Some(parse_u64(&flag, value())?),
-            "--race-window" => race_window = parse_num(&flag, value())?,
-            "--size-mib" => size_mib = parse_num(&flag, value())?,
-            "--cma-mib" => cma_mib = parse_num(&flag, value())?,
+            "--seed" => seed = Some(f.u64()?),
+            "--race-window" => race_window = f.num()?,
+            "--size-mib" => size_mib = f.num()?,
+            "--cma-mib" => cma_mib = f.num()?,
             "--align" => {
-                align = match value().as_deref().map(str::trim) {
-                    Some("contig") => Align::Contig,
-                    Some("pageblock") => Align::Pageblock,
+                align = match f.value()?.trim() {
+                    "contig" => Align::Contig,
+                    "pageblock" => Align::Pageblock,
                     other => {
                         return Err(format!(
                             "--align: expected contig or pageblock, got {other:?}"
@@ -251,9 +209,9 @@ fn parse_args() -> Result<Option<Args>, String> {
                 }
             }
             "--undo" => {
-                undo = match value().as_deref().map(str::trim) {
-                    Some("ascending") => Undo::Ascending,
-                    Some("descending") => Undo::Descending,
+                undo = match f.value()?.trim() {
+                    "ascending" => Undo::Ascending,
+                    "descending" => Undo::Descending,
                     other => {
                         return Err(format!(
                             "--undo: expected ascending or descending, got {other:?}"
@@ -261,13 +219,10 @@ fn parse_args() -> Result<Option<Args>, String> {
                     }
                 }
             }
-            "--hold-us" => hold_us = parse_u64(&flag, value())?,
+            "--hold-us" => hold_us = f.u64()?,
             "--json" => json = true,
             "--verbose" | "-v" => verbose = true,
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-        if inline.is_some() {
-            return Err(format!("{flag} takes no value"));
+            _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
     if fixes.is_empty() {
@@ -288,12 +243,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     if hold_us > 1_000_000 {
         return Err("--hold-us must be at most 1000000".into());
     }
-    let seed = seed.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        splitmix64(t.as_nanos() as u64 ^ u64::from(std::process::id()))
-    });
+    let seed = seed.unwrap_or_else(default_seed);
     Ok(Some(Args {
         fixes,
         threads,
@@ -311,39 +261,6 @@ fn parse_args() -> Result<Option<Args>, String> {
         json,
         verbose,
     }))
-}
-
-// ---- PRNG ----
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// splitmix64 as a stream.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        splitmix64(self.0)
-    }
-
-    /// Uniform in `0..n` (n > 0), by multiply-shift.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// True with probability `pct` %.
-    fn pct(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
 }
 
 // ---- workers ----

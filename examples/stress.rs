@@ -25,8 +25,11 @@
 use pagealloc::{
     AllocError, AuditReport, Fixes, Migratetype, Order, PAGE_SIZE, Pages, Zone, ZoneConfig,
 };
+mod common;
+
+use common::{Flags, Rng, STOP, default_seed, install_signal_handlers, splitmix64};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -51,31 +54,6 @@ options:
 exit status: 0 when every audit was clean and no pattern check failed, 1 otherwise, 2 on a
 usage error.";
 
-/// Set by the main thread at the deadline, or by SIGINT/SIGTERM.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-    // A second signal kills the process the default way.
-    // SAFETY: `signal` is async-signal-safe; restoring the default disposition is always valid.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-    }
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic and calls `signal`, both
-        // async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 struct Args {
     seconds: Option<f64>,
@@ -88,21 +66,6 @@ struct Args {
     json: bool,
 }
 
-fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse::<T>()
-        .map_err(|_| format!("{flag}: bad value {v:?}"))
-}
-
-fn parse_u64(flag: &str, v: Option<String>) -> Result<u64, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    let r = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => v.parse::<u64>(),
-    };
-    r.map_err(|_| format!("{flag}: bad value {v:?}"))
-}
-
 /// `Ok(None)` means `--help`.
 fn parse_args() -> Result<Option<Args>, String> {
     let mut seconds = None;
@@ -113,31 +76,19 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut audit_secs = None;
     let mut soak = false;
     let mut json = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, mut inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || inline.take().or_else(|| it.next());
+    let mut f = Flags::from_env();
+    while let Some(flag) = f.next_flag()? {
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
-            "--seconds" => seconds = Some(parse_num::<f64>(&flag, value())?),
-            "--threads" => threads = parse_num(&flag, value())?,
-            "--seed" => seed = Some(parse_u64(&flag, value())?),
-            "--size-mib" => size_mib = parse_num(&flag, value())?,
-            "--fixes" => {
-                let v = value().ok_or("--fixes needs a value")?;
-                fixes = v.parse::<Fixes>()?;
-            }
-            "--audit-secs" => audit_secs = Some(parse_num::<f64>(&flag, value())?),
+            "--seconds" => seconds = Some(f.num::<f64>()?),
+            "--threads" => threads = f.num()?,
+            "--seed" => seed = Some(f.u64()?),
+            "--size-mib" => size_mib = f.num()?,
+            "--fixes" => fixes = f.value()?.parse::<Fixes>()?,
+            "--audit-secs" => audit_secs = Some(f.num::<f64>()?),
             "--soak" => soak = true,
             "--json" => json = true,
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-        if inline.is_some() {
-            return Err(format!("{flag} takes no value"));
+            _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
     if threads == 0 {
@@ -155,12 +106,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     if !soak && seconds.is_none() {
         seconds = Some(10.0);
     }
-    let seed = seed.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        splitmix64(t.as_nanos() as u64 ^ u64::from(std::process::id()))
-    });
+    let seed = seed.unwrap_or_else(default_seed);
     Ok(Some(Args {
         seconds,
         threads,
@@ -173,37 +119,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     }))
 }
 
-// ---- PRNG and page pattern ----
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(splitmix64(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0), by multiply-shift.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
-    }
-}
+// ---- page pattern ----
 
 /// The first word of page `pfn` in the allocation tagged `tag`; word `j` is this plus `j`.
 fn page_seed(pfn: u64, tag: u64) -> u64 {

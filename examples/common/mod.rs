@@ -1,0 +1,171 @@
+//! What the stress examples share: command-line flags, the seeded PRNG, the stop flag set by
+//! SIGINT/SIGTERM. (A directory module, so Cargo does not build it as an example of its own.)
+#![allow(dead_code)] // each example uses a different part
+
+use pagealloc::Fixes;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+// ---- stop flag ----
+
+/// Set by SIGINT/SIGTERM (or by the example itself at its deadline).
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether the run should stop.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    // A second signal kills the process the default way.
+    // SAFETY: `signal` is async-signal-safe; restoring the default disposition is always valid.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+/// Make SIGINT and SIGTERM set [`STOP`] (once; a second signal kills the process).
+pub fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and calls `signal`, both
+        // async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
+// ---- flags ----
+
+/// The command line as `--flag value` or `--flag=value` pairs.
+pub struct Flags {
+    args: std::iter::Skip<std::env::Args>,
+    flag: String,
+    inline: Option<String>,
+}
+
+impl Flags {
+    /// This process's arguments.
+    pub fn from_env() -> Flags {
+        Flags {
+            args: std::env::args().skip(1),
+            flag: String::new(),
+            inline: None,
+        }
+    }
+
+    /// The next flag; an error if the previous one was given `=value` it does not take.
+    pub fn next_flag(&mut self) -> Result<Option<String>, String> {
+        if self.inline.is_some() {
+            return Err(format!("{} takes no value", self.flag));
+        }
+        let Some(arg) = self.args.next() else {
+            return Ok(None);
+        };
+        (self.flag, self.inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg, None),
+        };
+        Ok(Some(self.flag.clone()))
+    }
+
+    /// The current flag's value.
+    pub fn value(&mut self) -> Result<String, String> {
+        self.inline
+            .take()
+            .or_else(|| self.args.next())
+            .ok_or_else(|| format!("{} needs a value", self.flag))
+    }
+
+    /// The current flag's value, parsed.
+    pub fn num<T: FromStr>(&mut self) -> Result<T, String> {
+        let v = self.value()?;
+        v.trim()
+            .parse::<T>()
+            .map_err(|_| format!("{}: bad value {v:?}", self.flag))
+    }
+
+    /// The current flag's value as a `u64`, decimal or `0x` hex (seeds).
+    pub fn u64(&mut self) -> Result<u64, String> {
+        let v = self.value()?;
+        let t = v.trim();
+        match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => t.parse::<u64>(),
+        }
+        .map_err(|_| format!("{}: bad value {v:?}", self.flag))
+    }
+
+    /// The current flag's value as a list of fix sets: `none,all` / `none all` → two sets;
+    /// `a,b;all` → two sets, the first with flags a and b.
+    pub fn fixes_list(&mut self) -> Result<Vec<Fixes>, String> {
+        let v = self.value()?;
+        let entries: Vec<&str> = if v.contains(';') {
+            v.split(';').collect()
+        } else {
+            v.split(|c: char| c == ',' || c.is_whitespace()).collect()
+        };
+        let out = entries
+            .into_iter()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| e.parse::<Fixes>().map_err(|err| format!("--fixes: {err}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if out.is_empty() {
+            return Err("--fixes: empty list".into());
+        }
+        Ok(out)
+    }
+}
+
+/// A seed from the clock and the pid, for runs without `--seed`.
+pub fn default_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    splitmix64(t.as_nanos() as u64 ^ u64::from(std::process::id()))
+}
+
+// ---- PRNG ----
+
+/// splitmix64's finaliser: a good 64-bit mix.
+pub fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// xorshift64*, seeded through splitmix64.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(splitmix64(seed) | 1)
+    }
+
+    /// The next 64 bits.
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0), by multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
+    }
+
+    /// True with probability `pct` %.
+    pub fn pct(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
