@@ -47,23 +47,38 @@
 //!   pageblock's type); the audit verdict; pattern errors (pages whose bytes changed under
 //!   their owner, e.g. a migration that lost them).
 //!
-//! With `none` (Linux 3.17) the races make the counters drift: mostly race R2 here (pages a
-//! pcp cached as CMA are drained into a pageblock that was just isolated, land on the CMA
-//! list uncounted, and are allocated again before `test_pages_isolated` would move them).
+//! With `none` (Linux 3.17) the races make the counters drift: without injection mostly race
+//! R2 here (pages a pcp cached as CMA are drained into a pageblock that was just isolated,
+//! land on the CMA list uncounted, and are allocated again before `test_pages_isolated` would
+//! move them); with `--race-window park`, race R1b (below).
 //! With `all` the drift must be exactly 0, no block misplaced, and every allocation must
 //! succeed. The exit status is 1 if a run with all the fixes is not clean (drift, misplaced
 //! block, failed audit, fewer successful allocations than attempts) or if any run found a
 //! pattern error.
 //!
-//! Two knobs make the races fire more often: `--race-window N` installs a [`SpinHook`]
-//! spinning N iterations at every racy point of the 3.17 paths, and `--pcp-fraction F` sets
-//! the pcp sizes as 3.17's `vm.percpu_pagelist_fraction` sysctl does (`high` = managed/F,
-//! `batch` = high/4 capped at 96), so the pcps hold many more CMA pages when a pageblock is
-//! isolated.
+//! Two knobs make the races fire more often. `--race-window` injects delays at the racy points
+//! of the 3.17 paths (through the zone's [`RaceHook`]):
+//!
+//! - `park` (or `park:MS`) installs a [`ParkHook`] aimed at the CMA allocations. From MS (20)
+//!   ms before each `Cma::alloc`, a worker's free of a block of order > 0 in a pageblock the
+//!   allocation is about to isolate, which has read the pageblock's type (CMA) without the
+//!   zone lock, is held before it takes the lock (its CPU preempted in the window, as a vCPU
+//!   of the seed's VM can be) until the pageblock is isolated and the allocation's migration
+//!   has passed the block. The 3.17 code then frees it by the stale type onto the CMA list
+//!   inside the isolated pageblock and counts it (race R1b): each such free leaves
+//!   `NR_FREE_PAGES` 2^order (2–8) pages too high for good. About 16 such frees per
+//!   allocation (one per worker) miss over a thousand free pages per run; with the fixes, 0.
+//! - `spin:N` (or a bare `N`) installs a [`SpinHook`] spinning N iterations at every racy point,
+//!   on every thread and pfn (a few hundred pages missed with `--pcp-fraction 8`).
+//!
+//! `--pcp-fraction F` sets the pcp sizes as 3.17's `vm.percpu_pagelist_fraction` sysctl does
+//! (`high` = managed/F, `batch` = high/4 capped at 96), so the pcps hold many more CMA pages
+//! when a pageblock is isolated (race R2).
 //!
 //! ```text
 //! cargo run --release --example cma_stress                        # none, then all
-//! cargo run --release --example cma_stress -- --race-window 100   # the windows widened
+//! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
+//! cargo run --release --example cma_stress -- --race-window 100   # every window widened
 //! cargo run --release --example cma_stress -- --pcp-fraction 8    # bigger pcps
 //! cargo run --release --example cma_stress -- --fixes none,seed,v3.18,all --json
 //! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
@@ -74,13 +89,14 @@
 #![allow(clippy::disallowed_types)]
 
 use pagealloc::{
-    AllocError, AuditReport, CmaError, CmaPolicy, Fixes, Migratetype, MovablePages, Order,
-    PAGE_SIZE, Pages, PcpConfig, RaceHook, SpinHook, Zone, ZoneConfig,
+    AllocError, AuditReport, CmaError, CmaPages, CmaPolicy, Fixes, Migratetype, MovablePages,
+    Order, PAGE_SIZE, Pages, PcpConfig, Pfn, RaceHook, RaceWindow, SpinHook, Zone, ZoneConfig,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
@@ -108,7 +124,12 @@ options:
   --release-each     release each CMA allocation right after writing it
   --working-set P    percent of the arena the workers use in steady state: 3/5 long-lived,
                      up to 4/5 more in jobs (default 40)
-  --race-window N    spin iterations of a SpinHook at every race window (default 0: no hook)
+  --race-window W    race-window injection (default off):
+                     park, park:MS  hold workers' frees (order > 0) into the range the next
+                       CMA allocation will isolate between their lockless pageblock-type
+                       read and the zone lock, from MS ms (default 20) before the
+                       allocation until its migration has passed them (race R1b)
+                     spin:N, N  a SpinHook spinning N iterations at every race window
   --pcp-fraction F   pcp sizes as vm.percpu_pagelist_fraction=F (high = pages/F, batch =
                      high/4 at most 96; F >= 8); default: 3.17's zone_batchsize (186/31)
   --seed N           PRNG seed, decimal or 0x-hex (default: from the clock)
@@ -160,7 +181,7 @@ struct Args {
     hold: bool,
     pcp_fraction: Option<u64>,
     working_set: u64,
-    race_window: u32,
+    race_window: Injection,
     seed: u64,
     json: bool,
     soak: bool,
@@ -208,7 +229,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         hold: true,
         pcp_fraction: None,
         working_set: 40,
-        race_window: 0,
+        race_window: Injection::Off,
         seed: 0,
         json: false,
         soak: false,
@@ -250,7 +271,10 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--release-each" => a.hold = false,
             "--pcp-fraction" => a.pcp_fraction = Some(parse_num(&flag, value())?),
             "--working-set" => a.working_set = parse_num(&flag, value())?,
-            "--race-window" => a.race_window = parse_num(&flag, value())?,
+            "--race-window" => {
+                let v = value().ok_or("--race-window needs a value")?;
+                a.race_window = Injection::parse(&v)?;
+            }
             "--seed" => seed = Some(parse_u64(&flag, value())?),
             "--json" => a.json = true,
             "--soak" => a.soak = true,
@@ -769,12 +793,347 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// Disarms the race hook, if any, when dropped.
+struct DisarmOnDrop<'a>(Option<&'a ParkHook>);
+
+impl Drop for DisarmOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            p.disarm();
+        }
+    }
+}
+
 /// What the main thread shares with the workers.
 struct Control {
     /// Set at the end of the run.
     stop: AtomicBool,
     /// Workers done warming up.
     ready: AtomicU64,
+}
+
+// ---- race-window injection ----
+
+/// What `--race-window` installs in the zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Injection {
+    /// No hook (the default).
+    Off,
+    /// A [`SpinHook`] spinning this many iterations at every racy point of the 3.17 paths.
+    Spin(u32),
+    /// A [`ParkHook`] whose window opens this many milliseconds before each CMA allocation.
+    Park(u64),
+}
+
+impl Injection {
+    /// `park` (20 ms lead), `park:MS`, `spin:N`, or a bare `N` (= `spin:N`; 0 = off).
+    fn parse(v: &str) -> Result<Injection, String> {
+        let bad = || format!("--race-window: expected park, park:MS, spin:N or N, not {v:?}");
+        let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
+        let lower = v.to_ascii_lowercase();
+        let inj = match lower.split_once(':') {
+            None if lower == "park" => Injection::Park(ParkHook::DEFAULT_LEAD_MS),
+            None if lower == "off" => Injection::Off,
+            None => Injection::Spin(u32::try_from(num(&lower)?).map_err(|_| bad())?),
+            Some(("park", ms)) => Injection::Park(num(ms)?),
+            Some(("spin", n)) => Injection::Spin(u32::try_from(num(n)?).map_err(|_| bad())?),
+            Some(_) => return Err(bad()),
+        };
+        Ok(match inj {
+            Injection::Spin(0) => Injection::Off,
+            Injection::Park(ms) if !(1..=1000).contains(&ms) => {
+                return Err("--race-window park:MS needs 1 <= MS <= 1000".into());
+            }
+            inj => inj,
+        })
+    }
+
+    fn name(self) -> String {
+        match self {
+            Injection::Off => "off".into(),
+            Injection::Spin(n) => format!("spin:{n}"),
+            Injection::Park(ms) => format!("park:{ms}"),
+        }
+    }
+}
+
+/// Where the CMA allocation in flight is, as far as a [`ParkHook`] has seen (behind its
+/// mutex).
+#[derive(Debug, Default)]
+struct Aim {
+    /// Bumped when the hook is armed or disarmed and when a new isolation attempt starts: frees
+    /// parked for an older aim go on at once.
+    generation: u64,
+    /// The pfns being isolated, or about to be: `[lo, hi)`.
+    lo: u64,
+    hi: u64,
+    /// The pageblocks below this pfn have been isolated (`start_isolate_page_range` goes up one
+    /// pageblock at a time; each isolation is reported at `IsolateBeforeDrain`).
+    isolated_to: u64,
+    /// First pfn of the allocation's last pageblock. Frees are held only below it: a held free
+    /// goes once the migration has passed it, and the workers' blocks in the last pageblock
+    /// leave migration to pass it (and time for it to finish before `test_pages_isolated`).
+    last_block: u64,
+    /// The thread making the CMA allocation (the one that armed the hook).
+    cma_thread: Option<ThreadId>,
+    /// One past the highest pfn of `[lo, hi)` the CMA thread has freed: the front of its
+    /// migration (`migrate_range` moves the blocks in ascending order and frees each old one).
+    migrated_to: u64,
+    /// The drain after the migration has started: every parked free goes.
+    final_drain: bool,
+    /// Pfns of the frees parked now.
+    parked: Vec<u64>,
+}
+
+/// Race-window injection aimed at the CMA allocations (`--race-window park`): it widens race
+/// R1b's window for the frees that can hit it.
+///
+/// 3.17's `__free_pages_ok` (every free of order > 0) reads the pageblock type without the
+/// zone lock and frees under the lock with that type; [`RaceWindow::FreeBeforeZoneLock`] is
+/// between the two. The main thread arms the hook with the range its next `Cma::alloc` will
+/// isolate, a lead time before calling it (it knows where the allocation will land: the
+/// lowest free aligned range of the area, as `cma_alloc`'s bitmap search finds it). From then
+/// on, a worker's free of a block in a pageblock of that range that is not isolated yet (so
+/// it read `CMA`) is held in that window — the freeing CPU preempted between the read and the
+/// lock — while the allocation isolates the range pageblock by pageblock and migrates the
+/// workers' pages out. It goes on as soon as the migration, which goes up the range, has
+/// passed it (so it is freed while the migration is still busy above it, before
+/// `test_pages_isolated` looks), or at the drain after the migration at the latest. Frees into
+/// the allocation's last pageblock are not held: nothing might be left to migrate above them.
+///
+/// With the 3.17 code the held block then lands on the CMA list inside an isolated pageblock,
+/// counted (+2^order) although its pageblock is isolated, merged with the free, isolated
+/// pages below it. The migration's next frees merge that block into the Isolate list, or the
+/// CMA allocation takes it off the lists, uncounted; either way NR_FREE_PAGES stays 2^order
+/// too high for good (minus any page a worker allocates from the misplaced block meanwhile).
+/// With patch 1 the free re-reads the type under the lock and the block goes to the Isolate
+/// list, uncounted.
+///
+/// The main thread also pauses [`ParkHook::STAGE`] between the pageblocks of the isolation
+/// (`IsolateBetweenPageblocks`), so more frees land in the pageblocks still to be isolated.
+///
+/// The hook never calls into the zone. Only frees of order > 0 and frees of `Isolate` pages
+/// reach `FreeBeforeZoneLock` (no pcp is held there), and the latter are never held; the CMA
+/// thread waits (bounded) only for released frees to leave the hook. A worker has at most one
+/// free held at a time, so about 16 frees are held per CMA allocation.
+struct ParkHook {
+    /// Log2 of the pageblock size.
+    pb_shift: u32,
+    /// The largest isolation a retried `Cma::alloc` attempt can make (the allocation rounded
+    /// up to top-order blocks, plus one for an unaligned retry).
+    span: u64,
+    /// How long before each CMA allocation the window opens.
+    lead: Duration,
+    /// Fast path: is a CMA allocation aimed at? And its range.
+    armed: AtomicBool,
+    lo: AtomicU64,
+    hi: AtomicU64,
+    aim: std::sync::Mutex<Aim>,
+    cv: std::sync::Condvar,
+    /// Frees held at the window so far.
+    parked: AtomicU64,
+}
+
+impl ParkHook {
+    const DEFAULT_LEAD_MS: u64 = 20;
+    /// The isolating thread's pause between two pageblocks.
+    const STAGE: Duration = Duration::from_millis(5);
+    /// The longest a free stays parked, whatever happens.
+    const MAX_PARK: Duration = Duration::from_millis(500);
+    /// The longest the CMA thread waits for released frees to leave the hook.
+    const MAX_WAIT: Duration = Duration::from_millis(20);
+
+    fn new(geo: &pagealloc::Geometry, count: u64, lead_ms: u64) -> ParkHook {
+        let top = geo.max_order_nr_pages().max(geo.pageblock_nr_pages);
+        ParkHook {
+            pb_shift: geo.pageblock_order,
+            span: count.div_ceil(top) * top + top,
+            lead: Duration::from_millis(lead_ms),
+            armed: AtomicBool::new(false),
+            lo: AtomicU64::new(0),
+            hi: AtomicU64::new(0),
+            aim: std::sync::Mutex::new(Aim::default()),
+            cv: std::sync::Condvar::new(),
+            parked: AtomicU64::new(0),
+        }
+    }
+
+    fn aim(&self) -> std::sync::MutexGuard<'_, Aim> {
+        self.aim.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, a: &Aim, armed: bool) {
+        self.lo.store(a.lo, Ordering::SeqCst);
+        self.hi.store(a.hi, Ordering::SeqCst);
+        self.armed.store(armed, Ordering::SeqCst);
+    }
+
+    /// The calling thread is about to isolate `[lo, hi)` for an allocation ending at `end`.
+    fn arm(&self, lo: u64, hi: u64, end: u64) {
+        let mut a = self.aim();
+        *a = Aim {
+            generation: a.generation + 1,
+            lo,
+            hi,
+            isolated_to: lo,
+            last_block: ((end - 1) >> self.pb_shift) << self.pb_shift,
+            cma_thread: Some(std::thread::current().id()),
+            parked: std::mem::take(&mut a.parked),
+            ..Aim::default()
+        };
+        self.publish(&a, true);
+    }
+
+    /// The allocation is over: every parked free goes.
+    fn disarm(&self) {
+        let mut a = self.aim();
+        a.generation += 1;
+        self.publish(&a, false);
+        drop(a);
+        self.cv.notify_all();
+    }
+
+    fn in_range(&self, pfn: u64) -> bool {
+        self.armed.load(Ordering::Relaxed)
+            && pfn >= self.lo.load(Ordering::Relaxed)
+            && pfn < self.hi.load(Ordering::Relaxed)
+    }
+
+    fn is_cma_thread(a: &Aim) -> bool {
+        a.cma_thread == Some(std::thread::current().id())
+    }
+
+    /// Whether a free parked at `pfn` may go on: its pageblock is isolated and the migration
+    /// has passed it (or the drain after the migration has begun).
+    fn may_go(a: &Aim, pfn: u64) -> bool {
+        a.final_drain || (pfn < a.isolated_to && a.migrated_to > pfn)
+    }
+
+    /// The CMA thread: wait (bounded) until every parked free that may go has left the hook,
+    /// so it runs while the migration is still busy elsewhere.
+    fn wait_released<'a>(
+        &self,
+        mut a: std::sync::MutexGuard<'a, Aim>,
+    ) -> std::sync::MutexGuard<'a, Aim> {
+        self.cv.notify_all();
+        let deadline = Instant::now() + Self::MAX_WAIT;
+        while a.parked.iter().any(|&p| Self::may_go(&a, p)) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            a = self
+                .cv
+                .wait_timeout(a, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        a
+    }
+
+    /// A worker's free of the block at `pfn` (not isolated when it read the type): hold it.
+    fn park<'a>(&self, mut a: std::sync::MutexGuard<'a, Aim>, pfn: u64) {
+        let generation = a.generation;
+        let deadline = Instant::now() + Self::MAX_PARK;
+        self.parked.fetch_add(1, Ordering::Relaxed);
+        a.parked.push(pfn);
+        while a.generation == generation && !Self::may_go(&a, pfn) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            a = self
+                .cv
+                .wait_timeout(a, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if let Some(i) = a.parked.iter().position(|&p| p == pfn) {
+            a.parked.swap_remove(i);
+        }
+        drop(a);
+        self.cv.notify_all();
+    }
+}
+
+impl RaceHook for ParkHook {
+    fn window(&self, window: RaceWindow, pfn: Pfn) {
+        let pfn = pfn.0;
+        if !self.armed.load(Ordering::Relaxed) {
+            return;
+        }
+        match window {
+            RaceWindow::FreeBeforeZoneLock if self.in_range(pfn) => {
+                let mut a = self.aim();
+                if pfn < a.lo || pfn >= a.hi {
+                    return;
+                }
+                if Self::is_cma_thread(&a) {
+                    // The CMA thread frees in the range when its migration frees a moved
+                    // block's old pages.
+                    if pfn + 1 > a.migrated_to {
+                        a.migrated_to = pfn + 1;
+                        drop(self.wait_released(a));
+                    }
+                } else if pfn >= a.isolated_to && pfn < a.last_block {
+                    self.park(a, pfn);
+                }
+            }
+            RaceWindow::PcpBulkBeforeZoneLock => {
+                let mut a = self.aim();
+                if Self::is_cma_thread(&a) && a.migrated_to > 0 && !a.final_drain {
+                    // The CMA thread drains every pcp after its migration: last call.
+                    a.final_drain = true;
+                    drop(self.wait_released(a));
+                }
+            }
+            RaceWindow::IsolateBeforeDrain => {
+                let mut a = self.aim();
+                if !Self::is_cma_thread(&a) {
+                    return;
+                }
+                if pfn != a.isolated_to || a.migrated_to > 0 || pfn >= a.hi {
+                    // Another attempt (Cma::alloc retries at the next aligned position after
+                    // -EBUSY): the hook cannot tell where this allocation ends, so it holds no
+                    // more frees for it; the ones held for the failed attempt go now.
+                    a.generation += 1;
+                    a.lo = pfn;
+                    a.hi = pfn + self.span;
+                    a.last_block = pfn;
+                    a.migrated_to = 0;
+                    a.final_drain = false;
+                    self.publish(&a, true);
+                }
+                a.isolated_to = pfn + (1 << self.pb_shift);
+                drop(a);
+                self.cv.notify_all();
+            }
+            RaceWindow::IsolateBetweenPageblocks if self.in_range(pfn) => {
+                let a = self.aim();
+                // Going up (start_isolate_page_range), not down the range (undo).
+                let next = Self::is_cma_thread(&a) && pfn == a.isolated_to && a.migrated_to == 0;
+                drop(a);
+                if next {
+                    std::thread::sleep(Self::STAGE);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Where `Cma::alloc(count, 2^align_order)` will look first: the lowest aligned offset in the
+/// area whose `count` pages are not in `held` (`(offset, pages)` pairs), as the bitmap search
+/// of `cma_alloc`.
+fn next_cma_offset(held: impl Iterator<Item = (u64, u64)> + Clone, count: u64, align: u64) -> u64 {
+    let mut idx = 0;
+    while let Some(end) = held
+        .clone()
+        .find_map(|(s, n)| (idx < s + n && s < idx + count).then_some(s + n))
+    {
+        idx = end.div_ceil(align) * align;
+    }
+    idx
 }
 
 // ---- one run ----
@@ -793,6 +1152,8 @@ struct RunResult {
     cma_ms_sum: f64,
     elapsed: Duration,
     interrupted: bool,
+    /// Frees a `ParkHook` held in their race window.
+    parked_frees: u64,
 }
 
 impl RunResult {
@@ -867,26 +1228,35 @@ fn wait_until(deadline: Instant) {
 /// allocation.
 fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunResult, String> {
     let started = Instant::now();
-    let hook: Option<Arc<dyn RaceHook>> = (args.race_window > 0).then(|| {
-        Arc::new(SpinHook {
-            spins: args.race_window,
-        }) as Arc<dyn RaceHook>
-    });
-    let zone = Zone::new(ZoneConfig {
+    let count = (args.alloc_mib << 20) as u64 / PAGE_SIZE as u64;
+    let mut cfg = ZoneConfig {
         size: args.arena_mib << 20,
         cma_size: args.cma_mib << 20,
         cma_policy: args.policy,
         fixes,
-        race_hook: hook,
         pcp: args
             .pcp_fraction
             .map(|f| pcp_for_fraction(args.arena_mib, f)),
         ..ZoneConfig::default()
-    })
-    .map_err(|e| format!("cannot create the zone: {e}"))?;
+    };
+    let geo = cfg
+        .geometry()
+        .map_err(|e| format!("cannot create the zone: {e}"))?;
+    let park = match args.race_window {
+        Injection::Park(ms) => Some(Arc::new(ParkHook::new(&geo, count, ms))),
+        _ => None,
+    };
+    cfg.race_hook = match args.race_window {
+        Injection::Off => None,
+        Injection::Spin(spins) => Some(Arc::new(SpinHook { spins }) as Arc<dyn RaceHook>),
+        Injection::Park(_) => park.clone().map(|p| p as Arc<dyn RaceHook>),
+    };
+    let zone = Zone::new(cfg).map_err(|e| format!("cannot create the zone: {e}"))?;
     let cma = zone.cma().ok_or("the zone has no CMA area")?;
     let nr_pages = zone.geometry().nr_pages;
-    let count = (args.alloc_mib << 20) as u64 / PAGE_SIZE as u64;
+    // Cma::alloc's alignment (CONFIG_CMA_ALIGNMENT) and alloc_contig_range's isolation unit.
+    let align = Order(8);
+    let top = geo.max_order_nr_pages().max(geo.pageblock_nr_pages);
     // The working set: three fifths long-lived, two fifths in jobs (on average).
     let per_worker = nr_pages * args.working_set / 100 / args.threads as u64;
     let plan = Plan {
@@ -910,6 +1280,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         cma_ms_sum: 0.0,
         elapsed: Duration::ZERO,
         interrupted: false,
+        parked_frees: 0,
     };
 
     let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
@@ -932,6 +1303,8 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         // Stop the workers however this closure ends (a panic here, e.g. printing to a closed
         // pipe, would otherwise wait forever for them at the end of the scope).
         let _stop = StopOnDrop(&ctl.stop);
+        // Dropped first: no free stays held once the allocations are over, however they end.
+        let _disarm = DisarmOnDrop(park.as_deref());
         while ctl.ready.load(Ordering::SeqCst) < args.threads as u64
             && !INTERRUPTED.load(Ordering::Relaxed)
         {
@@ -950,13 +1323,29 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         let t0 = Instant::now();
         let interval = Duration::from_millis(args.interval_ms);
         for n in 1..=args.allocs {
-            wait_until(t0 + interval * n);
+            let at = t0 + interval * n;
+            if let Some(p) = &park {
+                // Open the window `lead` before the allocation, aimed at the range it will
+                // isolate.
+                wait_until(at.checked_sub(p.lead).unwrap_or(t0).max(t0));
+                let base = cma.area().base_pfn().0;
+                let held_at = held
+                    .iter()
+                    .map(|(_, h, _): &(u32, CmaPages<'_>, u64)| (h.pfn().0 - base, h.count()));
+                let start = base + next_cma_offset(held_at, count, align.nr_pages());
+                let end = start + count;
+                p.arm(start / top * top, end.div_ceil(top) * top, end);
+            }
+            wait_until(at);
             if INTERRUPTED.load(Ordering::Relaxed) {
                 res.interrupted = true;
                 break;
             }
             let t = Instant::now();
-            let r = cma.alloc(count, Order(8));
+            let r = cma.alloc(count, align);
+            if let Some(p) = &park {
+                p.disarm();
+            }
             let ms = t.elapsed().as_secs_f64() * 1e3;
             res.attempts += 1;
             res.cma_ms_sum += ms;
@@ -1017,6 +1406,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         }
     }
     res.verify_errors += res.workers.verify_errors;
+    res.parked_frees = park.map_or(0, |p| p.parked.load(Ordering::Relaxed));
     zone.drain_all_pages();
     res.report = zone.audit();
     res.migrated = vmstat_value(&zone, "pgmigrate_success");
@@ -1041,7 +1431,8 @@ fn json_run(r: &RunResult, args: &Args) -> String {
             "\"audit_ok\":{},\"elapsed_ms\":{},\"free_pages_missed\":{},",
             "\"cma_free_pages_missed\":{},\"verify_errors\":{},\"cma_ms_max\":{:.3},",
             "\"worker_allocs\":{},\"worker_frees\":{},\"alloc_failures\":{},",
-            "\"interrupted\":{},\"policy\":\"{}\",\"threads\":{},\"race_window\":{},",
+            "\"interrupted\":{},\"policy\":\"{}\",\"threads\":{},\"race_window\":\"{}\",",
+            "\"parked_frees\":{},",
             "\"hold\":{},\"pcp_fraction\":{},\"seed\":{}}}"
         ),
         r.fixes.name(),
@@ -1064,7 +1455,8 @@ fn json_run(r: &RunResult, args: &Args) -> String {
         r.interrupted,
         policy_name(args.policy),
         args.threads,
-        args.race_window,
+        args.race_window.name(),
+        r.parked_frees,
         args.hold,
         args.pcp_fraction.unwrap_or(0),
         args.seed
@@ -1098,6 +1490,11 @@ fn print_table(runs: &[RunResult]) {
         r.report.misplaced_blocks.len().to_string()
     });
     row("pattern errors", &|r| r.verify_errors.to_string());
+    if runs.iter().any(|r| r.parked_frees > 0) {
+        row("frees parked in a race window", &|r| {
+            r.parked_frees.to_string()
+        });
+    }
     row("audit", &|r| {
         if r.audit_ok() { "ok" } else { "FAILED" }.to_string()
     });
@@ -1144,10 +1541,12 @@ fn header(args: &Args) {
             }
             None => "3.17 default".to_string(),
         },
-        if args.race_window == 0 {
-            "off".to_string()
-        } else {
-            format!("{} spins", args.race_window)
+        match args.race_window {
+            Injection::Off => "off".to_string(),
+            Injection::Spin(n) => format!("{n} spins at every window"),
+            Injection::Park(ms) => {
+                format!("frees parked across the isolation, opened {ms} ms ahead")
+            }
         },
         args.seed
     );
