@@ -92,6 +92,9 @@ use pagealloc::{
     AllocError, AuditReport, CmaError, CmaPages, CmaPolicy, Fixes, Migratetype, MovablePages,
     Order, PAGE_SIZE, Pages, PcpConfig, Pfn, RaceHook, RaceWindow, SpinHook, Zone, ZoneConfig,
 };
+mod common;
+
+use common::{Flags, Rng, default_seed, install_signal_handlers, splitmix64, stopped};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -141,31 +144,6 @@ exit status: 0 when every run with all the fixes ended clean (drift 0, no mispla
 clean audit, every CMA allocation succeeded) and no pattern check failed in any run; 1
 otherwise; 2 on a usage error.";
 
-/// Set by SIGINT/SIGTERM: finish the current run early and stop.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    // A second signal kills the process the default way.
-    // SAFETY: `signal` is async-signal-safe; restoring the default disposition is always valid.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-    }
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic and calls `signal`, both
-        // async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-    }
-}
-
 // ---- arguments ----
 
 #[derive(Clone, Debug)]
@@ -185,34 +163,6 @@ struct Args {
     seed: u64,
     json: bool,
     soak: bool,
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    v.parse::<T>()
-        .map_err(|_| format!("{flag}: bad value {v:?}"))
-}
-
-fn parse_u64(flag: &str, v: Option<String>) -> Result<u64, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-    let r = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => v.parse::<u64>(),
-    };
-    r.map_err(|_| format!("{flag}: bad value {v:?}"))
-}
-
-fn parse_fixes(v: &str) -> Result<Vec<Fixes>, String> {
-    let list: Vec<Fixes> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.replace('+', ",").parse::<Fixes>())
-        .collect::<Result<_, _>>()?;
-    if list.is_empty() {
-        return Err("--fixes needs at least one fix set".into());
-    }
-    Ok(list)
 }
 
 /// `Ok(None)` means `--help`.
@@ -235,28 +185,19 @@ fn parse_args() -> Result<Option<Args>, String> {
         soak: false,
     };
     let mut seed = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, mut inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || inline.take().or_else(|| it.next());
+    let mut f = Flags::from_env();
+    while let Some(flag) = f.next_flag()? {
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
-            "--fixes" => {
-                let v = value().ok_or("--fixes needs a value")?;
-                a.fixes = parse_fixes(&v)?;
-            }
-            "--threads" => a.threads = parse_num(&flag, value())?,
-            "--arena-mib" => a.arena_mib = parse_num(&flag, value())?,
-            "--cma-mib" => a.cma_mib = parse_num(&flag, value())?,
-            "--allocs" => a.allocs = parse_num(&flag, value())?,
-            "--alloc-mib" => a.alloc_mib = parse_num(&flag, value())?,
-            "--interval-ms" => a.interval_ms = parse_num(&flag, value())?,
+            "--fixes" => a.fixes = f.fixes_list()?,
+            "--threads" => a.threads = f.num()?,
+            "--arena-mib" => a.arena_mib = f.num()?,
+            "--cma-mib" => a.cma_mib = f.num()?,
+            "--allocs" => a.allocs = f.num()?,
+            "--alloc-mib" => a.alloc_mib = f.num()?,
+            "--interval-ms" => a.interval_ms = f.num()?,
             "--policy" => {
-                let v = value().ok_or("--policy needs a value")?;
+                let v = f.value()?;
                 a.policy = match v.to_ascii_lowercase().as_str() {
                     "aggressive" => CmaPolicy::Aggressive,
                     "fallback" => CmaPolicy::Fallback,
@@ -269,19 +210,16 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--hold" => a.hold = true,
             "--release-each" => a.hold = false,
-            "--pcp-fraction" => a.pcp_fraction = Some(parse_num(&flag, value())?),
-            "--working-set" => a.working_set = parse_num(&flag, value())?,
+            "--pcp-fraction" => a.pcp_fraction = Some(f.num()?),
+            "--working-set" => a.working_set = f.num()?,
             "--race-window" => {
-                let v = value().ok_or("--race-window needs a value")?;
+                let v = f.value()?;
                 a.race_window = Injection::parse(&v)?;
             }
-            "--seed" => seed = Some(parse_u64(&flag, value())?),
+            "--seed" => seed = Some(f.u64()?),
             "--json" => a.json = true,
             "--soak" => a.soak = true,
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-        if inline.is_some() {
-            return Err(format!("{flag} takes no value"));
+            _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
     if a.threads == 0 {
@@ -305,12 +243,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     if !(1..=80).contains(&a.working_set) {
         return Err("--working-set must be a percentage in 1..=80".into());
     }
-    a.seed = seed.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        splitmix64(t.as_nanos() as u64 ^ u64::from(std::process::id()))
-    });
+    a.seed = seed.unwrap_or_else(default_seed);
     Ok(Some(a))
 }
 
@@ -332,37 +265,7 @@ fn policy_name(p: CmaPolicy) -> &'static str {
     }
 }
 
-// ---- PRNG and page pattern ----
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(splitmix64(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (n > 0), by multiply-shift.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
-    }
-}
+// ---- page pattern ----
 
 /// Write the pattern of `tag`: the first and the last word of every page. The pattern does not
 /// depend on where the block is, so it survives migration.
@@ -1217,7 +1120,7 @@ fn err_name(e: &CmaError) -> String {
 fn wait_until(deadline: Instant) {
     loop {
         let now = Instant::now();
-        if now >= deadline || INTERRUPTED.load(Ordering::Relaxed) {
+        if now >= deadline || stopped() {
             return;
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
@@ -1305,9 +1208,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         let _stop = StopOnDrop(&ctl.stop);
         // Dropped first: no free stays held once the allocations are over, however they end.
         let _disarm = DisarmOnDrop(park.as_deref());
-        while ctl.ready.load(Ordering::SeqCst) < args.threads as u64
-            && !INTERRUPTED.load(Ordering::Relaxed)
-        {
+        while ctl.ready.load(Ordering::SeqCst) < args.threads as u64 && !stopped() {
             std::thread::sleep(Duration::from_millis(5));
         }
         if progress {
@@ -1337,7 +1238,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                 p.arm(start / top * top, end.div_ceil(top) * top, end);
             }
             wait_until(at);
-            if INTERRUPTED.load(Ordering::Relaxed) {
+            if stopped() {
                 res.interrupted = true;
                 break;
             }
@@ -1557,7 +1458,7 @@ fn soak(args: &Args) -> ExitCode {
     println!("soak: fix set all, until Ctrl-C");
     let mut failed = 0u64;
     let mut round = 0u64;
-    while !INTERRUPTED.load(Ordering::Relaxed) {
+    while !stopped() {
         round += 1;
         let seed = args.seed.wrapping_add(round);
         let r = match run_one(args, Fixes::ALL, seed, false) {
@@ -1615,7 +1516,7 @@ fn main() -> ExitCode {
     header(&args);
     let mut runs = Vec::new();
     for (i, &fixes) in args.fixes.iter().enumerate() {
-        if INTERRUPTED.load(Ordering::Relaxed) {
+        if stopped() {
             break;
         }
         println!("run {}: fixes {fixes}", i + 1);

@@ -101,7 +101,7 @@ impl Flags {
     }
 
     /// The current flag's value as a list of fix sets: `none,all` / `none all` → two sets;
-    /// `a,b;all` → two sets, the first with flags a and b.
+    /// `a+b,all` or `a,b;all` → two sets, the first with flags a and b.
     pub fn fixes_list(&mut self) -> Result<Vec<Fixes>, String> {
         let v = self.value()?;
         let entries: Vec<&str> = if v.contains(';') {
@@ -113,7 +113,11 @@ impl Flags {
             .into_iter()
             .map(str::trim)
             .filter(|e| !e.is_empty())
-            .map(|e| e.parse::<Fixes>().map_err(|err| format!("--fixes: {err}")))
+            .map(|e| {
+                e.replace('+', ",")
+                    .parse::<Fixes>()
+                    .map_err(|err| format!("--fixes: {err}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if out.is_empty() {
             return Err("--fixes: empty list".into());
