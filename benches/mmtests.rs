@@ -22,6 +22,9 @@
 // barriers.
 #![allow(clippy::disallowed_types)]
 
+#[path = "../examples/common/mod.rs"]
+mod common;
+
 use buddy_system_allocator::FrameAllocator;
 use criterion::{BenchmarkId, Criterion};
 use pagealloc::{Fixes, Migratetype, Order, Pages, Pfn, Zone, ZoneConfig};
@@ -150,20 +153,6 @@ fn page_bench01(c: &mut Criterion, z: &Zone, p: &Peer) {
     g.finish();
 }
 
-/// Pin the calling thread to CPU `cpu` (modulo the CPUs it may run on), where the OS allows.
-fn pin(cpu: usize) {
-    // SAFETY: `set` is a plain bitmask owned by this frame; CPU_ZERO/CPU_SET write inside it
-    // (the index is reduced modulo CPU_SETSIZE), and sched_setaffinity reads
-    // `size_of::<cpu_set_t>()` bytes from it. A failure only leaves the thread unpinned.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        libc::CPU_SET((cpu % n) % libc::CPU_SETSIZE as usize, &mut set);
-        libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// page_bench03: `threads` threads released by one barrier, each doing `iters` order-0
 /// round trips (`own`) or `iters / CROSS_BATCH` exchanges of `CROSS_BATCH` pages with its
 /// neighbour (`cross`); the slowest thread's time.
@@ -176,7 +165,7 @@ fn parallel<A: Allocator>(a: &A, threads: usize, cross: bool, iters: u64) -> Dur
             .map(|t| {
                 let (start, swap, slots) = (&start, &swap, &slots);
                 s.spawn(move || {
-                    pin(t);
+                    common::pin_to_cpu(t);
                     start.wait();
                     let t0 = Instant::now();
                     if cross {

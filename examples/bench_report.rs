@@ -7,39 +7,82 @@
 //! ```
 #![allow(clippy::disallowed_types)] // outside the loom shim rule: the peer needs its own mutex
 
+mod common;
+
 use buddy_system_allocator::FrameAllocator;
 use pagealloc::*;
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+const USAGE: &str = "usage: bench_report [--quick] [--json]
+       bench_report --workload pcp|mixed --ops N [--fixes F] [--isolated]
+
+  --quick       fewer rounds (well under 60 s)
+  --json        end with one JSON line of the figures
+  --workload W  run only workload W (`pcp`: order-0 pairs; `mixed`: the fixes-overhead
+                workload) for N operations on a fresh 256 MiB zone and exit, for counting
+                instructions (scripts/fastpath_instructions.sh)
+  --fixes F     the zone's fix set for --workload (default all)
+  --isolated    with --workload: isolate the zone's last top-order block first";
+
 struct Opts {
     quick: bool,
     json: bool,
+    workload: Option<String>,
+    ops: u64,
+    fixes: Fixes,
+    isolated: bool,
 }
 
-fn parse() -> Opts {
+fn parse() -> Result<Opts, String> {
     let mut o = Opts {
         quick: false,
         json: false,
+        workload: None,
+        ops: 1_000_000,
+        fixes: Fixes::ALL,
+        isolated: false,
     };
-    for a in std::env::args().skip(1) {
-        match a.as_str() {
+    let mut f = common::Flags::from_env();
+    while let Some(flag) = f.next_flag()? {
+        match flag.as_str() {
             "--quick" => o.quick = true,
             "--json" => o.json = true,
+            "--workload" => o.workload = Some(f.value()?),
+            "--ops" => o.ops = f.num()?,
+            "--fixes" => o.fixes = f.value()?.parse()?,
+            "--isolated" => o.isolated = true,
             "--help" | "-h" => {
-                println!(
-                    "usage: bench_report [--quick] [--json]\n\n  --quick  fewer rounds (well under 60 s)\n  --json   end with one JSON line of the figures"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => {
-                eprintln!("bench_report: unknown argument {other:?} (try --help)");
-                std::process::exit(2);
-            }
+            _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
-    o
+    Ok(o)
+}
+
+/// `--workload`: one loop, nothing else, so that an instruction count of the whole process
+/// (less a run with fewer `ops`) is the loop's.
+fn workload(o: &Opts, name: &str) -> Result<(), String> {
+    let z = zone(256 << 20, o.fixes);
+    if o.isolated {
+        isolate_last_block(&z);
+    }
+    match name {
+        "pcp" => pcp_pairs(&z, o.ops),
+        "mixed" => mixed(&z, o.ops),
+        _ => return Err(format!("--workload: expected pcp or mixed, not {name:?}")),
+    }
+    Ok(())
+}
+
+fn isolate_last_block(z: &Zone) {
+    let top = z.geometry().max_order_nr_pages();
+    let last = Pfn(z.geometry().nr_pages - top);
+    z.start_isolate_page_range(last, last.add(top), Migratetype::Movable)
+        .expect("isolate the last block");
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -98,7 +141,20 @@ fn mixed(z: &Zone, n: u64) {
 }
 
 fn main() {
-    let o = parse();
+    let o = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench_report: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(name) = &o.workload {
+        if let Err(e) = workload(&o, name) {
+            eprintln!("bench_report: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let rounds = if o.quick { 5 } else { 11 };
     let scale = if o.quick { 1 } else { 4 };
     let size = 256 << 20;
@@ -126,7 +182,8 @@ fn main() {
         }
     });
 
-    // page_bench03 style: each thread allocates and frees its own pages; start barrier.
+    // page_bench03 style: each thread allocates and frees its own pages; start barrier; each
+    // thread pinned to its own CPU where the OS allows.
     let par = |threads: usize, n: u64| -> f64 {
         let z = zone(size, Fixes::ALL);
         median(
@@ -135,12 +192,14 @@ fn main() {
                     let start = Barrier::new(threads);
                     let t = std::thread::scope(|s| {
                         let hs: Vec<_> = (0..threads)
-                            .map(|_| {
-                                s.spawn(|| {
-                                    pcp_pairs(&z, n / 10);
+                            .map(|t| {
+                                let (z, start) = (&z, &start);
+                                s.spawn(move || {
+                                    common::pin_to_cpu(t);
+                                    pcp_pairs(z, n / 10);
                                     start.wait();
                                     let t = Instant::now();
-                                    pcp_pairs(&z, n);
+                                    pcp_pairs(z, n);
                                     t.elapsed()
                                 })
                             })
@@ -168,15 +227,8 @@ fn main() {
         let zn = zone(size, Fixes::NONE);
         let za = zone(size, Fixes::ALL);
         if isolate {
-            let last = Pfn(zn.geometry().nr_pages - zn.geometry().max_order_nr_pages());
-            for z in [&zn, &za] {
-                z.start_isolate_page_range(
-                    last,
-                    last.add(z.geometry().max_order_nr_pages()),
-                    Migratetype::Movable,
-                )
-                .unwrap();
-            }
+            isolate_last_block(&zn);
+            isolate_last_block(&za);
         }
         for round in 0..2 * rounds {
             let time = |z: &Zone| ns_per_op(1, 1_000_000 * scale, |n| mixed(z, n));

@@ -1,5 +1,6 @@
-//! What the stress examples share: command-line flags, the seeded PRNG, the stop flag set by
-//! SIGINT/SIGTERM. (A directory module, so Cargo does not build it as an example of its own.)
+//! What the examples (and `benches/mmtests.rs`) share: command-line flags, the seeded PRNG,
+//! the stop flag set by SIGINT/SIGTERM, CPU pinning. (A directory module, so Cargo does not
+//! build it as an example of its own.)
 #![allow(dead_code)] // each example uses a different part
 
 use pagealloc::Fixes;
@@ -36,6 +37,23 @@ pub fn install_signal_handlers() {
                 on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
             );
         }
+    }
+}
+
+// ---- CPU pinning ----
+
+/// Pin the calling thread to CPU `cpu` (modulo the CPUs there are), where the OS allows;
+/// returns whether it did.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: `set` is a plain bitmask owned by this frame; CPU_ZERO/CPU_SET write inside it
+    // (the index is reduced below CPU_SETSIZE), and sched_setaffinity reads
+    // `size_of::<cpu_set_t>()` bytes from it. A failure only leaves the thread unpinned.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET((cpu % n) % libc::CPU_SETSIZE as usize, &mut set);
+        libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 
