@@ -69,7 +69,7 @@ pub(crate) struct PcpLists {
 /// | `in_use` | the owner only | the owner is inside a pcp operation (fast path) |
 /// | `remote` | a remote accessor holding `remote_lock` | a remote session wants or has the lists |
 ///
-/// Owner fast path: `in_use = true`, [`light_barrier`](crate::sync::light_barrier), read
+/// Owner fast path: `in_use = true`, its [`LightBarrier`](crate::sync::LightBarrier), read
 /// `remote`; if false, use the lists, then `in_use = false` (release). Otherwise clear `in_use`
 /// and take `remote_lock` (the slow path), which excludes every remote session.
 /// Remote session ([`PcpRegistry::with_all_locked`]): take `remote_lock`, `remote = true`,
@@ -81,6 +81,7 @@ pub(crate) struct PcpLists {
 pub(crate) struct Pcp {
     in_use: AtomicBool,
     remote: AtomicBool,
+    barrier: crate::sync::LightBarrier,
     remote_lock: Mutex<()>,
     lists: UnsafeCell<PcpLists>,
     /// Whether a live thread owns this pcp (false: free for reuse by a new thread).
@@ -111,6 +112,7 @@ impl Pcp {
         Pcp {
             in_use: AtomicBool::new(false),
             remote: AtomicBool::new(false),
+            barrier: crate::sync::LightBarrier::new(),
             remote_lock: Mutex::new(()),
             lists: UnsafeCell::new(PcpLists {
                 count: 0,
@@ -126,7 +128,7 @@ impl Pcp {
     fn owner<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
         self.in_use.store(true, Ordering::Relaxed);
         let in_use = InUse(&self.in_use);
-        crate::sync::light_barrier();
+        self.barrier.fence();
         if !self.remote.load(Ordering::Acquire) {
             let p = self.lists.get_mut();
             // SAFETY: `in_use` was published before `remote` was read as false (Dekker with

@@ -211,18 +211,40 @@ impl<T> MutPtr<T> {
 /// registered for `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (the remote side then forces
 /// the hardware barrier on every running thread), else a full fence. A `SeqCst` fence under
 /// loom.
-#[inline]
-pub(crate) fn light_barrier() {
+///
+/// The choice is made once, when the value is created (after [`init_barriers`]), and kept with
+/// the data it guards, so the owner's path reads no global. Registration is never undone, so a
+/// `LightBarrier` that chose the compiler fence stays correct; one that chose the full fence is
+/// correct whatever the remote side does.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LightBarrier {
     #[cfg(not(loom))]
-    {
-        if membarrier::registered() {
-            core::sync::atomic::compiler_fence(atomic::Ordering::SeqCst);
-        } else {
-            std::sync::atomic::fence(atomic::Ordering::SeqCst);
+    compiler_only: bool,
+}
+
+impl LightBarrier {
+    /// The owner barrier for the process's current registration state.
+    pub(crate) fn new() -> LightBarrier {
+        LightBarrier {
+            #[cfg(not(loom))]
+            compiler_only: membarrier::registered(),
         }
     }
-    #[cfg(loom)]
-    loom::sync::atomic::fence(atomic::Ordering::SeqCst);
+
+    /// Issue the barrier.
+    #[inline(always)]
+    pub(crate) fn fence(self) {
+        #[cfg(not(loom))]
+        {
+            if self.compiler_only {
+                core::sync::atomic::compiler_fence(atomic::Ordering::SeqCst);
+            } else {
+                std::sync::atomic::fence(atomic::Ordering::SeqCst);
+            }
+        }
+        #[cfg(loom)]
+        loom::sync::atomic::fence(atomic::Ordering::SeqCst);
+    }
 }
 
 /// The remote side of the asymmetric barrier: `membarrier(PRIVATE_EXPEDITED)` (a full barrier
@@ -241,7 +263,7 @@ pub(crate) fn heavy_barrier() {
 }
 
 /// Register the process for expedited private membarriers (once). Call before sharing any
-/// structure whose owner side uses [`light_barrier`].
+/// structure whose owner side uses a [`LightBarrier`] (create those after this call).
 pub(crate) fn init_barriers() {
     #[cfg(not(loom))]
     membarrier::init();
