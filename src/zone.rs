@@ -728,6 +728,8 @@ impl ZoneInner {
         self.alloc_slow(order, mt)
     }
 
+    /// [`alloc`](Self::alloc) past its fast path: argument errors, larger orders, and the
+    /// drain-and-retry when the zone looked empty.
     #[inline(never)]
     fn alloc_slow(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
@@ -746,6 +748,8 @@ impl ZoneInner {
                 self.rmqueue_locked_block(order, mt)
             }
         };
+        // An order-0 request of a valid type gets here only after the fast path's attempt
+        // failed: straight to the drain.
         if order.0 > 0 {
             if let Some(pfn) = attempt() {
                 return Ok(pfn);
