@@ -183,8 +183,9 @@ fn main() {
     });
 
     // page_bench03 style: each thread allocates and frees its own pages; start barrier; each
-    // thread pinned to its own CPU where the OS allows.
-    let par = |threads: usize, n: u64| -> f64 {
+    // thread pinned to its own CPU where the OS allows. The same harness runs a plain
+    // arithmetic loop: the machine's own scaling (clock boost drops when both cores run).
+    let par = |threads: usize, n: u64, work: &(dyn Fn(&Zone, u64) + Sync)| -> f64 {
         let z = zone(size, Fixes::ALL);
         median(
             (0..rounds)
@@ -196,10 +197,10 @@ fn main() {
                                 let (z, start) = (&z, &start);
                                 s.spawn(move || {
                                     common::pin_to_cpu(t);
-                                    pcp_pairs(z, n / 10);
+                                    work(z, n / 10);
                                     start.wait();
                                     let t = Instant::now();
-                                    pcp_pairs(z, n);
+                                    work(z, n);
                                     t.elapsed()
                                 })
                             })
@@ -211,9 +212,16 @@ fn main() {
                 .collect(),
         )
     };
-    let ops1 = par(1, 2_000_000 * scale);
-    let ops2 = par(2, 2_000_000 * scale);
+    let ops1 = par(1, 2_000_000 * scale, &pcp_pairs);
+    let ops2 = par(2, 2_000_000 * scale, &pcp_pairs);
     let parallel_speedup_2t = ops2 / ops1;
+    let spin = |_: &Zone, n: u64| {
+        let mut x = 0u64;
+        for i in 0..n * 16 {
+            x = black_box(x.wrapping_add(i));
+        }
+    };
+    let machine_speedup_2t = par(2, 2_000_000 * scale, &spin) / par(1, 2_000_000 * scale, &spin);
 
     // Fixes overhead on a workload with no isolation, and with one top-order block isolated
     // elsewhere in the zone (then the rechecks run).
@@ -300,6 +308,7 @@ fn main() {
         ("pcp pairs/s, 1 thread (M)", ops1 / 1e6),
         ("pcp pairs/s, 2 threads (M)", ops2 / 1e6),
         ("  2-thread speedup", parallel_speedup_2t),
+        ("  same for a plain arithmetic loop", machine_speedup_2t),
         ("mixed workload NONE (ns/op)", mixed_none_ns),
         ("mixed workload ALL (ns/op)", mixed_all_ns),
         ("  fixes overhead ALL/NONE", fixes_overhead_ratio),
@@ -318,7 +327,7 @@ fn main() {
     }
     if o.json {
         println!(
-            "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{}}}",
+            "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"machine_speedup_2t\":{machine_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{}}}",
             sync::asymmetric_barriers()
         );
     }
