@@ -7,7 +7,7 @@
 //! | `pagealloc` | `alloc-odrN-B` / `free-odrN-B` for orders 0–4 and batches 1, 16, 128: allocate `B` blocks of order `N` one call at a time, then free them; **the reported time is ns per page** (each timed half divided by the `B * 2^N` pages it handled), `ours` and `peer` | mmtests `pagealloc` (`pagealloc-micro.stp`), which reports cycles per page |
 //! | `page_bench01` | order-0 alloc + free round trip, one thread (`ours`, `peer`) | Jesper Brouer's `page_bench01` |
 //! | `page_bench03` | the same round trip on 1 and 2 threads at once (start barrier, each thread pinned to its own CPU where `sched_setaffinity` allows): `own` frees its own page; `cross` allocates a batch of 64, swaps it with the other thread and frees the other thread's pages (`page_bench05`'s cross-CPU free). **Time per round trip per thread** (the slowest thread's time / its round trips); `ours` and `peer` | `page_bench03` / `page_bench05` |
-//! | `fixes` | a mixed workload (order-0 batches that overflow the pcp, order-3 blocks through `free_one_page`) under each `Fixes` preset, with no isolation and with one pageblock isolated at the end of the zone (the rechecks then run) | the 2014 claim "re-fetch only if there is an isolated pageblock, so the common case pays nothing" |
+//! | `fixes` | a mixed workload (order-0 batches that overflow the pcp, order-3 blocks through `free_one_page`) under each `Fixes` preset, with no isolation and with one top-order block isolated at the end of the zone (the rechecks then run) | the 2014 claim "re-fetch only if there is an isolated pageblock, so the common case pays nothing" |
 //!
 //! A userspace allocator pays no page zeroing, `struct page` cache misses or `irqsave`; keep
 //! that in mind next to the kernel's cycles.
@@ -229,13 +229,13 @@ fn fixes(c: &mut Criterion) {
         for name in ["none", "seed", "v3.18", "v4.6", "all"] {
             let z = zone(name.parse::<Fixes>().expect("preset"));
             if isolated {
-                let pb = z.geometry().pageblock_nr_pages;
-                let last = Pfn(z.geometry().nr_pages - pb);
-                z.start_isolate_page_range(last, last.add(pb), Migratetype::Movable)
-                    .expect("isolate the last pageblock");
+                let top = z.geometry().max_order_nr_pages();
+                let last = Pfn(z.geometry().nr_pages - top);
+                z.start_isolate_page_range(last, last.add(top), Migratetype::Movable)
+                    .expect("isolate the last block");
             }
             let what = if isolated {
-                "one_pageblock_isolated"
+                "one_block_isolated"
             } else {
                 "no_isolation"
             };

@@ -24,7 +24,7 @@ const USAGE: &str = "usage: bench_report [--quick] [--json]
                 workload) for N operations on a fresh 256 MiB zone and exit, for counting
                 instructions (scripts/fastpath_instructions.sh)
   --fixes F     the zone's fix set for --workload (default all)
-  --isolated    with --workload: isolate the zone's last pageblock first";
+  --isolated    with --workload: isolate the zone's last top-order block first";
 
 struct Opts {
     quick: bool,
@@ -68,7 +68,7 @@ fn parse() -> Result<Opts, String> {
 fn workload(o: &Opts, name: &str) -> Result<(), String> {
     let z = zone(256 << 20, o.fixes);
     if o.isolated {
-        isolate_last_pageblock(&z);
+        isolate_last_block(&z);
     }
     match name {
         "pcp" => pcp_pairs(&z, o.ops),
@@ -78,11 +78,11 @@ fn workload(o: &Opts, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn isolate_last_pageblock(z: &Zone) {
-    let pb = z.geometry().pageblock_nr_pages;
-    let last = Pfn(z.geometry().nr_pages - pb);
-    z.start_isolate_page_range(last, last.add(pb), Migratetype::Movable)
-        .expect("isolate the last pageblock");
+fn isolate_last_block(z: &Zone) {
+    let top = z.geometry().max_order_nr_pages();
+    let last = Pfn(z.geometry().nr_pages - top);
+    z.start_isolate_page_range(last, last.add(top), Migratetype::Movable)
+        .expect("isolate the last block");
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -223,7 +223,7 @@ fn main() {
     };
     let machine_speedup_2t = par(2, 2_000_000 * scale, &spin) / par(1, 2_000_000 * scale, &spin);
 
-    // Fixes overhead on a workload with no isolation, and with one pageblock isolated
+    // Fixes overhead on a workload with no isolation, and with one top-order block isolated
     // elsewhere in the zone (then the rechecks run).
     // Each round times NONE and ALL back to back (alternating which goes first) and the
     // figure is the median of the per-round ratios, so a change in the machine's state between
@@ -235,8 +235,8 @@ fn main() {
         let zn = zone(size, Fixes::NONE);
         let za = zone(size, Fixes::ALL);
         if isolate {
-            isolate_last_pageblock(&zn);
-            isolate_last_pageblock(&za);
+            isolate_last_block(&zn);
+            isolate_last_block(&za);
         }
         for round in 0..2 * rounds {
             let time = |z: &Zone| ns_per_op(1, 1_000_000 * scale, |n| mixed(z, n));
@@ -312,8 +312,8 @@ fn main() {
         ("mixed workload NONE (ns/op)", mixed_none_ns),
         ("mixed workload ALL (ns/op)", mixed_all_ns),
         ("  fixes overhead ALL/NONE", fixes_overhead_ratio),
-        ("mixed, one pageblock isolated, NONE (ns/op)", iso_none_ns),
-        ("mixed, one pageblock isolated, ALL (ns/op)", iso_all_ns),
+        ("mixed, one block isolated, NONE (ns/op)", iso_none_ns),
+        ("mixed, one block isolated, ALL (ns/op)", iso_all_ns),
         ("  fixes overhead ALL/NONE", fixes_overhead_ratio_isolated),
         ("CMA 8 MiB alloc+release idle (ms)", cma_8mib_idle_ms),
         ("CMA 8 MiB alloc+release busy (ms)", cma_8mib_busy_ms),

@@ -2,7 +2,7 @@
 # Instructions per operation on the fast paths, counted by callgrind (deterministic, unlike
 # timings on a shared 2-core machine): the order-0 pcp alloc+free pair, and the cost of the
 # fixes (Fixes::ALL against Fixes::NONE) on bench_report's mixed workload, with no isolation
-# and with one pageblock isolated elsewhere in the zone.
+# and with one top-order block isolated elsewhere in the zone.
 #
 #   scripts/fastpath_instructions.sh            # OPS=100000 by default
 #
@@ -34,9 +34,9 @@ printf '%-52s %8s\n' "figure" "instr/op"
 printf '%-52s %8d\n' "order-0 alloc+free pair through the pcp" "$pair"
 printf '%-52s %8d\n' "mixed workload, NONE" "$none"
 printf '%-52s %8d\n' "mixed workload, ALL" "$all"
-printf '%-52s %8d\n' "mixed workload, one pageblock isolated, NONE" "$inone"
-printf '%-52s %8d\n' "mixed workload, one pageblock isolated, ALL" "$iall"
+printf '%-52s %8d\n' "mixed workload, one block isolated, NONE" "$inone"
+printf '%-52s %8d\n' "mixed workload, one block isolated, ALL" "$iall"
 awk -v a="$all" -v n="$none" -v ia="$iall" -v in_="$inone" 'BEGIN {
   printf "%-52s %8.4f\n", "fixes overhead ALL/NONE (instructions)", a / n
-  printf "%-52s %8.4f\n", "  same, one pageblock isolated", ia / in_
+  printf "%-52s %8.4f\n", "  same, one block isolated", ia / in_
 }'
