@@ -224,7 +224,10 @@ fn main() {
     let machine_speedup_2t = par(2, 2_000_000 * scale, &spin) / par(1, 2_000_000 * scale, &spin);
 
     // Fixes overhead on a workload with no isolation, and with one top-order block isolated
-    // elsewhere in the zone (then the rechecks run).
+    // elsewhere in the zone (then the rechecks run). Two pageblocks, the smallest range
+    // alloc_contig_range isolates: a lone pageblock would leave a free top-order block
+    // straddling it, which 3.17 misplaces (race R3c), so the presets would not run the same
+    // workload.
     // Each round times NONE and ALL back to back (alternating which goes first) and the
     // figure is the median of the per-round ratios, so a change in the machine's state between
     // rounds cancels out.
