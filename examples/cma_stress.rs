@@ -916,41 +916,29 @@ impl ParkHook {
     /// so it runs while the migration is still busy elsewhere.
     fn wait_released<'a>(
         &self,
-        mut a: std::sync::MutexGuard<'a, Aim>,
+        a: std::sync::MutexGuard<'a, Aim>,
     ) -> std::sync::MutexGuard<'a, Aim> {
         self.cv.notify_all();
-        let deadline = Instant::now() + Self::MAX_WAIT;
-        while a.parked.iter().any(|&p| Self::may_go(&a, p)) {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            a = self
-                .cv
-                .wait_timeout(a, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        a
+        self.cv
+            .wait_timeout_while(a, Self::MAX_WAIT, |a| {
+                a.parked.iter().any(|&p| Self::may_go(a, p))
+            })
+            .unwrap_or_else(|e| e.into_inner())
+            .0
     }
 
     /// A worker's free of the block at `pfn` (not isolated when it read the type): hold it.
     fn park<'a>(&self, mut a: std::sync::MutexGuard<'a, Aim>, pfn: u64) {
         let generation = a.generation;
-        let deadline = Instant::now() + Self::MAX_PARK;
         self.parked.fetch_add(1, Ordering::Relaxed);
         a.parked.push(pfn);
-        while a.generation == generation && !Self::may_go(&a, pfn) {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            a = self
-                .cv
-                .wait_timeout(a, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let mut a = self
+            .cv
+            .wait_timeout_while(a, Self::MAX_PARK, |a| {
+                a.generation == generation && !Self::may_go(a, pfn)
+            })
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
         if let Some(i) = a.parked.iter().position(|&p| p == pfn) {
             a.parked.swap_remove(i);
         }
