@@ -94,7 +94,9 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, default_seed, install_signal_handlers, splitmix64, stopped};
+use common::{
+    Flags, Rng, args_or_exit, default_seed, install_signal_handlers, splitmix64, stopped,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1486,16 +1488,9 @@ fn soak(args: &Args) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("cma_stress: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match args_or_exit("cma_stress", USAGE, parse_args()) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     install_signal_handlers();
     if args.soak {

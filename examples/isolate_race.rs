@@ -56,7 +56,7 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, default_seed, splitmix64};
+use common::{Flags, Rng, args_or_exit, default_seed, splitmix64};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -840,16 +840,9 @@ fn print_table(results: &[RunResult]) {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("isolate_race: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match args_or_exit("isolate_race", USAGE, parse_args()) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     println!(
         "isolate_race: seed {:#x}, {} workers + 1 isolating thread, zone {} MiB with {} MiB CMA \

@@ -27,7 +27,7 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, STOP, default_seed, install_signal_handlers, splitmix64};
+use common::{Flags, Rng, STOP, args_or_exit, default_seed, install_signal_handlers, splitmix64};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -413,16 +413,9 @@ fn final_problems(r: &AuditReport, counters: (i64, i64)) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("stress: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match args_or_exit("stress", USAGE, parse_args()) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     let zone = match Zone::new(ZoneConfig {
         size: args.size_mib << 20,

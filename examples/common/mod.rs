@@ -59,6 +59,27 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
 
 // ---- flags ----
 
+/// The outcome of an example's `parse_args` (`Ok(None)`: `--help`): the arguments, or the
+/// exit code after printing the usage (`--help`: to stdout, success; a bad flag: the error and
+/// the usage to stderr, exit code 2).
+pub fn args_or_exit<T>(
+    prog: &str,
+    usage: &str,
+    parsed: Result<Option<T>, String>,
+) -> Result<T, std::process::ExitCode> {
+    match parsed {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => {
+            println!("{usage}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{prog}: {e}\n\n{usage}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}
+
 /// The command line as `--flag value` or `--flag=value` pairs.
 pub struct Flags {
     args: std::iter::Skip<std::env::Args>,
