@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 mod harness {
     use super::*;
+    use loom::thread;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
@@ -128,6 +129,24 @@ mod harness {
         zone.drain_all_pages();
     }
 
+    /// The racing core of the R1–R3 models: one loom thread per `(pfn, order)` in `frees`
+    /// frees that block while the main thread runs `main` on the zone; then every thread is
+    /// joined and the model [`finish`]es.
+    pub fn frees_racing(zone: &Arc<Zone>, frees: &[(u64, u32)], main: impl FnOnce(&Zone)) {
+        let threads: Vec<_> = frees
+            .iter()
+            .map(|&(pfn, order)| {
+                let z = zone.clone();
+                thread::spawn(move || z.free_pfn(Pfn(pfn), Order(order)).unwrap())
+            })
+            .collect();
+        main(zone);
+        for t in threads {
+            t.join().unwrap();
+        }
+        finish(zone);
+    }
+
     /// The end of every model: drain what the threads left on their pcps (a loom `join`
     /// returns before the thread's pcp destructor has run) and audit everything.
     pub fn finish(zone: &Zone) {
@@ -152,12 +171,10 @@ mod r1a {
             fill(&zone, Order(0));
             free_now(&zone, 9, 0);
             zone.set_migratetype_isolate(Pfn(8)).unwrap();
-            let z = zone.clone();
-            let a = thread::spawn(move || z.free_pfn(Pfn(8), Order(0)).unwrap());
-            zone.unset_migratetype_isolate(Pfn(8), Migratetype::Cma)
-                .unwrap();
-            a.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(8, 0)], |z| {
+                z.unset_migratetype_isolate(Pfn(8), Migratetype::Cma)
+                    .unwrap();
+            });
         });
     }
 
@@ -196,11 +213,9 @@ mod r1b {
             let zone = small_cma(fixes);
             fill(&zone, Order(1));
             free_now(&zone, 18, 1);
-            let z = zone.clone();
-            let a = thread::spawn(move || z.free_pfn(Pfn(16), Order(1)).unwrap());
-            zone.set_migratetype_isolate(Pfn(16)).unwrap();
-            a.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(16, 1)], |z| {
+                z.set_migratetype_isolate(Pfn(16)).unwrap();
+            });
             zone.unset_migratetype_isolate(Pfn(16), Migratetype::Cma)
                 .unwrap();
             zone.audit().assert_ok();
@@ -235,13 +250,11 @@ mod r1 {
             let zone = tiny_cma(fixes);
             fill(&zone, Order(0));
             free_now(&zone, 9, 0);
-            let z = zone.clone();
-            let a = thread::spawn(move || z.free_pfn(Pfn(8), Order(0)).unwrap());
-            zone.set_migratetype_isolate(Pfn(8)).unwrap();
-            zone.unset_migratetype_isolate(Pfn(8), Migratetype::Cma)
-                .unwrap();
-            a.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(8, 0)], |z| {
+                z.set_migratetype_isolate(Pfn(8)).unwrap();
+                z.unset_migratetype_isolate(Pfn(8), Migratetype::Cma)
+                    .unwrap();
+            });
         });
     }
 
@@ -278,11 +291,9 @@ mod r2 {
             let zone = tiny_cma(fixes);
             fill(&zone, Order(0));
             free_now(&zone, 9, 0);
-            let z = zone.clone();
-            let a = thread::spawn(move || z.free_pfn(Pfn(8), Order(0)).unwrap());
-            zone.set_migratetype_isolate(Pfn(8)).unwrap();
-            a.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(8, 0)], |z| {
+                z.set_migratetype_isolate(Pfn(8)).unwrap();
+            });
             zone.unset_migratetype_isolate(Pfn(8), Migratetype::Cma)
                 .unwrap();
             zone.audit().assert_ok();
@@ -316,12 +327,10 @@ mod r3a {
             let zone = tiny_cma(fixes);
             fill(&zone, Order(1));
             free_now(&zone, 10, 1);
-            let z = zone.clone();
-            let a = thread::spawn(move || z.free_pfn(Pfn(8), Order(1)).unwrap());
-            zone.start_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
-                .unwrap();
-            a.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(8, 1)], |z| {
+                z.start_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
+                    .unwrap();
+            });
             zone.undo_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
                 .unwrap();
             zone.audit().assert_ok();
@@ -355,12 +364,10 @@ mod r3b {
             let zone = tiny_cma(fixes);
             fill(&zone, Order(1));
             free_now(&zone, 8, 1);
-            let z = zone.clone();
-            let a = thread::spawn(move || z.free_pfn(Pfn(10), Order(1)).unwrap());
-            zone.start_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
-                .unwrap();
-            a.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(10, 1)], |z| {
+                z.start_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
+                    .unwrap();
+            });
             zone.undo_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
                 .unwrap();
             zone.audit().assert_ok();
@@ -404,16 +411,12 @@ mod r3 {
             // Pins down: a free between the per-pageblock steps of start or undo (R3a, R3b).
             let zone = tiny_cma(fixes);
             fill(&zone, Order(1));
-            let (za, zc) = (zone.clone(), zone.clone());
-            let a = thread::spawn(move || za.free_pfn(Pfn(8), Order(1)).unwrap());
-            let c = thread::spawn(move || zc.free_pfn(Pfn(10), Order(1)).unwrap());
-            zone.start_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
-                .unwrap();
-            zone.undo_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
-                .unwrap();
-            a.join().unwrap();
-            c.join().unwrap();
-            finish(&zone);
+            frees_racing(&zone, &[(8, 1), (10, 1)], |z| {
+                z.start_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
+                    .unwrap();
+                z.undo_isolate_page_range(Pfn(8), Pfn(12), Migratetype::Cma)
+                    .unwrap();
+            });
         });
     }
 
