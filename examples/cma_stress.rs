@@ -59,7 +59,7 @@
 //! Two knobs make the races fire more often. `--race-window` injects delays at the racy points
 //! of the 3.17 paths (through the zone's [`RaceHook`]):
 //!
-//! - `park` (or `park:MS`) installs a [`ParkHook`] aimed at the CMA allocations. From MS (20)
+//! - `park` (or `park:MS`) installs a `ParkHook` aimed at the CMA allocations. From MS (20)
 //!   ms before each `Cma::alloc`, a worker's free of a block of order > 0 in a pageblock the
 //!   allocation is about to isolate, which has read the pageblock's type (CMA) without the
 //!   zone lock, is held before it takes the lock (its CPU preempted in the window, as a vCPU
