@@ -18,8 +18,8 @@
 //! ```
 
 // Benches are outside the loom shim rule (clippy.toml's disallowed types guard the library's
-// own concurrency): the peer sits behind a plain parking_lot::Mutex, threads meet at std
-// barriers.
+// own concurrency): the peer sits behind a plain parking_lot::Mutex, threads meet at a std
+// barrier (start) and a spinning one (the `cross` exchanges).
 #![allow(clippy::disallowed_types)]
 
 #[path = "../examples/common/mod.rs"]
@@ -31,6 +31,7 @@ use pagealloc::{Fixes, Migratetype, Order, Pages, Pfn, Zone, ZoneConfig};
 use parking_lot::Mutex;
 use std::hint::black_box;
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// `MAX_ORDER` 11 as in the zone: the peer's `ORDER` is its `MAX_ORDER + 1`.
@@ -153,12 +154,50 @@ fn page_bench01(c: &mut Criterion, z: &Zone, p: &Peer) {
     g.finish();
 }
 
+/// A barrier for the `cross` exchanges that spins instead of sleeping: `std::sync::Barrier`
+/// parks the first thread on a futex, and its wake-up (microseconds) would be most of the time
+/// per exchange. The threads are pinned to different CPUs, so the spinning costs only the
+/// cache-line hand-over; it yields now and then in case they share one.
+struct SpinBarrier {
+    n: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(n: usize) -> SpinBarrier {
+        SpinBarrier {
+            n,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    fn wait(&self) {
+        let g = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == g {
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
 /// page_bench03: `threads` threads released by one barrier, each doing `iters` order-0
 /// round trips (`own`) or `iters / CROSS_BATCH` exchanges of `CROSS_BATCH` pages with its
 /// neighbour (`cross`); the slowest thread's time.
 fn parallel<A: Allocator>(a: &A, threads: usize, cross: bool, iters: u64) -> Duration {
     let start = Barrier::new(threads);
-    let swap = Barrier::new(threads);
+    let swap = SpinBarrier::new(threads);
     let slots: Vec<Mutex<Vec<A::Block>>> = (0..threads).map(|_| Mutex::new(Vec::new())).collect();
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
