@@ -184,9 +184,9 @@ impl SpinBarrier {
         while self.generation.load(Ordering::Acquire) == g {
             spins = spins.wrapping_add(1);
             if spins % 1024 == 0 {
-                std::thread::yield_now();
+                pagealloc::sync::yield_now();
             } else {
-                std::hint::spin_loop();
+                pagealloc::sync::spin_loop();
             }
         }
     }
