@@ -556,35 +556,32 @@ mod migration {
     fn run(name: &str, fixes: Fixes) {
         model(name, 3, move || {
             // Pins down: pin / unpin / free of one movable block vs its migration.
-            // The handle borrows the zone and must move to another loom thread ('static): the
-            // zone is leaked (8 heap pages per iteration; the models stay small).
-            let zone: &'static Zone = Box::leak(Box::new(
-                Zone::new(ZoneConfig {
-                    fixes,
-                    ..ZoneConfig::tiny(8)
-                })
-                .unwrap(),
-            ));
+            // The handle borrows the zone, so its owner is the model's main thread and the
+            // migrator is the spawned one (it needs only a clone of the `Arc`).
+            let zone = zone(ZoneConfig {
+                fixes,
+                ..ZoneConfig::tiny(8)
+            });
             let mut h = zone.alloc_movable(Order(0)).unwrap();
             h.pin().as_mut_slice()[0] = 0xab;
             let pfn = h.pfn();
-            let owner = thread::spawn(move || {
+            let z = zone.clone();
+            let migrator = thread::spawn(move || {
+                if z.alloc_contig_range(pfn, pfn.add(1), Migratetype::Movable)
+                    .is_ok()
                 {
-                    let mut g = h.pin();
-                    assert_eq!(g.as_slice()[0], 0xab, "the bytes did not follow the block");
-                    g.as_mut_slice()[1] = 0xcd;
+                    z.free_contig_range(pfn, 1).unwrap();
                 }
-                assert_eq!(h.pin().as_slice()[1], 0xcd);
-                drop(h); // the free races the migration
             });
-            if zone
-                .alloc_contig_range(pfn, pfn.add(1), Migratetype::Movable)
-                .is_ok()
             {
-                zone.free_contig_range(pfn, 1).unwrap();
+                let mut g = h.pin();
+                assert_eq!(g.as_slice()[0], 0xab, "the bytes did not follow the block");
+                g.as_mut_slice()[1] = 0xcd;
             }
-            owner.join().unwrap();
-            finish(zone);
+            assert_eq!(h.pin().as_slice()[1], 0xcd);
+            drop(h); // the free races the migration
+            migrator.join().unwrap();
+            finish(&zone);
             assert_eq!(zone.nr_movable(), 0);
             assert_eq!(zone.audit().true_free_pages, 8);
         });
