@@ -4,7 +4,7 @@
 #
 #   ci/loom.sh                           # every model at its own preemption bound (all 3)
 #   LOOM_MAX_PREEMPTIONS=2 ci/loom.sh    # one bound for every model, e.g. 2 for a quick run
-#   LOOM_MAX_PREEMPTIONS=6 ci/loom.sh --skip conservation   # a deeper run, ~2 min
+#   LOOM_MAX_PREEMPTIONS=6 ci/loom.sh --skip conservation   # a deeper run, ~8 min, < 100 MB
 #   ci/loom.sh r3                        # extra arguments go to the test harness (filters)
 #
 # Release build with debug assertions on, so every debug_assert! is an oracle inside the
