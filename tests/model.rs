@@ -2,7 +2,7 @@
 //! checked after every step against a reference model of which pages are allocated, isolated
 //! and offline, and against a clean audit (all fixes on).
 //!
-//! `PROPTEST_CASES` sets the number of sequences (CI default 48; e.g. `PROPTEST_CASES=5000`
+//! `PROPTEST_CASES` sets the number of sequences (CI default 48; e.g. `PROPTEST_CASES=100000`
 //! for a long run). Failures shrink to a minimal sequence; keep found cases in
 //! `regressions` below.
 
@@ -220,9 +220,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         Held::Movable(mv) => drop(mv),
                     };
                     if other_thread {
-                        std::thread::scope(|s| {
-                            s.spawn(|| free(h));
-                        });
+                        // Joined explicitly: unlike the end of the scope, `join` waits for the
+                        // thread's thread-local destructors, where its pcp is drained, so that
+                        // drain cannot land between two later audits.
+                        std::thread::scope(|s| s.spawn(|| free(h)).join().unwrap());
                     } else {
                         free(h);
                     }
