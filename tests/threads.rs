@@ -13,36 +13,12 @@ use pagealloc::{
 };
 use std::sync::{Barrier, mpsc};
 
+// The examples' PRNG (xorshift64* seeded through splitmix64).
+#[path = "../examples/common/mod.rs"]
+mod shared;
+use shared::{Rng, splitmix64};
+
 // ---- helpers ----
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(splitmix64(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
-    }
-}
 
 const HEADER: usize = 16;
 
