@@ -2,6 +2,7 @@
 //! the stop flag set by SIGINT/SIGTERM, CPU pinning. (A directory module, so Cargo does not
 //! build it as an example of its own.)
 #![allow(dead_code)] // each example uses a different part
+#![allow(clippy::disallowed_types)] // the stop flag is a plain std atomic: the loom shim rule is the library's
 
 use pagealloc::Fixes;
 use std::str::FromStr;
