@@ -12,6 +12,7 @@ mod common;
 use buddy_system_allocator::FrameAllocator;
 use pagealloc::*;
 use std::hint::black_box;
+use std::process::ExitCode;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,8 @@ struct Opts {
     isolated: bool,
 }
 
-fn parse() -> Result<Opts, String> {
+/// `Ok(None)` means `--help`.
+fn parse() -> Result<Option<Opts>, String> {
     let mut o = Opts {
         quick: false,
         json: false,
@@ -53,14 +55,11 @@ fn parse() -> Result<Opts, String> {
             "--ops" => o.ops = f.num()?,
             "--fixes" => o.fixes = f.value()?.parse()?,
             "--isolated" => o.isolated = true,
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
+            "--help" | "-h" => return Ok(None),
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
-    Ok(o)
+    Ok(Some(o))
 }
 
 /// `--workload`: one loop, nothing else, so that an instruction count of the whole process
@@ -140,20 +139,17 @@ fn mixed(z: &Zone, n: u64) {
     }
 }
 
-fn main() {
-    let o = match parse() {
+fn main() -> ExitCode {
+    let o = match common::args_or_exit("bench_report", USAGE, parse()) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("bench_report: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
+        Err(code) => return code,
     };
     if let Some(name) = &o.workload {
         if let Err(e) = workload(&o, name) {
             eprintln!("bench_report: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
-        return;
+        return ExitCode::SUCCESS;
     }
     let rounds = if o.quick { 5 } else { 11 };
     let scale = if o.quick { 1 } else { 4 };
@@ -326,7 +322,7 @@ fn main() {
     }
     if !audit.is_ok() {
         eprintln!("bench_report: audit after the CMA rounds failed: {audit}");
-        std::process::exit(1);
+        return ExitCode::from(1);
     }
     if o.json {
         println!(
@@ -334,6 +330,7 @@ fn main() {
             sync::asymmetric_barriers()
         );
     }
+    ExitCode::SUCCESS
 }
 
 fn ms(d: Duration) -> f64 {
