@@ -1,6 +1,6 @@
-//! What the examples (and `benches/mmtests.rs`) share: command-line flags, the seeded PRNG,
-//! the stop flag set by SIGINT/SIGTERM, CPU pinning. (A directory module, so Cargo does not
-//! build it as an example of its own.)
+//! What the examples (and `benches/mmtests.rs`, `tests/threads.rs`) share: command-line flags, the
+//! seeded PRNG, the stop flag set by SIGINT/SIGTERM, CPU pinning. (A directory module, so Cargo
+//! does not build it as an example of its own.)
 #![allow(dead_code)] // each example uses a different part
 #![allow(clippy::disallowed_types)] // the stop flag is a plain std atomic: the loom shim rule is the library's
 
