@@ -15,14 +15,18 @@
 //! # Kernel functions mirrored
 //! | here | kernel |
 //! | --- | --- |
-//! | [`Cma::alloc`] | `cma_alloc` (bitmap search, retry at the next aligned position on `-EBUSY`) |
+//! | [`Cma::alloc`] | `cma_alloc` (bitmap search, retry at the next aligned position on `-EBUSY`, past a block that cannot be migrated) |
 //! | [`Cma::release`] / dropping [`CmaPages`] | `cma_release` (`free_contig_range` through the pcp, then clear the bitmap) |
+//! | [`Cma::release_pfn`] | `cma_release` of a range handed to the pfn API by [`CmaPages::into_pfn`] |
 //! | [`Zone::alloc_contig_range`] | `alloc_contig_range`: isolate (top-order aligned), migrate, drain, find `outer_start`, `test_pages_isolated`, `isolate_freepages_range`, trim, undo |
 //! | [`Zone::free_contig_range`] | `free_contig_range` |
 
 use crate::config::Geometry;
 use crate::error::{FreeError, IsolateError};
+use crate::isolate::UndoIsolation;
+use crate::page::Owner;
 use crate::sync::Mutex;
+use crate::zone::FreeRest;
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
 use crate::zone::{Zone, ZoneInner};
 use core::fmt;
@@ -86,16 +90,52 @@ impl std::error::Error for CmaError {}
 pub struct CmaArea {
     base_pfn: Pfn,
     count: u64,
-    /// `cma->lock` + `cma->bitmap`.
-    bitmap: Mutex<Vec<u64>>,
+    /// `cma->lock` + `cma->bitmap`, and the pfn-owned ranges.
+    bitmap: Mutex<CmaBitmaps>,
+}
+
+/// The area's bitmaps, under `cma->lock`.
+///
+/// | `reserved` | `pfn_owned` | the page is |
+/// | --- | --- | --- |
+/// | 0 | 0 | not part of a CMA allocation |
+/// | 1 | 0 | reserved by a [`Cma::alloc`] in flight, or owned by a live [`CmaPages`] |
+/// | 1 | 1 | part of an allocation handed to the pfn API ([`CmaPages::into_pfn`]), which [`Cma::release_pfn`] takes back |
+///
+/// The pages of a CMA allocation stay `HELD` in the page-state table until released, so the
+/// zone's own pfn frees refuse them; `pfn_owned` is the ownership record `release_pfn`
+/// checks and clears under the lock, so two releases of one range cannot both succeed.
+struct CmaBitmaps {
+    /// `cma->bitmap`.
+    reserved: Vec<u64>,
+    pfn_owned: Vec<u64>,
+}
+
+fn test_bit(bm: &[u64], i: u64) -> bool {
+    bm[(i / 64) as usize] & (1 << (i % 64)) != 0
+}
+
+fn set_bits(bm: &mut [u64], start: u64, n: u64, on: bool) {
+    for i in start..start + n {
+        let w = &mut bm[(i / 64) as usize];
+        if on {
+            *w |= 1 << (i % 64);
+        } else {
+            *w &= !(1 << (i % 64));
+        }
+    }
 }
 
 impl CmaArea {
     pub(crate) fn new(geo: &Geometry) -> Option<CmaArea> {
+        let words = geo.cma_pages.div_ceil(64) as usize;
         (geo.cma_pages > 0).then(|| CmaArea {
             base_pfn: geo.cma_start,
             count: geo.cma_pages,
-            bitmap: Mutex::new(vec![0; geo.cma_pages.div_ceil(64) as usize]),
+            bitmap: Mutex::new(CmaBitmaps {
+                reserved: vec![0; words],
+                pfn_owned: vec![0; words],
+            }),
         })
     }
 
@@ -113,36 +153,26 @@ impl CmaArea {
     pub fn used(&self) -> u64 {
         self.bitmap
             .lock()
+            .reserved
             .iter()
             .map(|w| w.count_ones() as u64)
             .sum()
     }
 
-    fn test(bm: &[u64], i: u64) -> bool {
-        bm[(i / 64) as usize] & (1 << (i % 64)) != 0
-    }
-
-    fn set_range(bm: &mut [u64], start: u64, n: u64, on: bool) {
-        for i in start..start + n {
-            let w = &mut bm[(i / 64) as usize];
-            if on {
-                *w |= 1 << (i % 64);
-            } else {
-                *w &= !(1 << (i % 64));
-            }
-        }
-    }
-
     /// `bitmap_find_next_zero_area(bitmap, maxno, start, nr, mask)` + `bitmap_set`, under
     /// `cma->lock`.
-    fn reserve(&self, start: u64, nr: u64, mask: u64) -> Option<u64> {
+    fn reserve(&self, start: u64, nr: u64, mask: u64) -> Option<Reservation<'_>> {
         let mut bm = self.bitmap.lock();
         let mut idx = (start + mask) & !mask;
         while idx + nr <= self.count {
-            match (idx..idx + nr).rev().find(|&i| Self::test(&bm, i)) {
+            match (idx..idx + nr).rev().find(|&i| test_bit(&bm.reserved, i)) {
                 None => {
-                    Self::set_range(&mut bm, idx, nr, true);
-                    return Some(idx);
+                    set_bits(&mut bm.reserved, idx, nr, true);
+                    return Some(Reservation {
+                        area: self,
+                        bitmap_no: idx,
+                        nr,
+                    });
                 }
                 Some(busy) => idx = (busy + 1 + mask) & !mask,
             }
@@ -150,25 +180,52 @@ impl CmaArea {
         None
     }
 
-    /// `cma_clear_bitmap`.
-    fn clear(&self, bitmap_no: u64, nr: u64) {
-        Self::set_range(&mut self.bitmap.lock(), bitmap_no, nr, false);
+    /// Whether `pfn` is a page of this area handed to the pfn API.
+    pub(crate) fn is_pfn_owned(&self, pfn: Pfn) -> bool {
+        pfn >= self.base_pfn
+            && pfn.0 - self.base_pfn.0 < self.count
+            && test_bit(&self.bitmap.lock().pfn_owned, pfn.0 - self.base_pfn.0)
     }
+}
 
-    fn is_allocated(&self, bitmap_no: u64, nr: u64) -> bool {
-        let bm = self.bitmap.lock();
-        (bitmap_no..bitmap_no + nr).all(|i| Self::test(&bm, i))
+/// Reserved bits of the area's bitmap, cleared when dropped (`cma_clear_bitmap`): after a
+/// failed attempt, after a release, and if a race hook panics in between.
+struct Reservation<'a> {
+    area: &'a CmaArea,
+    bitmap_no: u64,
+    nr: u64,
+}
+
+impl Reservation<'_> {
+    /// Keep the bits reserved: a [`CmaPages`] owns them now.
+    fn keep(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        set_bits(
+            &mut self.area.bitmap.lock().reserved,
+            self.bitmap_no,
+            self.nr,
+            false,
+        );
     }
 }
 
 impl ZoneInner {
     /// `alloc_contig_range(start, end, migratetype)` (3.17). On success the pages of
-    /// `[start, end)` are allocated as order-0 pages; returns the pages migrated.
+    /// `[start, end)` are allocated as order-0 pages to `owner`; returns the pages migrated.
+    ///
+    /// If a race hook panics inside, the isolation is undone and every page this call took is
+    /// given back before the panic leaves.
     pub(crate) fn alloc_contig_range(
         &self,
         start: Pfn,
         end: Pfn,
         mt: Migratetype,
+        owner: Owner,
     ) -> Result<u64, IsolateError> {
         self.check_range(start, end, 1)?;
         let align = self
@@ -178,13 +235,28 @@ impl ZoneInner {
         let istart = Pfn(start.0 & !(align - 1));
         let iend = Pfn(end.0.div_ceil(align) * align);
         self.start_isolate_page_range(istart, iend, mt)?;
+        let isolated = UndoIsolation::new(self, istart, iend, mt);
         let res = self.alloc_contig_isolated(start, end);
+        isolated.disarm();
+        // The range's pages go back if the undo below unwinds before the caller has them.
+        let taken = res
+            .is_ok()
+            .then(|| FreeRest::new(self, (start.0..end.0).map(|p| (Pfn(p), Order(0)))));
         self.undo_isolate_page_range(istart, iend, mt)
             .expect("the range was validated by start_isolate_page_range");
+        if let Some(taken) = taken {
+            taken.disarm();
+            if owner == Owner::Pfn {
+                for p in start.0..end.0 {
+                    self.state.release_to_pfn(Pfn(p));
+                }
+            }
+        }
         res
     }
 
-    /// The part of `alloc_contig_range` that runs while the range is isolated.
+    /// The part of `alloc_contig_range` that runs while the range is isolated. On success the
+    /// pages of `[start, end)` are allocated order-0 pages, held.
     fn alloc_contig_isolated(&self, start: Pfn, end: Pfn) -> Result<u64, IsolateError> {
         let migrated = self.migrate_range(start, end).map_err(IsolateError::Busy)?;
         self.drain_all_pages();
@@ -206,16 +278,18 @@ impl ZoneInner {
         self.test_pages_isolated(outer_start, end)?;
         let outer_end = self.isolate_freepages_range(outer_start, end)?;
         // Give back the head and tail outside the range: onto the Isolate lists, uncounted.
-        for p in (outer_start.0..start.0).chain(end.0..outer_end.0) {
-            self.free_pages(Pfn(p), Order(0));
-        }
+        self.free_each(
+            (outer_start.0..start.0)
+                .chain(end.0..outer_end.0)
+                .map(|p| (Pfn(p), Order(0))),
+        );
         Ok(migrated)
     }
 
     /// `isolate_freepages_range(cc, start, end)` in strict mode: take every free block from
     /// `start` up to `end` off the lists (`__isolate_free_page`: no accounting on `Isolate`
-    /// pageblocks) and split it into allocated order-0 pages. Returns `outer_end`. If a page
-    /// on the way is not free, gives back what it took and fails.
+    /// pageblocks) and split it into allocated order-0 pages, held by the allocator. Returns
+    /// `outer_end`. If a page on the way is not free, gives back what it took and fails.
     fn isolate_freepages_range(&self, start: Pfn, end: Pfn) -> Result<Pfn, IsolateError> {
         let mut grabbed = Vec::new();
         let pfn = {
@@ -233,17 +307,17 @@ impl ZoneInner {
             // split_free_page: every page becomes an allocated order-0 page.
             for &(p, order) in &grabbed {
                 for q in p.0..p.0 + order.nr_pages() {
-                    self.state.set_alloc(Pfn(q), Order(0), false);
+                    self.state.set_alloc(Pfn(q), Order(0), false, Owner::Held);
                 }
             }
             pfn
         };
         if pfn < end {
-            for (p, order) in grabbed {
-                for q in p.0..p.0 + order.nr_pages() {
-                    self.free_pages(Pfn(q), Order(0));
-                }
-            }
+            self.free_each(
+                grabbed
+                    .into_iter()
+                    .flat_map(|(p, order)| (p.0..p.0 + order.nr_pages()).map(|q| (Pfn(q), Order(0)))),
+            );
             return Err(IsolateError::NotIsolated(pfn));
         }
         Ok(pfn)
@@ -264,10 +338,21 @@ impl<'z> Cma<'z> {
     }
 
     /// `cma_alloc(cma, count, align)`: `count` contiguous pages aligned to `2^align` pages,
-    /// migrating movable pages out of the way. On `-EBUSY` retries at the next aligned
-    /// position of the bitmap, as 3.17 does.
+    /// migrating movable pages out of the way.
+    ///
+    /// On `-EBUSY` it tries the next candidate range of the bitmap, as 3.17 does: the next
+    /// aligned position, or, when the failure was a block that could not be migrated, the
+    /// first aligned position past that block (every range holding it would fail the same
+    /// way). Each candidate gives up at its first block that cannot be migrated, so a fully
+    /// busy area is reported as [`CmaError::NoSpace`] after at most one attempt per page of
+    /// the area, each bounded.
+    ///
+    /// # Panics
+    /// When called from a race hook that runs inside a `Cma::alloc` of the same zone (3.17's
+    /// `cma_mutex` is not recursive) or at a window that allows no zone calls.
     pub fn alloc(&self, count: u64, align: Order) -> Result<CmaPages<'z>, CmaError> {
         let z = &self.zone.inner;
+        crate::hook::check_reentry("Cma::alloc");
         if count == 0 {
             return Err(CmaError::ZeroCount);
         }
@@ -281,27 +366,40 @@ impl<'z> Cma<'z> {
             return Err(CmaError::BadAlign(align));
         }
         let mask = (1u64 << align.0) - 1;
+        let base = self.area.base_pfn.0;
         let mut start = 0;
         let mut last = None;
-        while let Some(bitmap_no) = self.area.reserve(start, count, mask) {
+        while let Some(reservation) = self.area.reserve(start, count, mask) {
+            let bitmap_no = reservation.bitmap_no;
             let pfn = self.area.base_pfn.add(bitmap_no);
             let res = {
+                let _held = crate::hook::CmaMutexHeld::enter(z.id);
                 let _cma_mutex = z.cma_mutex.lock();
-                z.alloc_contig_range(pfn, pfn.add(count), Migratetype::Cma)
+                z.alloc_contig_range(pfn, pfn.add(count), Migratetype::Cma, Owner::Held)
             };
             match res {
                 Ok(_) => {
-                    z.lock().events.cma_alloc_success += 1;
-                    return Ok(CmaPages {
+                    reservation.keep();
+                    let pages = CmaPages {
                         cma: *self,
                         pfn,
                         count,
-                    });
+                    };
+                    z.lock().events.cma_alloc_success += 1;
+                    return Ok(pages);
                 }
                 Err(e) => {
-                    self.area.clear(bitmap_no, count);
-                    last = Some(e);
+                    drop(reservation);
                     start = bitmap_no + mask + 1;
+                    if let IsolateError::Busy(busy) = e
+                        && busy.0 >= base
+                    {
+                        // Past the whole busy block (its order as the table says now: only a
+                        // hint for where to look next).
+                        let len = z.state.alloc_order(busy).map_or(1, Order::nr_pages);
+                        start = start.max(busy.0 - base + len);
+                    }
+                    last = Some(e);
                 }
             }
         }
@@ -310,12 +408,17 @@ impl<'z> Cma<'z> {
     }
 
     /// `cma_release(cma, pages, count)`: free the pages (through the pcp, each keeping its
-    /// CMA type) and clear their bitmap bits.
+    /// CMA type) and clear their bitmap bits. The same as dropping `pages`.
     pub fn release(&self, pages: CmaPages<'_>) {
         drop(pages);
     }
 
-    /// Release a range by pfn (kernel style): fails if it is not an allocation of this area.
+    /// Release a range by pfn (kernel style), one that [`CmaPages::into_pfn`] handed to the
+    /// pfn API: `pfn` and `count` must lie inside one or more such allocations, every page of
+    /// them. Anything else — pages of a live [`CmaPages`], of an allocation still in flight,
+    /// already released, or outside the area — is [`CmaError::NotAllocated`], and nothing
+    /// changes. The check and the hand-over happen under `cma->lock`, so of two racing
+    /// releases of one range exactly one succeeds.
     pub fn release_pfn(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
         let base = self.area.base_pfn.0;
         let in_area = pfn.0 >= base
@@ -324,19 +427,31 @@ impl<'z> Cma<'z> {
                 .0
                 .checked_add(count)
                 .is_some_and(|end| end <= base + self.area.count);
-        if !in_area || !self.area.is_allocated(pfn.0 - base, count) {
+        if !in_area {
             return Err(CmaError::NotAllocated { pfn, count });
         }
-        self.release_unchecked(pfn, count);
+        let bitmap_no = pfn.0 - base;
+        {
+            let mut bm = self.area.bitmap.lock();
+            if !(bitmap_no..bitmap_no + count).all(|i| test_bit(&bm.pfn_owned, i)) {
+                return Err(CmaError::NotAllocated { pfn, count });
+            }
+            set_bits(&mut bm.pfn_owned, bitmap_no, count, false);
+        }
+        self.release_held(pfn, count);
         Ok(())
     }
 
-    fn release_unchecked(&self, pfn: Pfn, count: u64) {
+    /// Free the held pages `[pfn, pfn + count)` of this area and clear their reserved bits
+    /// (cleared also if a race hook panics in a free; every page is still freed).
+    fn release_held(&self, pfn: Pfn, count: u64) {
         let z = &self.zone.inner;
-        for p in pfn.0..pfn.0 + count {
-            z.free_pages(Pfn(p), Order(0));
-        }
-        self.area.clear(pfn.0 - self.area.base_pfn.0, count);
+        let _bits = Reservation {
+            area: self.area,
+            bitmap_no: pfn.0 - self.area.base_pfn.0,
+            nr: count,
+        };
+        z.free_each((pfn.0..pfn.0 + count).map(|p| (Pfn(p), Order(0))));
     }
 }
 
@@ -356,8 +471,8 @@ pub struct CmaPages<'z> {
     count: u64,
 }
 
-// SAFETY: a `CmaPages` owns its pages exclusively (the bitmap bits and the pages' allocated
-// state are this handle's until it drops), like a `Box<[u8]>`.
+// SAFETY: a `CmaPages` owns its pages exclusively (the bitmap bits and the pages' held state
+// are this handle's until it drops or hands them over with `into_pfn`), like a `Box<[u8]>`.
 unsafe impl Send for CmaPages<'_> {}
 // SAFETY: `&CmaPages` only gives shared `&[u8]` access.
 unsafe impl Sync for CmaPages<'_> {}
@@ -373,10 +488,26 @@ impl CmaPages<'_> {
         self.count
     }
 
+    /// Give up the handle without releasing: the caller now owns the range as raw pfns and
+    /// gives it back with [`Cma::release_pfn`] (in one call or several). Returns the first
+    /// pfn; the range is [`count`](Self::count) pages. The zone's own
+    /// [`free_pfn`](Zone::free_pfn) and [`free_contig_range`](Zone::free_contig_range) refuse
+    /// these pages ([`FreeError::CmaAllocation`]): only `release_pfn` also clears the bitmap.
+    pub fn into_pfn(self) -> Pfn {
+        let area = self.cma.area;
+        let no = self.pfn.0 - area.base_pfn.0;
+        set_bits(&mut area.bitmap.lock().pfn_owned, no, self.count, true);
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        pfn
+    }
+
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the `count` pages from `pfn` are inside the area (checked at allocation),
-        // allocated to this handle alone, and contiguous in the arena; `&self` forbids writes.
+        // held for this handle alone (the pfn API refuses held pages, and only this handle's
+        // drop or `into_pfn` gives them up), and contiguous in the arena; `&self` forbids
+        // writes.
         unsafe {
             core::slice::from_raw_parts(
                 self.cma.zone.inner.arena.page_ptr(self.pfn),
@@ -399,7 +530,7 @@ impl CmaPages<'_> {
 
 impl Drop for CmaPages<'_> {
     fn drop(&mut self) {
-        self.cma.release_unchecked(self.pfn, self.count);
+        self.cma.release_held(self.pfn, self.count);
     }
 }
 
@@ -427,16 +558,33 @@ impl Zone {
         end: Pfn,
         mt: Migratetype,
     ) -> Result<u64, IsolateError> {
-        self.inner.alloc_contig_range(start, end, mt)
+        self.inner.alloc_contig_range(start, end, mt, Owner::Pfn)
     }
 
-    /// `free_contig_range(pfn, nr_pages)`: free `nr_pages` order-0 pages from `pfn`. Stops at
-    /// the first page that is not an allocated order-0 page and returns its error.
+    /// `free_contig_range(pfn, nr_pages)`: free `nr_pages` allocated order-0 pages from `pfn`
+    /// (pages the pfn API owns, as [`alloc_contig_range`](Self::alloc_contig_range) hands
+    /// out). All or nothing: if any page of the range is not such a page (out of the zone,
+    /// free, part of a larger block, owned by a handle, part of a CMA allocation), returns the
+    /// error for the first one and frees none.
     pub fn free_contig_range(&self, pfn: Pfn, nr_pages: u64) -> Result<(), FreeError> {
-        let end = pfn.0.saturating_add(nr_pages);
+        let z = &self.inner;
+        let end = match pfn.0.checked_add(nr_pages) {
+            Some(end) if end <= z.geo.nr_pages => end,
+            _ => return Err(FreeError::Foreign(pfn.max(Pfn(z.geo.nr_pages)))),
+        };
+        let mut claimed = Vec::new();
         for p in pfn.0..end {
-            self.inner.free_checked(Pfn(p), Order(0))?;
+            match z.claim_pfn(Pfn(p), Order(0)) {
+                Ok(prev) => claimed.push(prev),
+                Err(e) => {
+                    for (q, prev) in (pfn.0..).zip(claimed) {
+                        z.state.unclaim(Pfn(q), prev);
+                    }
+                    return Err(e);
+                }
+            }
         }
+        z.free_each((pfn.0..end).map(|p| (Pfn(p), Order(0))));
         Ok(())
     }
 }

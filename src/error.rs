@@ -189,6 +189,14 @@ pub enum FreeError {
     NotAllocated(Pfn),
     /// The page is offline (memory hot-remove).
     Offline(Pfn),
+    /// The block is owned by a live handle ([`Pages`](crate::Pages),
+    /// [`MovablePages`](crate::MovablePages), [`CmaPages`](crate::CmaPages)), or held by the
+    /// allocator on its way elsewhere: only its owner frees it.
+    HandleOwned(Pfn),
+    /// The page belongs to a CMA allocation handed to the pfn API
+    /// ([`CmaPages::into_pfn`](crate::CmaPages::into_pfn)): it goes back through
+    /// [`Cma::release_pfn`](crate::Cma::release_pfn), which also clears the area's bitmap.
+    CmaAllocation(Pfn),
 }
 
 impl fmt::Display for FreeError {
@@ -205,6 +213,13 @@ impl fmt::Display for FreeError {
             FreeError::DoubleFree(pfn) => write!(f, "double free of {pfn}"),
             FreeError::NotAllocated(pfn) => write!(f, "{pfn} is not an allocated block head"),
             FreeError::Offline(pfn) => write!(f, "{pfn} is offline"),
+            FreeError::HandleOwned(pfn) => {
+                write!(f, "{pfn} is owned by a live handle; only the handle frees it")
+            }
+            FreeError::CmaAllocation(pfn) => write!(
+                f,
+                "{pfn} belongs to a CMA allocation; release it with Cma::release_pfn"
+            ),
         }
     }
 }

@@ -15,9 +15,10 @@ pub struct Pages<'z> {
     order: Order,
 }
 
-// SAFETY: `Pages` owns its block exclusively (the allocator handed it out once and takes it
-// back only through this handle's drop or `into_pfn`), so moving it to another thread moves
-// sole ownership of the bytes, like `Box<[u8]>`.
+// SAFETY: `Pages` owns its block exclusively (the allocator handed it out once, marked held,
+// and the pfn API refuses held blocks, so it comes back only through this handle's drop or
+// `into_pfn`), so moving it to another thread moves sole ownership of the bytes, like
+// `Box<[u8]>`.
 unsafe impl Send for Pages<'_> {}
 // SAFETY: `&Pages` gives only shared `&[u8]` access to the bytes; mutation needs `&mut Pages`.
 unsafe impl Sync for Pages<'_> {}
@@ -69,9 +70,10 @@ impl<'z> Pages<'z> {
     }
 
     /// Give up the handle without freeing: the caller now owns the block as a raw pfn and
-    /// frees it with [`Zone::free_pfn`].
+    /// frees it with [`Zone::free_pfn`] (which refuses it while a handle owns it).
     pub fn into_pfn(self) -> Pfn {
         let pfn = self.pfn;
+        self.zone.inner.state.release_to_pfn(pfn);
         core::mem::forget(self);
         pfn
     }
@@ -85,6 +87,11 @@ impl<'z> Pages<'z> {
 impl Drop for Pages<'_> {
     #[inline]
     fn drop(&mut self) {
+        debug_assert!(
+            self.zone.inner.state.is_held(self.pfn, self.order),
+            "a Pages handle's block {} is not held",
+            self.pfn
+        );
         self.zone.inner.free_pages(self.pfn, self.order);
     }
 }

@@ -3,10 +3,42 @@
 //!
 //! Off by default: the zone holds an `Option<Arc<dyn RaceHook>>`, so a zone without a hook
 //! pays one predictable branch per window.
+//!
+//! # Re-entry
+//! A hook is user code running in the middle of the allocator, so the allocator keeps a
+//! per-thread record of the window the thread is in ([`Frame`]) and checks it at every place
+//! where a call from the hook could take a lock or a pcp that the interrupted path holds (the
+//! zone lock, the pcp registry, this thread's pcp, a movable block's pin word, the
+//! `cma_mutex`). A call the window cannot allow panics with a message naming the window; it
+//! never reaches a second `&mut` to a pcp or waits on a lock its own thread holds. While the
+//! hook runs, the thread's cached pcp pointer is parked, so even the order-0 fast path goes
+//! through a checked slow path. Which window allows what is on [`RaceWindow`].
+//!
+//! # Panics
+//! A hook may panic. Every path that calls one leaves the allocator whole when it unwinds: a
+//! block being freed is still freed (straight to the buddy lists), an isolation in progress is
+//! undone, a CMA reservation is cleared, and no lock stays held. No hook is called while the
+//! thread is already panicking (cleanup runs without them), and a panic during a thread-exit
+//! drain is caught there (the pages stay on that pcp for the next `drain_all_pages`).
 
 use crate::types::Pfn;
+use core::cell::Cell;
 
 /// The racy points where a [`RaceHook`] is called.
+///
+/// What a hook may do from each window, checked (a call the window does not allow panics
+/// with a message naming the window):
+///
+/// | window | held by the interrupted path | the hook may call |
+/// | --- | --- | --- |
+/// | [`FreeBeforeZoneLock`](Self::FreeBeforeZoneLock) | a block in mid-free (maybe the `cma_mutex`) | nothing that takes a zone's locks or pcps: no allocation, free, drain, isolation, CMA, audit or `/proc` text, on any zone |
+/// | [`FreeBeforePcpAdd`](Self::FreeBeforePcpAdd) | a page in mid-free (maybe the `cma_mutex`) | as above |
+/// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp (its owner's, or every pcp and the pcp registry in `drain_all_pages`) | as above |
+/// | [`IsolateBetweenPageblocks`](Self::IsolateBetweenPageblocks) | no lock (the `cma_mutex` inside [`Cma::alloc`](crate::Cma::alloc)) | anything, except [`Cma::alloc`](crate::Cma::alloc) on the same zone when reached from inside `Cma::alloc` |
+/// | [`IsolateBeforeDrain`](Self::IsolateBeforeDrain) | as above | as above |
+///
+/// Blocking, spinning and yielding are allowed everywhere (that is what hooks are for); a
+/// hook that blocks forever blocks its thread with whatever the table says is held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RaceWindow {
@@ -28,12 +60,23 @@ pub enum RaceWindow {
     IsolateBeforeDrain,
 }
 
+impl RaceWindow {
+    /// Whether a hook called at this window may call into a zone (allocate, free, drain,
+    /// isolate, audit): only the isolation windows, which hold no zone lock or pcp.
+    pub const fn allows_zone_calls(self) -> bool {
+        matches!(
+            self,
+            RaceWindow::IsolateBetweenPageblocks | RaceWindow::IsolateBeforeDrain
+        )
+    }
+}
+
 /// Called at every [`RaceWindow`] when installed in the zone's config.
 ///
-/// Implementations may spin, yield or block (for instance on a barrier shared with a test),
-/// but must not call back into the zone from a window other than
-/// [`RaceWindow::IsolateBetweenPageblocks`] and [`RaceWindow::IsolateBeforeDrain`], as the
-/// free-path windows can be reached with a pcp lock held.
+/// Implementations may spin, yield or block (for instance on a barrier shared with a test).
+/// What they may call back into is on [`RaceWindow`]; a call the window does not allow
+/// panics, naming the window. A hook may panic: the allocator stays whole (see the module
+/// docs of [`RaceWindow`]'s table).
 pub trait RaceHook: Send + Sync {
     /// The calling thread reached `window` while working on `pfn`.
     fn window(&self, window: RaceWindow, pfn: Pfn);
@@ -67,5 +110,103 @@ pub struct YieldHook;
 impl RaceHook for YieldHook {
     fn window(&self, _window: RaceWindow, _pfn: Pfn) {
         crate::sync::yield_now();
+    }
+}
+
+crate::sync::thread_local! {
+    /// The window the calling thread's hook is running in, if any.
+    static WINDOW: Cell<Option<RaceWindow>> = Cell::new(None);
+    /// The id of the zone whose `cma_mutex` the calling thread holds (0: none).
+    static CMA_MUTEX_HELD: Cell<u64> = Cell::new(0);
+}
+
+/// Call `hook` at `window`, recording the window for the re-entry checks. Skipped while the
+/// thread is panicking (cleanup runs without hooks) and during thread teardown, when the
+/// record cannot be kept.
+#[cold]
+#[inline(never)]
+pub(crate) fn call(hook: &dyn RaceHook, window: RaceWindow, pfn: Pfn) {
+    if std::thread::panicking() {
+        return;
+    }
+    let Ok(prev) = WINDOW.try_with(|w| w.replace(Some(window))) else {
+        return;
+    };
+    let _frame = Frame {
+        prev,
+        pcp: crate::pcp::park_current(),
+    };
+    hook.window(window, pfn);
+}
+
+/// A hook's record, restored when the hook returns or unwinds.
+struct Frame {
+    prev: Option<RaceWindow>,
+    pcp: crate::pcp::ParkedCurrent,
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        crate::pcp::unpark_current(self.pcp);
+        let _ = WINDOW.try_with(|w| w.set(self.prev));
+    }
+}
+
+/// The window whose hook the calling thread is running, if any.
+fn current_window() -> Option<RaceWindow> {
+    WINDOW.try_with(Cell::get).ok().flatten()
+}
+
+/// Refuse a call into a zone (`what`) from a hook whose window does not allow it.
+///
+/// # Panics
+/// If the calling thread is running a hook at a window that does not allow zone calls.
+#[inline]
+pub(crate) fn check_reentry(what: &str) {
+    if let Some(w) = current_window()
+        && !w.allows_zone_calls()
+    {
+        reentry_panic(w, what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reentry_panic(w: RaceWindow, what: &str) -> ! {
+    panic!(
+        "pagealloc: a RaceHook called {what} from RaceWindow::{w:?}, which does not allow calls \
+         into a zone (the interrupted path holds a block in mid-free or a pcp); see RaceWindow"
+    )
+}
+
+/// Marks the calling thread as holding zone `zone_id`'s `cma_mutex` until dropped.
+pub(crate) struct CmaMutexHeld(u64);
+
+impl CmaMutexHeld {
+    /// Check that the calling thread does not hold `zone_id`'s `cma_mutex` already (a hook
+    /// re-entering `Cma::alloc`), then mark it as holding it.
+    ///
+    /// # Panics
+    /// If it does: 3.17's `cma_mutex` is not recursive, and waiting would never end.
+    pub(crate) fn enter(zone_id: u64) -> CmaMutexHeld {
+        let prev = CMA_MUTEX_HELD.try_with(|c| c.replace(zone_id)).unwrap_or(0);
+        if prev == zone_id {
+            let at = current_window().map_or_else(
+                || "outside any window".to_string(),
+                |w| format!("RaceWindow::{w:?}"),
+            );
+            panic!(
+                "pagealloc: a RaceHook called Cma::alloc from {at} inside a Cma::alloc of the \
+                 same zone, whose cma_mutex this thread holds (a nested CMA allocation would \
+                 wait on itself)"
+            );
+        }
+        CmaMutexHeld(prev)
+    }
+}
+
+impl Drop for CmaMutexHeld {
+    fn drop(&mut self) {
+        let _ = CMA_MUTEX_HELD.try_with(|c| c.set(self.0));
     }
 }

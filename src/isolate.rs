@@ -37,8 +37,46 @@
 use crate::error::IsolateError;
 use crate::fixes::Fixes;
 use crate::hook::RaceWindow;
+use crate::page::Owner;
 use crate::types::{Migratetype, Order, Pfn};
 use crate::zone::{Zone, ZoneFree, ZoneInner};
+
+/// Un-isolates the pageblocks of `[start, end)` (restoring `mt`) if dropped, which happens
+/// only when a race hook panics while they are isolated: an isolation never outlives the
+/// call that made it. [`disarm`](Self::disarm) it on the normal path. No hook runs during
+/// the undo (the thread is panicking).
+pub(crate) struct UndoIsolation<'a> {
+    zone: &'a ZoneInner,
+    start: Pfn,
+    end: Pfn,
+    mt: Migratetype,
+}
+
+impl<'a> UndoIsolation<'a> {
+    pub(crate) fn new(zone: &'a ZoneInner, start: Pfn, end: Pfn, mt: Migratetype) -> Self {
+        UndoIsolation {
+            zone,
+            start,
+            end,
+            mt,
+        }
+    }
+
+    /// The isolation is handed on (or undone) normally.
+    pub(crate) fn disarm(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for UndoIsolation<'_> {
+    fn drop(&mut self) {
+        let mut pfn = self.start;
+        while pfn < self.end {
+            self.zone.unset_migratetype_isolate(pfn, self.mt);
+            pfn = pfn.add(self.zone.geo.pageblock_nr_pages);
+        }
+    }
+}
 
 impl ZoneInner {
     /// Validate `[start, end)`: inside the zone, non-empty, aligned to `align` pages.
@@ -95,7 +133,7 @@ impl ZoneInner {
     /// `drain_all_pages()`.
     pub(crate) fn set_migratetype_isolate(&self, pfn: Pfn) -> Result<(), IsolateError> {
         let block = Pfn(pfn.0 & !(self.geo.pageblock_nr_pages - 1));
-        {
+        let old = {
             let mut zf = self.lock();
             let zf = &mut *zf;
             let old = self.pageblock.get(block);
@@ -116,9 +154,12 @@ impl ZoneInner {
                 let nr_pages = zf.move_freepages_block(self, block, Migratetype::Isolate);
                 zf.account(-(nr_pages as i64), old);
             }
-        }
+            old
+        };
+        let isolated = UndoIsolation::new(self, block, block.add(1), old);
         self.race_window(RaceWindow::IsolateBeforeDrain, block);
         self.drain_all_pages();
+        isolated.disarm();
         Ok(())
     }
 
@@ -158,7 +199,7 @@ impl ZoneInner {
                 if buddy.0 < self.geo.nr_pages && !self.pageblock.get(buddy).is_isolate() {
                     self.isolate_free_page(zf, block, order);
                     // set_page_refcounted: the block is held by this function until re-freed.
-                    self.state.set_alloc(block, order, false);
+                    self.state.set_alloc(block, order, false, Owner::Held);
                     refree = Some(order);
                 }
             }
@@ -214,21 +255,21 @@ impl ZoneInner {
     ) -> Result<(), IsolateError> {
         self.check_isolate_range(start, end, mt)?;
         let step = self.geo.pageblock_nr_pages;
+        // The pageblocks isolated so far, undone if a hook panics on the way.
+        let mut done = UndoIsolation::new(self, start, start, mt);
         let mut pfn = start;
         while pfn < end {
             if pfn > start {
                 self.race_window(RaceWindow::IsolateBetweenPageblocks, pfn);
             }
             if let Err(e) = self.set_migratetype_isolate(pfn) {
-                let mut undo = start;
-                while undo < pfn {
-                    self.unset_migratetype_isolate(undo, mt);
-                    undo = undo.add(step);
-                }
+                drop(done);
                 return Err(e);
             }
             pfn = pfn.add(step);
+            done.end = pfn;
         }
+        done.disarm();
         Ok(())
     }
 
@@ -241,6 +282,8 @@ impl ZoneInner {
         mt: Migratetype,
     ) -> Result<(), IsolateError> {
         self.check_isolate_range(start, end, mt)?;
+        // The pageblocks still to undo, undone anyway if a hook panics on the way.
+        let mut rest = UndoIsolation::new(self, start, end, mt);
         let mut pfn = start;
         while pfn < end {
             if pfn > start {
@@ -248,7 +291,9 @@ impl ZoneInner {
             }
             self.unset_migratetype_isolate(pfn, mt);
             pfn = pfn.add(self.geo.pageblock_nr_pages);
+            rest.start = pfn;
         }
+        rest.disarm();
         Ok(())
     }
 
@@ -295,6 +340,7 @@ impl ZoneInner {
             return Err(IsolateError::AlreadyOffline(p));
         }
         self.start_isolate_page_range(start, end, Migratetype::Movable)?;
+        let isolated = UndoIsolation::new(self, start, end, Migratetype::Movable);
         let tested = self
             .migrate_range(start, end)
             .map_err(IsolateError::Busy)
@@ -302,6 +348,7 @@ impl ZoneInner {
                 self.drain_all_pages();
                 self.test_pages_isolated(start, end)
             });
+        isolated.disarm();
         if let Err(e) = tested {
             self.undo_isolate_page_range(start, end, Migratetype::Movable)?;
             return Err(e);
@@ -349,13 +396,11 @@ impl ZoneInner {
             }
             for p in start.0..end.0 {
                 // Held by the onlining code until freed below.
-                self.state.set_alloc(Pfn(p), Order(0), false);
+                self.state.set_alloc(Pfn(p), Order(0), false, Owner::Held);
             }
             zf.offline_pages -= end.0 - start.0;
         }
-        for p in start.0..end.0 {
-            self.free_pages(Pfn(p), Order(0));
-        }
+        self.free_each((start.0..end.0).map(|p| (Pfn(p), Order(0))));
         Ok(())
     }
 }

@@ -27,6 +27,7 @@
 //! Lock order: registry shard locks are leaves (nothing else is taken while one is held).
 
 use crate::error::AllocError;
+use crate::page::Owner;
 use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex};
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
@@ -98,7 +99,7 @@ pub(crate) enum Migrate {
     Moved,
     /// Freed by its owner meanwhile (or moved by another migrator): nothing to do.
     Gone,
-    /// Pinned throughout the retries.
+    /// Pinned throughout the retries, or in the middle of its free.
     Busy,
     /// Not a live movable block (unmovable, or a plain [`Pages`](crate::Pages)).
     NotMovable,
@@ -110,7 +111,17 @@ impl ZoneInner {
     /// Migrate the movable block headed by `pfn`, if it is one.
     pub(crate) fn migrate_one(&self, pfn: Pfn) -> Migrate {
         let Some(slot) = self.movable.get(pfn) else {
-            return Migrate::NotMovable;
+            // Not a live MovablePages. Freed since the scan: gone. An unmovable allocation:
+            // cannot move. A block in the middle of its free, or a movable allocation without
+            // a slot (a `Pages` or a pfn allocated as Movable, or a MovablePages between its
+            // registry removal and its free): busy, for the next round to look again.
+            return if self.state.alloc_order(pfn).is_none() {
+                Migrate::Gone
+            } else if self.state.is_unmovable_alloc(pfn) {
+                Migrate::NotMovable
+            } else {
+                Migrate::Busy
+            };
         };
         let mut tries = 0;
         loop {
@@ -137,7 +148,17 @@ impl ZoneInner {
             return Migrate::Gone;
         }
         let order = slot.order;
-        let dst = match self.alloc(order, Migratetype::Movable) {
+        // The slot's block is a handle's block: held, movable, of the slot's order. Anything
+        // else would be a registry entry that outlived its block, and moving it would take
+        // another owner's bytes: refuse (and say so in debug builds).
+        if !self.state.is_held(pfn, order) {
+            debug_assert!(false, "movable registry entry for {pfn} is stale");
+            slot.pin.store(UNPINNED, Ordering::Release);
+            return Migrate::NotMovable;
+        }
+        // The destination is held (by the slot) from the moment it is allocated: the pfn
+        // API cannot free it.
+        let dst = match self.alloc(order, Migratetype::Movable, Owner::Held) {
             Ok(dst) => dst,
             Err(_) => {
                 slot.pin.store(UNPINNED, Ordering::Release);
@@ -165,8 +186,16 @@ impl ZoneInner {
     }
 
     /// `__alloc_contig_migrate_range(start, end)`: migrate every allocated block that
-    /// intersects `[start, end)` away, giving up after 5 rounds without progress. Returns the
-    /// pages moved, or the pfn of a block that could not be moved.
+    /// intersects `[start, end)` away. Returns the pages moved, or the pfn of a block that
+    /// could not be moved.
+    ///
+    /// Each round scans the range and migrates in pfn order; it stops at the first block it
+    /// cannot move, as 3.17's `migrate_pages` batch leaves the pages it failed on. A block that
+    /// is not movable at all fails the range at once (3.17 cannot isolate it from the LRU and
+    /// `test_pages_isolated` then reports `-EBUSY`); a pinned one is retried in the next round
+    /// (each `migrate_one` already tries [`MIGRATE_PIN_RETRIES`] times), and 5 rounds without
+    /// progress fail the range, 3.17's `++tries == 5`. So a range over busy pages costs a
+    /// bounded number of attempts on its first busy block, not on every block in it.
     pub(crate) fn migrate_range(&self, start: Pfn, end: Pfn) -> Result<u64, Pfn> {
         let mut moved = 0;
         let mut fruitless = 0;
@@ -189,6 +218,7 @@ impl ZoneInner {
                 return Ok(moved);
             };
             let mut progress = false;
+            let mut stuck = first;
             for (p, order) in pending {
                 match self.migrate_one(p) {
                     Migrate::Moved => {
@@ -196,13 +226,17 @@ impl ZoneInner {
                         moved += order.nr_pages();
                     }
                     Migrate::Gone => progress = true,
-                    Migrate::Busy | Migrate::NotMovable | Migrate::NoMemory => {}
+                    Migrate::NotMovable => return Err(p),
+                    Migrate::Busy | Migrate::NoMemory => {
+                        stuck = p;
+                        break;
+                    }
                 }
             }
             if !progress {
                 fruitless += 1;
                 if fruitless >= 5 {
-                    return Err(first);
+                    return Err(stuck);
                 }
             }
             // Let owners that are between a pin and its release, or frees in flight, finish.
@@ -228,6 +262,7 @@ impl<'z> MovablePages<'z> {
             .compare_exchange(UNPINNED, PINNED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            crate::hook::check_reentry("MovablePages::pin on a block being migrated");
             crate::sync::yield_now();
         }
         let pfn = Pfn(self.slot.pfn.load(Ordering::Relaxed));
@@ -258,6 +293,7 @@ impl Drop for MovablePages<'_> {
             .compare_exchange(UNPINNED, FREED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            crate::hook::check_reentry("a drop of a MovablePages being migrated");
             crate::sync::yield_now();
         }
         let pfn = Pfn(self.slot.pfn.load(Ordering::Relaxed));
@@ -323,7 +359,7 @@ impl Zone {
     /// Allocate a movable block of `2^order` pages that the allocator may migrate while it is
     /// not pinned (so CMA allocations and memory offline can take its pages).
     pub fn alloc_movable(&self, order: Order) -> Result<MovablePages<'_>, AllocError> {
-        let pfn = self.inner.alloc(order, Migratetype::Movable)?;
+        let pfn = self.inner.alloc(order, Migratetype::Movable, Owner::Held)?;
         let slot = Arc::new(MovableSlot {
             pfn: AtomicU64::new(pfn.0),
             order,

@@ -16,12 +16,19 @@
 //! | state | meaning | set by | lock held |
 //! | --- | --- | --- | --- |
 //! | `NEVER` | never handed out as a head | init | — |
-//! | `ALLOC [| MOVABLE] | order` | heads an allocated block of `order` (movable or not) | allocation | pcp lock (order 0) or zone lock |
-//! | `FREEING | order` | a checked free claimed it and is on its way to a free list | `free_pfn` (compare-exchange from `ALLOC | order`) | none |
+//! | `ALLOC [| MOVABLE] | order` | heads an allocated block of `order` (movable or not) owned through the pfn API (`alloc_pfn`, `into_pfn`) | allocation, `into_pfn` | pcp lock (order 0) or zone lock |
+//! | `ALLOC | HELD [| MOVABLE] | order` | as above, owned by a handle ([`Pages`](crate::Pages), [`MovablePages`](crate::MovablePages), [`CmaPages`](crate::CmaPages)) or held by the allocator itself on its way elsewhere (the head and tail of an `alloc_contig_range`, a range being onlined, a block being re-freed); the pfn API refuses it | allocation for a handle, `isolate_freepages_range`, onlining | pcp lock (order 0) or zone lock |
+//! | `FREEING | order` | a checked free claimed it and is on its way to a free list | `free_pfn`, `free_contig_range`, `Cma::release_pfn` (compare-exchange from `ALLOC | order`, never from `HELD`) | none |
 //! | `FREED` | freed (now on a pcp or the buddy lists, or merged into a free block) | free paths | the lock of the list it enters |
 //! | `OFFLINE` | offlined by memory hot-remove | `offline_pages` | zone lock |
 //!
-//! Tail pages keep whatever state they had; only heads are read. ≤ 16 bytes per page in all:
+//! Tail pages keep whatever state they had; only heads are read. `HELD` and `FREEING` share a bit:
+//! it means `HELD` when `ALLOC` is set and `FREEING` when it is not.
+//!
+//! Who may free a block follows from its state: a handle frees its own `HELD` block without a
+//! check (it proved ownership by existing); the pfn API claims an `ALLOC` block that is not
+//! `HELD` with one compare-exchange, so a block a handle owns can never be freed through a pfn,
+//! and two racing checked frees of one block cannot both win. ≤ 16 bytes per page in all:
 //! 12 for [`PageMeta`], 1 for the state.
 
 use crate::sync::atomic::{AtomicU8, Ordering};
@@ -67,12 +74,25 @@ pub(crate) mod state {
     pub(crate) const NEVER: u8 = 0;
     pub(crate) const FREED: u8 = 1;
     pub(crate) const OFFLINE: u8 = 3;
-    /// `FREEING | order`: claimed by a checked free, still counted as allocated.
+    /// `FREEING | order` (without `ALLOC`): claimed by a checked free, still counted as
+    /// allocated.
     pub(crate) const FREEING: u8 = 0x40;
+    /// `ALLOC | HELD | order`: owned by a handle or held by the allocator (the same bit as
+    /// `FREEING`, read with `ALLOC` set).
+    pub(crate) const HELD: u8 = 0x40;
     pub(crate) const ALLOC: u8 = 0x80;
     /// With `ALLOC`: a movable allocation (the `PageLRU` analogue `has_unmovable_pages` asks).
     pub(crate) const MOVABLE: u8 = 0x20;
     pub(crate) const ORDER_MASK: u8 = 0x1f;
+}
+
+/// Who owns an allocated block (the `HELD` bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The pfn API: whoever holds the pfn frees it with a checked free.
+    Pfn,
+    /// A handle, or the allocator itself: checked frees refuse it.
+    Held,
 }
 
 /// The allocation-state table: one atomic byte per page.
@@ -85,6 +105,8 @@ pub(crate) struct PageStates {
 
 /// What a checked free found at a pfn when its claim failed.
 pub(crate) enum ClaimError {
+    /// Owned by a handle or held by the allocator.
+    Held,
     WrongOrder(Order),
     DoubleFree,
     NotAllocated,
@@ -113,11 +135,34 @@ impl PageStates {
     }
 
     /// Mark `pfn` as the head of an allocated block of `order` (`movable`: allocated as
-    /// `Movable`).
+    /// `Movable`) owned by `owner`.
     #[inline]
-    pub(crate) fn set_alloc(&self, pfn: Pfn, order: Order, movable: bool) {
+    pub(crate) fn set_alloc(&self, pfn: Pfn, order: Order, movable: bool, owner: Owner) {
         let m = if movable { state::MOVABLE } else { 0 };
-        self.s[self.slot(pfn)].store(state::ALLOC | m | order.0 as u8, Ordering::Relaxed);
+        let h = match owner {
+            Owner::Pfn => 0,
+            Owner::Held => state::HELD,
+        };
+        self.s[self.slot(pfn)].store(state::ALLOC | h | m | order.0 as u8, Ordering::Relaxed);
+    }
+
+    /// Hand a `HELD` block to the pfn API (`into_pfn`): the caller is its owner, so nobody
+    /// else writes the byte meanwhile.
+    #[inline]
+    pub(crate) fn release_to_pfn(&self, pfn: Pfn) {
+        let cell = &self.s[self.slot(pfn)];
+        let s = cell.load(Ordering::Relaxed);
+        debug_assert!(
+            s & (state::ALLOC | state::HELD) == state::ALLOC | state::HELD,
+            "{pfn} is not held (state {s:#x})"
+        );
+        cell.store(s & !state::HELD, Ordering::Relaxed);
+    }
+
+    /// Whether `pfn` heads a `HELD` block of `order` (debug checks of handle frees).
+    #[inline]
+    pub(crate) fn is_held(&self, pfn: Pfn, order: Order) -> bool {
+        self.get(pfn) & !state::MOVABLE == state::ALLOC | state::HELD | order.0 as u8
     }
 
     /// Whether `pfn` heads an allocated block that is not movable.
@@ -144,13 +189,16 @@ impl PageStates {
         self.s[self.slot(pfn)].load(Ordering::Relaxed)
     }
 
-    /// Claim an allocated head for a checked free: `ALLOC | order` → `FREEING`, atomically,
-    /// so two racing frees of one block cannot both pass.
-    pub(crate) fn claim_for_free(&self, pfn: Pfn, order: Order) -> Result<(), ClaimError> {
+    /// Claim an allocated head for a checked free: `ALLOC | order` (not `HELD`) → `FREEING`,
+    /// atomically, so two racing frees of one block cannot both pass and a handle's block is
+    /// never taken. Returns the byte it replaced, for [`unclaim`](Self::unclaim).
+    pub(crate) fn claim_for_free(&self, pfn: Pfn, order: Order) -> Result<u8, ClaimError> {
         let cell = &self.s[self.slot(pfn)];
         let mut cur = cell.load(Ordering::Relaxed);
         let found = loop {
-            if cur & state::ALLOC == 0 || (cur & state::ORDER_MASK) as u32 != order.0 {
+            if cur & (state::ALLOC | state::HELD) != state::ALLOC
+                || (cur & state::ORDER_MASK) as u32 != order.0
+            {
                 break cur;
             }
             match cell.compare_exchange(
@@ -159,11 +207,14 @@ impl PageStates {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(cur),
                 Err(now) => cur = now,
             }
         };
         Err(match found {
+            s if s & (state::ALLOC | state::HELD) == state::ALLOC | state::HELD => {
+                ClaimError::Held
+            }
             s if s & state::ALLOC != 0 => {
                 ClaimError::WrongOrder(Order((s & state::ORDER_MASK) as u32))
             }
@@ -171,6 +222,12 @@ impl PageStates {
             state::OFFLINE => ClaimError::Offline,
             _ => ClaimError::NotAllocated,
         })
+    }
+
+    /// Undo a [`claim_for_free`](Self::claim_for_free) that a range free could not complete:
+    /// the claimer owns the `FREEING` byte, so it puts back what it replaced.
+    pub(crate) fn unclaim(&self, pfn: Pfn, prev: u8) {
+        self.s[self.slot(pfn)].store(prev, Ordering::Relaxed);
     }
 
     /// The order of the allocated block headed by `pfn`, if it heads one (or is being freed

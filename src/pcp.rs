@@ -27,6 +27,7 @@
 
 use crate::fixes::Fixes;
 use crate::hook::RaceWindow;
+use crate::page::Owner;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard, UnsafeCell, Weak};
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
@@ -204,6 +205,7 @@ impl PcpRegistry {
     /// Open a remote session on every pcp (in registry order, with one heavy barrier for all)
     /// and run `f` with them; no pcp is added meanwhile.
     pub(crate) fn with_all_locked<R>(&self, f: impl FnOnce(&mut [RemotePcp<'_>]) -> R) -> R {
+        crate::hook::check_reentry("drain_all_pages (or a pcp walk)");
         let pcps = self.pcps.lock();
         let guards: Vec<_> = pcps.iter().map(|p| p.remote_lock.lock()).collect();
         for p in pcps.iter() {
@@ -267,6 +269,16 @@ impl Drop for LocalPcps {
         CURRENT.set((0, core::ptr::null()));
         for e in self.entries.drain(..) {
             if let Some(zone) = e.zone.upgrade() {
+                // A race hook may panic inside this drain; unwinding out of a thread-local
+                // destructor would abort the process. The drain stops where the hook was
+                // (before the zone lock, the lists untouched), the panic message has been
+                // printed, and the pages stay on the pcp, which is still in the zone's
+                // registry, for the next drain_all_pages.
+                #[cfg(not(loom))]
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    e.pcp.owner(|l| zone.drain_pages(l))
+                }));
+                #[cfg(loom)]
                 e.pcp.owner(|l| zone.drain_pages(l));
             }
             e.pcp.owned.store(false, Ordering::Release);
@@ -283,6 +295,37 @@ std::thread_local! {
 
 crate::sync::thread_local! {
     static LOCAL_PCPS: RefCell<LocalPcps> = RefCell::new(LocalPcps::default());
+}
+
+/// The fast path's pcp cache, parked while a race hook runs (see [`park_current`]).
+#[cfg(not(loom))]
+pub(crate) type ParkedCurrent = (u64, *const Pcp);
+/// Under loom there is no cache to park.
+#[cfg(loom)]
+pub(crate) type ParkedCurrent = ();
+
+/// Clear the calling thread's fast-path pcp cache and return it, so that every pcp access
+/// made while a race hook runs goes through the slow path, where re-entry is checked.
+#[inline]
+pub(crate) fn park_current() -> ParkedCurrent {
+    #[cfg(not(loom))]
+    return CURRENT.replace((0, core::ptr::null()));
+}
+
+/// Put back a cache taken by [`park_current`].
+///
+/// The cache is only a shortcut to `LOCAL_PCPS.entries[0]`; restoring an older value is
+/// sound whatever the hook did meanwhile: the pointer is used only when its zone id matches
+/// the zone being called, and a zone id belongs to a zone that is alive while its methods run
+/// (ids are never reused), whose registry keeps the pcp alive, and this thread still owns it
+/// (ownership is only released by `LocalPcps::drop`, at thread exit, which clears the cache
+/// after any hook has returned).
+#[inline]
+pub(crate) fn unpark_current(saved: ParkedCurrent) {
+    #[cfg(not(loom))]
+    CURRENT.set(saved);
+    #[cfg(loom)]
+    let () = saved;
 }
 
 impl ZoneInner {
@@ -316,6 +359,7 @@ impl ZoneInner {
         local: &RefCell<LocalPcps>,
         f: impl FnOnce(&Pcp) -> R,
     ) -> Option<R> {
+        crate::hook::check_reentry("an order-0 allocation or free");
         let mut l = local.try_borrow_mut().ok()?;
         // Forget pcps of zones that are gone.
         l.entries.retain(|e| e.zone.strong_count() > 0);
@@ -389,9 +433,9 @@ impl ZoneInner {
     }
 
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
-    /// with `rmqueue_bulk` when empty.
+    /// with `rmqueue_bulk` when empty; the page goes to `owner`.
     #[inline(always)]
-    pub(crate) fn rmqueue_pcp(&self, mt: Migratetype) -> Option<Pfn> {
+    pub(crate) fn rmqueue_pcp(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
         self.with_this_cpu_pcp(move |pcp| {
             pcp.owner(move |l| {
                 let e = match l.lists[mt.idx()].pop_front() {
@@ -402,11 +446,11 @@ impl ZoneInner {
                 l.events.pgalloc += 1;
                 let pfn = Pfn(e.pfn as u64);
                 self.state
-                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable);
+                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
                 Some(pfn)
             })
         })
-        .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt))
+        .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner))
     }
 
     /// The pcp list for `mt` is empty: refill it with a batch and pop its head.

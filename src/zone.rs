@@ -34,7 +34,7 @@ use crate::config::{CmaPolicy, Geometry, ZoneConfig};
 use crate::error::{AllocError, ConfigError, FreeError};
 use crate::fixes::Fixes;
 use crate::hook::{RaceHook, RaceWindow};
-use crate::page::{ClaimError, NIL, PageMeta, PageStates};
+use crate::page::{ClaimError, NIL, Owner, PageMeta, PageStates};
 use crate::pageblock::PageblockFlags;
 use crate::pcp::PcpRegistry;
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -592,8 +592,12 @@ pub struct ZoneInner {
 
 impl ZoneInner {
     /// Take the zone lock.
+    ///
+    /// # Panics
+    /// When called from a race hook at a window that does not allow zone calls.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, ZoneFree> {
+        crate::hook::check_reentry("an operation that takes the zone lock");
         self.lock.lock()
     }
 
@@ -601,7 +605,7 @@ impl ZoneInner {
     #[inline]
     pub(crate) fn race_window(&self, w: RaceWindow, pfn: Pfn) {
         if let Some(h) = &self.hook {
-            h.window(w, pfn);
+            crate::hook::call(&**h, w, pfn);
         }
     }
 
@@ -645,7 +649,7 @@ impl ZoneInner {
             order,
             mt,
         };
-        hook.window(w, pfn);
+        crate::hook::call(&**hook, w, pfn);
         core::mem::forget(guard);
     }
 
@@ -701,37 +705,59 @@ impl ZoneInner {
         }
     }
 
-    /// `buffered_rmqueue` for order > 0: one block under the zone lock.
-    pub(crate) fn rmqueue_locked_block(&self, order: Order, mt: Migratetype) -> Option<Pfn> {
+    /// Free blocks the caller owns (held pages of a range, a grabbed block's pages), each
+    /// exactly once even if a race hook panics in one of the frees: the block being freed is
+    /// freed by that free's own unwind path and the rest by [`FreeRest`] (no hooks run while
+    /// unwinding).
+    pub(crate) fn free_each(&self, blocks: impl Iterator<Item = (Pfn, Order)>) {
+        let mut rest = FreeRest::new(self, blocks);
+        while let Some((pfn, order)) = rest.blocks.next() {
+            self.free_pages(pfn, order);
+        }
+    }
+
+    /// `buffered_rmqueue` for order > 0: one block under the zone lock, for `owner`.
+    pub(crate) fn rmqueue_locked_block(
+        &self,
+        order: Order,
+        mt: Migratetype,
+        owner: Owner,
+    ) -> Option<Pfn> {
         let mut zf = self.lock();
         let zf = &mut *zf;
         let pfn = zf.rmqueue(self, order, mt)?;
         let got = zf.get_freepage_migratetype(pfn);
         zf.account(-(order.nr_pages() as i64), got);
         zf.events.pgalloc += order.nr_pages();
-        self.state.set_alloc(pfn, order, mt == Migratetype::Movable);
+        self.state
+            .set_alloc(pfn, order, mt == Migratetype::Movable, owner);
         Some(pfn)
     }
 
-    /// Allocate a block: order 0 through this thread's pcp, larger orders from the buddy
-    /// lists; on failure drain every pcp and retry once (as the slow path's
-    /// `drain_all_pages` after direct reclaim).
+    /// Allocate a block for `owner` (a handle, or the pfn API): order 0 through this
+    /// thread's pcp, larger orders from the buddy lists; on failure drain every pcp and retry
+    /// once (as the slow path's `drain_all_pages` after direct reclaim).
     #[inline(always)]
-    pub(crate) fn alloc(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
+    pub(crate) fn alloc(
+        &self,
+        order: Order,
+        mt: Migratetype,
+        owner: Owner,
+    ) -> Result<Pfn, AllocError> {
         // The order-0 fast path inline; everything else (larger orders, bad arguments, an
         // empty zone) out of line.
         if order.0 == 0 && mt.is_pcp_type() {
-            if let Some(pfn) = self.rmqueue_pcp(mt) {
+            if let Some(pfn) = self.rmqueue_pcp(mt, owner) {
                 return Ok(pfn);
             }
         }
-        self.alloc_slow(order, mt)
+        self.alloc_slow(order, mt, owner)
     }
 
     /// [`alloc`](Self::alloc) past its fast path: argument errors, larger orders, and the
     /// drain-and-retry when the zone looked empty.
     #[inline(never)]
-    fn alloc_slow(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
+    fn alloc_slow(&self, order: Order, mt: Migratetype, owner: Owner) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
             return Err(AllocError::BadOrder {
                 order,
@@ -743,9 +769,9 @@ impl ZoneInner {
         }
         let attempt = || {
             if order.0 == 0 {
-                self.rmqueue_pcp(mt)
+                self.rmqueue_pcp(mt, owner)
             } else {
-                self.rmqueue_locked_block(order, mt)
+                self.rmqueue_locked_block(order, mt, owner)
             }
         };
         // An order-0 request of a valid type gets here only after the fast path's attempt
@@ -764,6 +790,16 @@ impl ZoneInner {
 
     /// The checked pfn-level free: validate, claim the head atomically, then free.
     pub(crate) fn free_checked(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        self.claim_pfn(pfn, order)?;
+        self.free_pages(pfn, order);
+        Ok(())
+    }
+
+    /// Validate a pfn-API free of the block `(pfn, order)` and claim its head
+    /// (`ALLOC | order` → `FREEING`, refused for a block a handle owns). On success the caller
+    /// owns the claim: it frees the block, or puts the returned byte back with
+    /// `PageStates::unclaim`.
+    pub(crate) fn claim_pfn(&self, pfn: Pfn, order: Order) -> Result<u8, FreeError> {
         if pfn.0 >= self.geo.nr_pages {
             return Err(FreeError::Foreign(pfn));
         }
@@ -774,6 +810,10 @@ impl ZoneInner {
             return Err(FreeError::Unaligned { pfn, order });
         }
         self.state.claim_for_free(pfn, order).map_err(|e| match e {
+            ClaimError::Held => match &self.cma {
+                Some(area) if area.is_pfn_owned(pfn) => FreeError::CmaAllocation(pfn),
+                _ => FreeError::HandleOwned(pfn),
+            },
             ClaimError::WrongOrder(allocated) => FreeError::WrongOrder {
                 pfn,
                 order,
@@ -782,9 +822,7 @@ impl ZoneInner {
             ClaimError::DoubleFree => FreeError::DoubleFree(pfn),
             ClaimError::NotAllocated => FreeError::NotAllocated(pfn),
             ClaimError::Offline => FreeError::Offline(pfn),
-        })?;
-        self.free_pages(pfn, order);
-        Ok(())
+        })
     }
 
     /// Set up the zone: pageblock types (CMA at the top, Reserve at the bottom, Movable
@@ -816,6 +854,32 @@ impl ZoneInner {
                 zf.account(top.nr_pages() as i64, mt);
             }
             pfn = pfn.add(top.nr_pages());
+        }
+    }
+}
+
+/// Blocks still to be freed: frees them when dropped, so that a panic between taking pages
+/// and handing them on loses none. [`disarm`](Self::disarm) when someone else owns them.
+pub(crate) struct FreeRest<'a, I: Iterator<Item = (Pfn, Order)>> {
+    zone: &'a ZoneInner,
+    blocks: I,
+}
+
+impl<'a, I: Iterator<Item = (Pfn, Order)>> FreeRest<'a, I> {
+    pub(crate) fn new(zone: &'a ZoneInner, blocks: I) -> Self {
+        FreeRest { zone, blocks }
+    }
+
+    /// The blocks have an owner: free nothing.
+    pub(crate) fn disarm(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl<I: Iterator<Item = (Pfn, Order)>> Drop for FreeRest<'_, I> {
+    fn drop(&mut self) {
+        for (pfn, order) in &mut self.blocks {
+            self.zone.free_pages(pfn, order);
         }
     }
 }
@@ -885,7 +949,7 @@ impl Zone {
         order: Order,
         mt: Migratetype,
     ) -> Result<crate::Pages<'_>, AllocError> {
-        let pfn = self.inner.alloc(order, mt)?;
+        let pfn = self.inner.alloc(order, mt, Owner::Held)?;
         Ok(crate::Pages::new(self, pfn, order))
     }
 
@@ -893,12 +957,14 @@ impl Zone {
     /// the block and gives it back with [`free_pfn`](Self::free_pfn).
     #[inline]
     pub fn alloc_pfn(&self, order: Order, mt: Migratetype) -> Result<Pfn, AllocError> {
-        self.inner.alloc(order, mt)
+        self.inner.alloc(order, mt, Owner::Pfn)
     }
 
     /// Kernel-style free of a block obtained from [`alloc_pfn`](Self::alloc_pfn) (or
     /// [`Pages::into_pfn`](crate::Pages::into_pfn)). Foreign, unaligned, wrong-order,
-    /// double and never-allocated frees return an error and change nothing.
+    /// double and never-allocated frees return an error and change nothing, and so does a
+    /// free of a block that a live handle owns ([`FreeError::HandleOwned`]): only the handle
+    /// frees it, or [`Pages::into_pfn`](crate::Pages::into_pfn) hands it to the pfn API.
     pub fn free_pfn(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
         self.inner.free_checked(pfn, order)
     }

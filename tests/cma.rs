@@ -178,10 +178,15 @@ fn cma_bounds_and_alignment_errors() {
         Err(CmaError::NotAllocated { .. })
     ));
     let a = cma.alloc(100, Order(0)).unwrap();
-    // Kernel-style release of a handle's range after forgetting the handle.
+    // A handle's range cannot be released by pfn while the handle lives...
     let h = cma.alloc(10, Order(4)).unwrap();
     let (hp, hn) = (h.pfn(), h.count());
-    core::mem::forget(h);
+    assert!(matches!(
+        cma.release_pfn(hp, hn),
+        Err(CmaError::NotAllocated { .. })
+    ));
+    // ... but after handing it to the pfn API, kernel style.
+    assert_eq!(h.into_pfn(), hp);
     cma.release_pfn(hp, hn).unwrap();
     assert!(matches!(
         cma.release_pfn(hp, hn),
