@@ -26,8 +26,8 @@ use crate::error::{FreeError, IsolateError};
 use crate::isolate::UndoIsolation;
 use crate::page::Owner;
 use crate::sync::Mutex;
-use crate::zone::FreeRest;
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
+use crate::zone::FreeRest;
 use crate::zone::{Zone, ZoneInner};
 use core::fmt;
 
@@ -314,9 +314,9 @@ impl ZoneInner {
         };
         if pfn < end {
             self.free_each(
-                grabbed
-                    .into_iter()
-                    .flat_map(|(p, order)| (p.0..p.0 + order.nr_pages()).map(|q| (Pfn(q), Order(0)))),
+                grabbed.into_iter().flat_map(|(p, order)| {
+                    (p.0..p.0 + order.nr_pages()).map(|q| (Pfn(q), Order(0)))
+                }),
             );
             return Err(IsolateError::NotIsolated(pfn));
         }

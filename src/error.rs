@@ -214,7 +214,10 @@ impl fmt::Display for FreeError {
             FreeError::NotAllocated(pfn) => write!(f, "{pfn} is not an allocated block head"),
             FreeError::Offline(pfn) => write!(f, "{pfn} is offline"),
             FreeError::HandleOwned(pfn) => {
-                write!(f, "{pfn} is owned by a live handle; only the handle frees it")
+                write!(
+                    f,
+                    "{pfn} is owned by a live handle; only the handle frees it"
+                )
             }
             FreeError::CmaAllocation(pfn) => write!(
                 f,

@@ -115,8 +115,11 @@ impl RaceHook for YieldHook {
 
 crate::sync::thread_local! {
     /// The window the calling thread's hook is running in, if any.
+    // Not `const`: loom's `thread_local!` takes only plain initialisers.
+    #[allow(clippy::missing_const_for_thread_local)]
     static WINDOW: Cell<Option<RaceWindow>> = Cell::new(None);
     /// The id of the zone whose `cma_mutex` the calling thread holds (0: none).
+    #[allow(clippy::missing_const_for_thread_local)]
     static CMA_MUTEX_HELD: Cell<u64> = Cell::new(0);
 }
 

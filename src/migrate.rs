@@ -254,7 +254,12 @@ pub struct MovablePages<'z> {
 
 impl<'z> MovablePages<'z> {
     /// Pin the block and get at its bytes; migration waits for the guard to drop. If a
-    /// migration of this block is running, waits for it to finish first.
+    /// migration of this block is running, waits for it to finish first (see [`Pinned`] for
+    /// what a leaked guard does).
+    ///
+    /// # Panics
+    /// When called from a race hook at a window that allows no zone calls while the block is
+    /// being migrated (the migration could be the hook's own caller).
     pub fn pin(&mut self) -> Pinned<'_> {
         while self
             .slot
@@ -320,6 +325,13 @@ unsafe impl Send for MovablePages<'_> {}
 unsafe impl Sync for MovablePages<'_> {}
 
 /// A pinned movable block: its bytes, which cannot move while this guard lives.
+///
+/// # Leaking the guard
+/// Like a leaked `MutexGuard`, a guard passed to `mem::forget` never unpins: the block stays
+/// pinned for good. Nothing unsound follows — migrations report it busy (so CMA allocations
+/// and offlining over it fail with `-EBUSY`, in bounded time), and the handle's own
+/// [`pin`](MovablePages::pin) and drop wait for the pin to go, which it never does: they
+/// wait forever, as locking a mutex whose guard was leaked does.
 pub struct Pinned<'a> {
     slot: &'a MovableSlot,
     ptr: *mut u8,

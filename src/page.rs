@@ -212,9 +212,7 @@ impl PageStates {
             }
         };
         Err(match found {
-            s if s & (state::ALLOC | state::HELD) == state::ALLOC | state::HELD => {
-                ClaimError::Held
-            }
+            s if s & (state::ALLOC | state::HELD) == state::ALLOC | state::HELD => ClaimError::Held,
             s if s & state::ALLOC != 0 => {
                 ClaimError::WrongOrder(Order((s & state::ORDER_MASK) as u32))
             }

@@ -436,20 +436,26 @@ impl ZoneInner {
     /// with `rmqueue_bulk` when empty; the page goes to `owner`.
     #[inline(always)]
     pub(crate) fn rmqueue_pcp(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
-        self.with_this_cpu_pcp(move |pcp| {
-            pcp.owner(move |l| {
-                let e = match l.lists[mt.idx()].pop_front() {
-                    Some(e) => e,
-                    None => self.pcp_refill_pop(mt, l)?,
-                };
-                l.count -= 1;
-                l.events.pgalloc += 1;
-                let pfn = Pfn(e.pfn as u64);
-                self.state
-                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
-                Some(pfn)
-            })
-        })
+        self.with_this_cpu_pcp(
+            #[inline(always)]
+            move |pcp| {
+                pcp.owner(
+                    #[inline(always)]
+                    move |l| {
+                        let e = match l.lists[mt.idx()].pop_front() {
+                            Some(e) => e,
+                            None => self.pcp_refill_pop(mt, l)?,
+                        };
+                        l.count -= 1;
+                        l.events.pgalloc += 1;
+                        let pfn = Pfn(e.pfn as u64);
+                        self.state
+                            .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+                        Some(pfn)
+                    },
+                )
+            },
+        )
         .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner))
     }
 

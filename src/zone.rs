@@ -711,7 +711,7 @@ impl ZoneInner {
     /// unwinding).
     pub(crate) fn free_each(&self, blocks: impl Iterator<Item = (Pfn, Order)>) {
         let mut rest = FreeRest::new(self, blocks);
-        while let Some((pfn, order)) = rest.blocks.next() {
+        for (pfn, order) in rest.blocks.by_ref() {
             self.free_pages(pfn, order);
         }
     }
