@@ -6,13 +6,15 @@
 //!
 //! # Re-entry
 //! A hook is user code running in the middle of the allocator, so the allocator keeps a
-//! per-thread record of the window the thread is in ([`Frame`]) and checks it at every place
-//! where a call from the hook could take a lock or a pcp that the interrupted path holds (the
-//! zone lock, the pcp registry, this thread's pcp, a movable block's pin word, the
-//! `cma_mutex`). A call the window cannot allow panics with a message naming the window; it
-//! never reaches a second `&mut` to a pcp or waits on a lock its own thread holds. While the
-//! hook runs, the thread's cached pcp pointer is parked, so even the order-0 fast path goes
-//! through a checked slow path. Which window allows what is on [`RaceWindow`].
+//! per-thread record of the window the thread is in (`Frame`) and checks it wherever a call
+//! from the hook could reach something the interrupted path holds: this thread's pcp, the pcp
+//! registry (every pcp, in `drain_all_pages`), a movable block's pin word, the `cma_mutex`.
+//! The zone lock is never held at a window. While the hook runs, the thread's cached pcp
+//! pointer is parked, so even the order-0 fast path goes through the checked slow path; in the
+//! free-path windows that path leaves the pcp alone and serves the call from the buddy lists
+//! under the zone lock. A call that cannot be served that way panics, before it takes
+//! anything, with a message naming the window: it never reaches a second `&mut` to a pcp or
+//! waits on a lock its own thread holds. Which window allows what is on [`RaceWindow`].
 //!
 //! # Panics
 //! A hook may panic. Every path that calls one leaves the allocator whole when it unwinds: a
@@ -26,16 +28,14 @@ use core::cell::Cell;
 
 /// The racy points where a [`RaceHook`] is called.
 ///
-/// What a hook may do from each window, checked (a call the window does not allow panics
-/// with a message naming the window):
+/// What a hook may do from each window (checked: a call the window does not allow panics
+/// with a message naming the window, before it takes anything):
 ///
 /// | window | held by the interrupted path | the hook may call |
 /// | --- | --- | --- |
-/// | [`FreeBeforeZoneLock`](Self::FreeBeforeZoneLock) | a block in mid-free (maybe the `cma_mutex`) | nothing that takes a zone's locks or pcps: no allocation, free, drain, isolation, CMA, audit or `/proc` text, on any zone |
-/// | [`FreeBeforePcpAdd`](Self::FreeBeforePcpAdd) | a page in mid-free (maybe the `cma_mutex`) | as above |
-/// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp (its owner's, or every pcp and the pcp registry in `drain_all_pages`) | as above |
-/// | [`IsolateBetweenPageblocks`](Self::IsolateBetweenPageblocks) | no lock (the `cma_mutex` inside [`Cma::alloc`](crate::Cma::alloc)) | anything, except [`Cma::alloc`](crate::Cma::alloc) on the same zone when reached from inside `Cma::alloc` |
-/// | [`IsolateBeforeDrain`](Self::IsolateBeforeDrain) | as above | as above |
+/// | [`FreeBeforeZoneLock`](Self::FreeBeforeZoneLock), [`FreeBeforePcpAdd`](Self::FreeBeforePcpAdd) | a block in mid-free (and the `cma_mutex` inside [`Cma::alloc`](crate::Cma::alloc)) | allocations and frees on any zone: they bypass this thread's pcp and use the buddy lists under the zone lock. Not what walks every pcp — `drain_all_pages` (so also isolation, offline, an allocation that finds the zone empty), `audit`, `zoneinfo` — nor `Cma::alloc`, nor waiting on a movable block this thread is migrating: those panic |
+/// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp: its owner's, or every pcp and the pcp registry inside `drain_all_pages` | as above |
+/// | [`IsolateBetweenPageblocks`](Self::IsolateBetweenPageblocks), [`IsolateBeforeDrain`](Self::IsolateBeforeDrain) | no lock (the `cma_mutex` inside `Cma::alloc`) | anything, except `Cma::alloc` on the same zone when reached from inside `Cma::alloc` (the `cma_mutex` is not recursive) |
 ///
 /// Blocking, spinning and yielding are allowed everywhere (that is what hooks are for); a
 /// hook that blocks forever blocks its thread with whatever the table says is held.
@@ -61,9 +61,10 @@ pub enum RaceWindow {
 }
 
 impl RaceWindow {
-    /// Whether a hook called at this window may call into a zone (allocate, free, drain,
-    /// isolate, audit): only the isolation windows, which hold no zone lock or pcp.
-    pub const fn allows_zone_calls(self) -> bool {
+    /// Whether a hook called at this window may use its thread's pcp and walk every pcp
+    /// (`drain_all_pages`, isolation, `audit`): only the isolation windows, where the
+    /// interrupted path holds no pcp and no block in mid-free.
+    pub const fn allows_pcp_calls(self) -> bool {
         matches!(
             self,
             RaceWindow::IsolateBetweenPageblocks | RaceWindow::IsolateBeforeDrain
@@ -160,15 +161,22 @@ fn current_window() -> Option<RaceWindow> {
     WINDOW.try_with(Cell::get).ok().flatten()
 }
 
-/// Refuse a call into a zone (`what`) from a hook whose window does not allow it.
+/// The window whose hook the calling thread is running, if that window allows no pcp use
+/// (see [`RaceWindow::allows_pcp_calls`]): the pcp slow path then serves the call from the
+/// buddy lists instead.
+#[inline]
+pub(crate) fn pcp_barred() -> Option<RaceWindow> {
+    current_window().filter(|w| !w.allows_pcp_calls())
+}
+
+/// Refuse `what` (a call that walks every pcp, or waits on what the interrupted path may
+/// hold) from a hook whose window does not allow it. Called before `what` takes anything.
 ///
 /// # Panics
-/// If the calling thread is running a hook at a window that does not allow zone calls.
+/// If the calling thread is running a hook at such a window.
 #[inline]
 pub(crate) fn check_reentry(what: &str) {
-    if let Some(w) = current_window()
-        && !w.allows_zone_calls()
-    {
+    if let Some(w) = pcp_barred() {
         reentry_panic(w, what);
     }
 }
@@ -177,8 +185,8 @@ pub(crate) fn check_reentry(what: &str) {
 #[inline(never)]
 fn reentry_panic(w: RaceWindow, what: &str) -> ! {
     panic!(
-        "pagealloc: a RaceHook called {what} from RaceWindow::{w:?}, which does not allow calls \
-         into a zone (the interrupted path holds a block in mid-free or a pcp); see RaceWindow"
+        "pagealloc: a RaceHook called {what} from RaceWindow::{w:?}, where the interrupted \
+         path holds a pcp or a block in mid-free; see RaceWindow for what each window allows"
     )
 }
 

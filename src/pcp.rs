@@ -331,7 +331,8 @@ pub(crate) fn unpark_current(saved: ParkedCurrent) {
 impl ZoneInner {
     /// Run `f` with the calling thread's pcp for this zone (`this_cpu_ptr(zone->pageset)`),
     /// registering one on first use. `None` when the thread is exiting and its thread-locals
-    /// are gone (callers then bypass the pcp).
+    /// are gone, or is running a race hook at a window that bars pcp use (callers then bypass
+    /// the pcp).
     #[inline(always)]
     fn with_this_cpu_pcp<R>(&self, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
         #[cfg(not(loom))]
@@ -359,7 +360,11 @@ impl ZoneInner {
         local: &RefCell<LocalPcps>,
         f: impl FnOnce(&Pcp) -> R,
     ) -> Option<R> {
-        crate::hook::check_reentry("an order-0 allocation or free");
+        if crate::hook::pcp_barred().is_some() {
+            // A race hook at a free-path window: this thread's pcp (or every pcp) may be in
+            // use below it. Leave the pcps alone; the caller uses the buddy lists.
+            return None;
+        }
         let mut l = local.try_borrow_mut().ok()?;
         // Forget pcps of zones that are gone.
         l.entries.retain(|e| e.zone.strong_count() > 0);

@@ -306,32 +306,78 @@ fn expect_panic(f: impl FnOnce() + Send, expect: &[&str]) {
     }
 }
 
-/// A hook in a free-path window that allocates: refused with a panic naming the window, and
-/// the zone is whole afterwards (no second `&mut` to the pcp, no lock left held).
+/// Free-path windows (a block in mid-free, or a pcp held below the hook): a hook may
+/// allocate and free, served from the buddy lists without touching the pcp the interrupted
+/// path holds (no second `&mut` to it), and the interrupted free completes.
 #[test]
-fn hook_reentry_from_free_windows_panics_naming_the_window() {
+fn hooks_in_free_windows_may_allocate_and_free() {
     for (window, order) in [
         (RaceWindow::PcpBulkBeforeZoneLock, 0),
         (RaceWindow::FreeBeforePcpAdd, 0),
         (RaceWindow::FreeBeforeZoneLock, 2),
     ] {
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = calls.clone();
         let (z, hook) = scripted(small(0), window, true, move |z, _, _| {
-            let _p = z.alloc_pages(Order(order), Migratetype::Movable);
+            let mut a = z.alloc_pages(Order(0), Migratetype::Movable).unwrap();
+            let mut b = z.alloc_pages(Order(3), Migratetype::Unmovable).unwrap();
+            a.as_mut_slice().fill(1);
+            b.as_mut_slice().fill(2);
+            let pfn = z.alloc_pfn(Order(0), Migratetype::Reclaimable).unwrap();
+            z.free_pfn(pfn, Order(0)).unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
         });
-        expect_panic(
-            || {
+        std::thread::scope(|s| {
+            s.spawn(|| {
                 let held: Vec<_> = (0..16)
                     .map(|_| z.alloc_pages(Order(order), Migratetype::Movable).unwrap())
                     .collect();
                 hook.armed.store(true, Ordering::SeqCst);
                 drop(held);
-            },
-            &["RaceHook", &format!("RaceWindow::{window:?}")],
-        );
-        assert!(!hook.armed.load(Ordering::SeqCst), "{window:?} never fired");
-        let p = z.alloc_pages(Order(order), Migratetype::Movable).unwrap();
-        drop(p);
+            });
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{window:?}");
         all_free(&z);
+    }
+}
+
+/// Free-path windows: what walks every pcp (`drain_all_pages`, and so isolation and CMA),
+/// or would wait on itself, panics with a message naming the window, and the zone is whole
+/// afterwards (no lock left held, no page lost).
+#[test]
+fn hook_draining_from_free_windows_panics_naming_the_window() {
+    type Call = (&'static str, fn(&Zone));
+    let calls: [Call; 3] = [
+        ("drain_all_pages", |z| z.drain_all_pages()),
+        ("drain_all_pages", |z| {
+            let _ = z.set_migratetype_isolate(Pfn(2048));
+        }),
+        ("Cma::alloc", |z| {
+            let _ = z.cma().unwrap().alloc(1, Order(0));
+        }),
+    ];
+    for (window, order) in [
+        (RaceWindow::PcpBulkBeforeZoneLock, 0),
+        (RaceWindow::FreeBeforePcpAdd, 0),
+        (RaceWindow::FreeBeforeZoneLock, 2),
+    ] {
+        for (what, call) in calls {
+            let (z, hook) = scripted(small(4), window, true, move |z, _, _| call(z));
+            expect_panic(
+                || {
+                    let held: Vec<_> = (0..16)
+                        .map(|_| z.alloc_pages(Order(order), Migratetype::Movable).unwrap())
+                        .collect();
+                    hook.armed.store(true, Ordering::SeqCst);
+                    drop(held);
+                },
+                &["RaceHook", what, &format!("RaceWindow::{window:?}")],
+            );
+            assert!(!hook.armed.load(Ordering::SeqCst), "{window:?} never fired");
+            let p = z.alloc_pages(Order(order), Migratetype::Movable).unwrap();
+            drop(p);
+            all_free(&z);
+        }
     }
 }
 
