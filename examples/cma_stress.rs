@@ -1299,7 +1299,8 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     res.verify_errors += res.workers.verify_errors;
     res.parked_frees = park.map_or(0, |p| p.parked.load(Ordering::Relaxed));
     zone.drain_all_pages();
-    res.report = zone.audit();
+    // The final audit also checks full coalescing: every top-order block merged again.
+    res.report = zone.audit_coalescing();
     res.migrated = vmstat_value(&zone, "pgmigrate_success");
     res.elapsed = started.elapsed();
     if zone.nr_movable() != 0 {
@@ -1319,6 +1320,7 @@ fn json_run(r: &RunResult, args: &Args) -> String {
         concat!(
             "{{\"fixes\":\"{}\",\"cma_attempts\":{},\"cma_ok\":{},\"cma_busy\":{},",
             "\"migrated_pages\":{},\"drift_free\":{},\"drift_cma\":{},\"misplaced_blocks\":{},",
+            "\"unmerged_blocks\":{},",
             "\"audit_ok\":{},\"elapsed_ms\":{},\"free_pages_missed\":{},",
             "\"cma_free_pages_missed\":{},\"verify_errors\":{},\"cma_ms_max\":{:.3},",
             "\"worker_allocs\":{},\"worker_frees\":{},\"alloc_failures\":{},",
@@ -1334,6 +1336,7 @@ fn json_run(r: &RunResult, args: &Args) -> String {
         rep.drift_free,
         rep.drift_cma,
         rep.misplaced_blocks.len(),
+        rep.unmerged_blocks.len(),
         r.audit_ok(),
         r.elapsed.as_millis(),
         rep.drift_free.unsigned_abs(),

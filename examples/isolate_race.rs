@@ -720,7 +720,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         }
     }
     zone.drain_all_pages();
-    let report = zone.audit();
+    // The final audit also checks full coalescing: every top-order block merged again.
+    let report = zone.audit_coalescing();
     Ok(RunResult {
         fixes,
         seed,
@@ -765,7 +766,7 @@ fn run_json(r: &RunResult) -> String {
     let _ = write!(
         s,
         "{{\"fixes\":{},\"fixes_bits\":{},\"seed\":{},\"seconds\":{},\
-         \"drift_free\":{},\"drift_cma\":{},\"misplaced_blocks\":{},\"audit_ok\":{},\
+         \"drift_free\":{},\"drift_cma\":{},\"misplaced_blocks\":{},\"unmerged_blocks\":{},\"audit_ok\":{},\
          \"audit_errors\":{},\"clean\":{},\"must_be_clean\":{},\
          \"isolations\":{},\"isolate_failures\":{},\"tests_passed\":{},\"skipped_ranges\":{},\
          \"offlines\":{},\"offline_failures\":{},\"onlines\":{},\
@@ -780,6 +781,7 @@ fn run_json(r: &RunResult) -> String {
         rep.drift_free,
         rep.drift_cma,
         rep.misplaced_blocks.len(),
+        rep.unmerged_blocks.len(),
         rep.is_ok(),
         rep.errors.len(),
         r.clean(),

@@ -574,7 +574,8 @@ fn main() -> ExitCode {
     }
 
     zone.drain_all_pages();
-    let r = zone.audit();
+    // The final audit also checks full coalescing: every top-order block merged again.
+    let r = zone.audit_coalescing();
     audits += 1;
     max_abs_drift = max_abs_drift.max(r.drift_free.abs()).max(r.drift_cma.abs());
     let mut problems = final_problems(&r, zone.free_counters());
@@ -608,7 +609,7 @@ fn main() -> ExitCode {
 
     if args.json {
         println!(
-            "{{\"ops\":{},\"threads\":{},\"seconds\":{:.3},\"seed\":{},\"size_mib\":{},\"fixes\":{},\"audit_ok\":{},\"drift_free\":{},\"drift_cma\":{},\"max_abs_drift\":{},\"verify_errors\":{},\"audits\":{},\"audit_failures\":{},\"alloc_failures\":{},\"allocs\":{},\"frees\":{},\"cross_thread_frees\":{},\"true_free_pages\":{},\"managed_pages\":{},\"ok\":{}}}",
+            "{{\"ops\":{},\"threads\":{},\"seconds\":{:.3},\"seed\":{},\"size_mib\":{},\"fixes\":{},\"audit_ok\":{},\"drift_free\":{},\"drift_cma\":{},\"max_abs_drift\":{},\"verify_errors\":{},\"audits\":{},\"audit_failures\":{},\"alloc_failures\":{},\"allocs\":{},\"frees\":{},\"cross_thread_frees\":{},\"true_free_pages\":{},\"managed_pages\":{},\"unmerged_blocks\":{},\"ok\":{}}}",
             total.ops(),
             args.threads,
             elapsed,
@@ -628,6 +629,7 @@ fn main() -> ExitCode {
             total.cross_frees,
             r.true_free_pages,
             r.managed_pages,
+            r.unmerged_blocks.len(),
             ok,
         );
     }

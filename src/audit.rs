@@ -32,6 +32,19 @@ pub struct MisplacedBlock {
     pub pageblock: Migratetype,
 }
 
+/// A top-order block of a quiescent zone whose pages are all free on the buddy lists but do
+/// not form one free block (found by [`Zone::audit_coalescing`](crate::Zone::audit_coalescing)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmergedBlock {
+    /// Head of the top-order block.
+    pub pfn: Pfn,
+    /// The free blocks it is split into: head, order, the list each is on.
+    pub pieces: Vec<(Pfn, Order, Migratetype)>,
+    /// Why its first unmerged pair of free buddies did not merge, by the merge rules the
+    /// zone's fixes apply.
+    pub reason: String,
+}
+
 /// The result of [`Zone::audit`](crate::Zone::audit).
 #[derive(Clone, Debug, Default)]
 pub struct AuditReport {
@@ -71,15 +84,20 @@ pub struct AuditReport {
     pub isolate_pageblocks: u64,
     /// Structural errors (bad heads, overlaps, `nr_free` mismatches, conservation).
     pub errors: Vec<String>,
+    /// Top-order blocks that are entirely free but not merged (only filled by
+    /// [`Zone::audit_coalescing`](crate::Zone::audit_coalescing)).
+    pub unmerged_blocks: Vec<UnmergedBlock>,
 }
 
 impl AuditReport {
-    /// No drift, no misplaced block, no structural error.
+    /// No drift, no misplaced block, no structural error (and, when the coalescing check
+    /// ran, no unmerged top-order block).
     pub fn is_ok(&self) -> bool {
         self.drift_free == 0
             && self.drift_cma == 0
             && self.misplaced_blocks.is_empty()
             && self.errors.is_empty()
+            && self.unmerged_blocks.is_empty()
     }
 
     /// Whether buddy + pcp + allocated + offline pages add up to the managed pages.
@@ -127,6 +145,16 @@ impl fmt::Display for AuditReport {
                 m.pfn, m.order, m.list, m.pageblock
             )?;
         }
+        if let Some(u) = self.unmerged_blocks.first() {
+            write!(
+                f,
+                "; {} unmerged top-order blocks, first at {} in {} pieces: {}",
+                self.unmerged_blocks.len(),
+                u.pfn,
+                u.pieces.len(),
+                u.reason
+            )?;
+        }
         for e in self.errors.iter().take(8) {
             write!(f, "; {e}")?;
         }
@@ -148,8 +176,9 @@ enum Owner {
 }
 
 impl ZoneInner {
-    /// Recount everything with all locks held. See the module docs.
-    pub(crate) fn audit(&self) -> AuditReport {
+    /// Recount everything with all locks held. See the module docs. With `coalescing`, also
+    /// check that every entirely free top-order block is one free block.
+    pub(crate) fn audit(&self, coalescing: bool) -> AuditReport {
         self.pcps.with_all_locked(|pcps| {
             let zf = self.lock();
             let g = &self.geo;
@@ -285,6 +314,18 @@ impl ZoneInner {
                 ));
             }
 
+            if coalescing {
+                let top = g.max_order_nr_pages();
+                for head in (0..g.nr_pages).step_by(top as usize) {
+                    let all_buddy = owner[head as usize..(head + top) as usize]
+                        .iter()
+                        .all(|o| *o == Owner::Buddy);
+                    if all_buddy && zf.buddy_order(Pfn(head)) != Some(Order(g.max_order - 1)) {
+                        r.unmerged_blocks.push(self.unmerged(&zf, Pfn(head)));
+                    }
+                }
+            }
+
             r.drift_free = r.nr_free_pages - r.true_free_pages as i64;
             r.drift_cma = r.nr_free_cma_pages - r.true_free_cma_pages as i64;
             if !r.conservation_ok() {
@@ -300,6 +341,64 @@ impl ZoneInner {
             }
             r
         })
+    }
+
+    /// Describe the entirely free but split top-order block at `head`.
+    fn unmerged(&self, zf: &crate::zone::ZoneFree, head: Pfn) -> UnmergedBlock {
+        let g = &self.geo;
+        let end = head.add(g.max_order_nr_pages());
+        let mut pieces = Vec::new();
+        let mut p = head;
+        while p < end {
+            let Some(order) = zf.buddy_order(p) else {
+                p = p.add(1);
+                continue;
+            };
+            let list = Migratetype::from_u8(zf.page[p.idx()].list).unwrap_or(Migratetype::Isolate);
+            pieces.push((p, order, list));
+            p = p.add(order.nr_pages());
+        }
+        let pair = pieces
+            .iter()
+            .filter(|&&(a, o, _)| {
+                let b = Pfn(a.0 ^ o.nr_pages());
+                b > a && pieces.iter().any(|&(q, qo, _)| q == b && qo == o)
+            })
+            .min_by_key(|&&(_, o, _)| o);
+        let reason = match pair {
+            None => "its free blocks do not pair up as buddies".to_string(),
+            Some(&(a, o, _)) => {
+                let b = Pfn(a.0 ^ o.nr_pages());
+                let (ta, tb) = (self.pageblock.get(a), self.pageblock.get(b));
+                let above = o.0 >= g.pageblock_order;
+                if above
+                    && self.fixes.contains(crate::Fixes::NO_MIXED_MERGE)
+                    && ta != tb
+                    && !(ta.is_pcp_type() && tb.is_pcp_type())
+                {
+                    format!(
+                        "the {o} buddies at {a} and {b} lie in a {ta} and a {tb} pageblock, which \
+                         the 2022 rule (NO_MIXED_MERGE) never merges above pageblock_order"
+                    )
+                } else if above && self.fixes.contains(crate::Fixes::ISOLATE_MERGE_LIMIT) {
+                    format!(
+                        "the {o} buddies at {a} and {b} were not merged: a free capped at \
+                         pageblock_order while its pageblock was isolated (v3 patch 4's \
+                         ISOLATE_MERGE_LIMIT) stays split once the isolation is undone"
+                    )
+                } else {
+                    format!(
+                        "the {o} buddies at {a} ({ta} pageblock) and {b} ({tb}) are both free \
+                         but not merged, which no merge rule of these fixes explains"
+                    )
+                }
+            }
+        };
+        UnmergedBlock {
+            pfn: head,
+            pieces,
+            reason,
+        }
     }
 
     /// The type of a pageblock covered by the free block `(pfn, order)` on list `mt` that makes
@@ -399,7 +498,21 @@ impl crate::Zone {
     /// thread's thread-local destructors, so join explicitly (or drain) before expecting
     /// `pcp_pages == 0`.
     pub fn audit(&self) -> AuditReport {
-        self.inner.audit()
+        self.inner.audit(false)
+    }
+
+    /// [`audit`](Self::audit), plus the check that holds only of a quiescent zone (pcps
+    /// drained, nothing isolated; call [`drain_all_pages`](Self::drain_all_pages) first):
+    /// every top-order block whose pages are all free on the buddy lists is one free block of
+    /// the top order, so the whole zone can serve top-order allocations again once everything
+    /// is freed. Blocks that failed to merge are in
+    /// [`AuditReport::unmerged_blocks`], each with the rule that kept it apart.
+    ///
+    /// Under [`Fixes::SEED`](crate::Fixes::SEED) (v3 as posted) a free capped at
+    /// `pageblock_order` during an isolation stays split after it; every other preset
+    /// coalesces fully.
+    pub fn audit_coalescing(&self) -> AuditReport {
+        self.inner.audit(true)
     }
 }
 

@@ -63,7 +63,9 @@ pub struct ZoneConfig {
     /// pcp `high`/`batch`; `None` computes them as 3.17's `zone_batchsize` does.
     pub pcp: Option<PcpConfig>,
     /// Number of `Reserve` pageblocks; `None` computes 3.17's `min(2, roundup(min_wmark,
-    /// pageblock_nr_pages) >> pageblock_order)`.
+    /// pageblock_nr_pages) >> pageblock_order)`, or 0 when `fixes` has
+    /// [`Fixes::NO_RESERVE`] (4.4 and later have no `Reserve` pageblocks; a non-zero count is
+    /// then [`ConfigError::ReserveRemoved`](crate::ConfigError::ReserveRemoved)).
     pub reserve_pageblocks: Option<u64>,
     /// Which race fixes are on.
     pub fixes: Fixes,
@@ -184,7 +186,11 @@ impl ZoneConfig {
         let cma_pages = (self.cma_size / PAGE_SIZE) as u64;
         let nr_pageblocks = nr_pages >> self.pageblock_order;
         let reserve = match self.reserve_pageblocks {
+            Some(r) if r > 0 && self.fixes.contains(Fixes::NO_RESERVE) => {
+                return Err(ConfigError::ReserveRemoved { reserve: r });
+            }
             Some(r) => r,
+            None if self.fixes.contains(Fixes::NO_RESERVE) => 0,
             None => (wmark.min.div_ceil(pageblock_nr_pages)).min(2),
         }
         .min(nr_pageblocks - (cma_pages >> self.pageblock_order));

@@ -55,6 +55,12 @@ pub enum ConfigError {
         /// Requested `batch`.
         batch: u32,
     },
+    /// `reserve_pageblocks` asks for `Reserve` pageblocks with fixes that include
+    /// [`Fixes::NO_RESERVE`](crate::Fixes::NO_RESERVE) (kernels from 4.4 on have none).
+    ReserveRemoved {
+        /// The requested number of `Reserve` pageblocks.
+        reserve: u64,
+    },
     /// The side tables (page metadata) could not be allocated.
     MetadataAlloc {
         /// Bytes asked for.
@@ -101,6 +107,11 @@ impl fmt::Display for ConfigError {
                     "pcp batch {batch} must be in 1..=max(high, 1) (high {high})"
                 )
             }
+            ConfigError::ReserveRemoved { reserve } => write!(
+                f,
+                "{reserve} Reserve pageblocks requested, but the fixes include no-reserve \
+                 (MIGRATE_RESERVE was removed in 4.4)"
+            ),
             ConfigError::MetadataAlloc { bytes } => {
                 write!(f, "could not allocate {bytes} bytes of page metadata")
             }

@@ -14,10 +14,13 @@
 //! | [`Fixes::ISOLATE_HYGIENE`] | "freelist migratetype hygiene" (2024, v6.10) | isolation changes split a free block that straddles the pageblock (`move_freepages_block_isolate`), and blocks leaving or moving between free lists outside the alloc/free paths are counted by the list they were on (`account_freepages` at the freelist boundary) |
 //!
 //! | [`Fixes::ISOLATE_KEEPS_TYPE`] | "Make MIGRATE_ISOLATE a standalone bit" (2025) | isolation keeps the pageblock's type and un-isolation restores it, whatever type the caller passes |
+//! | [`Fixes::NO_RESERVE`] | 974a786e63c9 "mm, page_alloc: remove MIGRATE_RESERVE" (v4.4) | no static `Reserve` pageblocks: `setup_zone_migrate_reserve` is gone |
 //!
 //! Presets: [`Fixes::NONE`] (linux-next-20140826 / 3.17), [`Fixes::SEED`] (the four patches as
-//! posted in v3), [`Fixes::V3_18`] (as merged), [`Fixes::V4_6`] (3.18 + 2016), [`Fixes::ALL`]
-//! (+ 2022, 2024, 2025).
+//! posted in v3), [`Fixes::V3_18`] (as merged), [`Fixes::V4_6`] (3.18 + 2016, and 4.4's removal
+//! of `MIGRATE_RESERVE`), [`Fixes::ALL`] (+ 2022, 2024, 2025).
+//!
+//! The later presets have no `Reserve` pageblocks: see [`Fixes::NO_RESERVE`].
 //!
 //! Why `ALL` needs the later fixes: 3.18 + 2016 still double-counts a pageblock when a free block
 //! straddles two pageblocks of which only one is isolated (race R3c: isolating or un-isolating
@@ -64,10 +67,32 @@ impl Fixes {
     /// type, and un-isolating restores it instead of the caller's type (an undo after a failed
     /// isolation no longer turns CMA pageblocks Movable).
     pub const ISOLATE_KEEPS_TYPE: Fixes = Fixes(1 << 9);
+    /// 4.4, 974a786e63c9 "mm, page_alloc: remove MIGRATE_RESERVE": no `Reserve` pageblocks.
+    ///
+    /// 3.17 keeps up to two pageblocks typed `Reserve` (`setup_zone_migrate_reserve`, sized
+    /// from the min watermark), handed out only when everything else is exhausted. 4.4 removed
+    /// them in favour of high-order atomic reserves, taken on demand by high-order atomic
+    /// allocations and given back under pressure (0aaa29a56e4f,
+    /// `unreserve_highatomic_pageblock`). The presets that model kernels from 4.4 on
+    /// ([`V4_6`](Self::V4_6), [`ALL`](Self::ALL)) include this flag: no pageblock is ever
+    /// `Reserve`, and [`ZoneConfig::reserve_pageblocks`](crate::ZoneConfig::reserve_pageblocks)
+    /// must be `None` or `Some(0)`. It matters beyond fidelity: the 2022 merge rule
+    /// ([`NO_MIXED_MERGE`](Self::NO_MIXED_MERGE)) never lets a `Reserve` pageblock merge with a
+    /// `Movable` one above `pageblock_order`, so a static reserve of one pageblock beside a
+    /// `Movable` one would split its top-order block for good the first time it was split;
+    /// the kernel never ran the two together. This library has no atomic allocations, so no
+    /// high-atomic reserve is ever taken (and none needs giving back).
+    pub const NO_RESERVE: Fixes = Fixes(1 << 10);
 
     /// Linux 3.17 (linux-next-20140826): none of the fixes.
     pub const NONE: Fixes = Fixes(0);
     /// The v3 patchset as posted (26 Aug 2014).
+    ///
+    /// The one preset that does not always coalesce fully: a free capped at
+    /// `pageblock_order` while its pageblock is isolated ([`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT))
+    /// stays split from its buddy after the isolation is undone, as v3 had no re-free (v5's
+    /// [`UNSET_REFREE`](Self::UNSET_REFREE) added it);
+    /// [`Zone::audit_coalescing`](crate::Zone::audit_coalescing) reports such blocks.
     pub const SEED: Fixes = Fixes(
         Self::RECHECK_FREE_ONE_PAGE.0
             | Self::RECHECK_PCP_BULK.0
@@ -77,8 +102,9 @@ impl Fixes {
     /// The patches as merged for v3.18 (v5 plus review fixes).
     pub const V3_18: Fixes =
         Fixes(Self::SEED.0 | Self::RECHECK_ISOLATE_MT.0 | Self::UNSET_REFREE.0);
-    /// v3.18 plus the 2016 merge fix (what v4.6 shipped).
-    pub const V4_6: Fixes = Fixes(Self::V3_18.0 | Self::NO_ISOLATE_MERGE.0);
+    /// v3.18 plus the 2016 merge fix and 4.4's removal of `MIGRATE_RESERVE` (what v4.6
+    /// shipped).
+    pub const V4_6: Fixes = Fixes(Self::V3_18.0 | Self::NO_ISOLATE_MERGE.0 | Self::NO_RESERVE.0);
     /// Every fix: v4.6 plus the later isolation fixes (2022 merge rule, 2024 hygiene, 2025
     /// type-preserving isolation).
     pub const ALL: Fixes = Fixes(
@@ -88,7 +114,7 @@ impl Fixes {
             | Self::ISOLATE_KEEPS_TYPE.0,
     );
 
-    const NAMES: [(&'static str, Fixes); 10] = [
+    const NAMES: [(&'static str, Fixes); 11] = [
         ("recheck-free-one-page", Self::RECHECK_FREE_ONE_PAGE),
         ("recheck-isolate-mt", Self::RECHECK_ISOLATE_MT),
         ("recheck-pcp-bulk", Self::RECHECK_PCP_BULK),
@@ -99,6 +125,7 @@ impl Fixes {
         ("isolate-hygiene", Self::ISOLATE_HYGIENE),
         ("no-mixed-merge", Self::NO_MIXED_MERGE),
         ("isolate-keeps-type", Self::ISOLATE_KEEPS_TYPE),
+        ("no-reserve", Self::NO_RESERVE),
     ];
 
     const PRESETS: [(&'static str, Fixes); 5] = [

@@ -66,7 +66,7 @@ mod procfs;
 mod types;
 mod zone;
 
-pub use audit::{AuditReport, MisplacedBlock, PageState};
+pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages};
 pub use config::{
     Backend, CmaPolicy, Geometry, MAX_SUPPORTED_ORDER, PcpConfig, Watermarks, ZoneConfig,

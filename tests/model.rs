@@ -1,6 +1,9 @@
 //! Model-based property test: random sequences of allocator operations on a tiny geometry,
 //! checked after every step against a reference model of which pages are allocated, isolated
-//! and offline, and against a clean audit (all fixes on).
+//! and offline, and against a clean audit (all fixes on). Every sequence also runs under each
+//! other preset, where only the structure is checked per step (those presets drift and
+//! misplace blocks by design); under every preset, once everything is freed, the zone must
+//! coalesce fully (the coalescing audit), except for `SEED`'s documented merge limit.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (CI default 48; e.g. `PROPTEST_CASES=100000`
 //! for a long run). Failures shrink to a minimal sequence; keep found cases in
@@ -135,28 +138,52 @@ impl Model<'_> {
     }
 }
 
-fn zone() -> Zone {
+const PRESETS: [Fixes; 5] = [
+    Fixes::ALL,
+    Fixes::NONE,
+    Fixes::SEED,
+    Fixes::V3_18,
+    Fixes::V4_6,
+];
+
+fn zone(fixes: Fixes) -> Zone {
     Zone::new(ZoneConfig {
         max_order: 4,
         pageblock_order: 2,
         cma_size: (CMA_PAGES as usize) * PAGE_SIZE,
         cma_policy: CmaPolicy::Aggressive,
-        fixes: Fixes::ALL,
+        fixes,
+        // One Reserve pageblock beside a Movable one where the preset has a reserve (3.17's
+        // small-zone sizing), so merges across it are exercised.
+        reserve_pageblocks: Some(u64::from(!fixes.contains(Fixes::NO_RESERVE))),
         ..ZoneConfig::tiny(PAGES as usize)
     })
     .unwrap()
 }
 
-/// Every page's state agrees with the model; the audit is clean.
+/// Every page's state agrees with the model; the audit is clean (under `Fixes::ALL`; under
+/// the other presets, free of structural errors: drift and misplaced blocks are theirs).
 fn check(z: &Zone, m: &Model<'_>) -> Result<(), TestCaseError> {
     let r = z.audit();
-    prop_assert!(r.is_ok(), "audit: {}", r);
+    let exact = z.fixes() == Fixes::ALL;
+    if exact {
+        prop_assert!(r.is_ok(), "audit: {}", r);
+    } else {
+        prop_assert!(
+            r.errors
+                .iter()
+                .all(|e| e.starts_with("nr_isolate_pageblock")),
+            "{:?} audit: {}",
+            z.fixes(),
+            r
+        );
+    }
     let allocated = m.allocated();
     prop_assert_eq!(r.allocated_pages, allocated.len() as u64, "{}", r);
     let offline: u64 = m.offline.iter().map(|(a, b)| b.0 - a.0).sum();
     prop_assert_eq!(r.offline_pages, offline);
     let isolated_blocks: u64 = m.isolated.iter().map(|(a, b, _)| (b.0 - a.0) / PB).sum();
-    prop_assert_eq!(z.nr_isolate_pageblock(), isolated_blocks);
+    prop_assert!(!exact || z.nr_isolate_pageblock() == isolated_blocks);
     for p in 0..PAGES {
         let pfn = Pfn(p);
         let st = z.page_state(pfn).unwrap();
@@ -169,25 +196,39 @@ fn check(z: &Zone, m: &Model<'_>) -> Result<(), TestCaseError> {
             PageState::Offline => prop_assert!(off, "{p} offline, model says not"),
             PageState::Free { list, .. } => {
                 prop_assert!(!allocated.contains(&p) && !off, "{p} free, model says not");
-                prop_assert_eq!(
-                    list.is_isolate(),
-                    iso,
+                prop_assert!(
+                    !exact || list.is_isolate() == iso,
                     "{} free on {} list, isolated in model: {}",
                     p,
                     list,
                     iso
                 );
             }
-            PageState::Pcp => prop_assert!(!allocated.contains(&p) && !off && !iso),
+            PageState::Pcp => prop_assert!(!allocated.contains(&p) && !off && (!exact || !iso)),
             PageState::InFlight => prop_assert!(false, "{p} in flight with nothing running"),
         }
-        prop_assert_eq!(z.pageblock_migratetype(pfn).unwrap().is_isolate(), iso);
+        // Before the 2024 hygiene a block left on a counted list inside an isolated
+        // pageblock can be stolen by a fallback, which retypes the pageblock: exact presets
+        // only.
+        prop_assert!(!exact || z.pageblock_migratetype(pfn).unwrap().is_isolate() == iso);
     }
     Ok(())
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let z = zone();
+    for fixes in PRESETS {
+        run_with(ops.clone(), fixes)?;
+    }
+    Ok(())
+}
+
+fn run_with(ops: Vec<Op>, fixes: Fixes) -> Result<(), TestCaseError> {
+    let z = zone(fixes);
+    // Under the earlier presets a single-threaded sequence can already hit 3.17's R2 (pcp
+    // pages drained onto their cached lists after an isolation) and then retype an isolated
+    // pageblock through a fallback steal: what isolation calls return is checked against the
+    // model only under ALL.
+    let exact = fixes == Fixes::ALL;
     let mut m = Model {
         held: Vec::new(),
         cma: Vec::new(),
@@ -231,7 +272,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Drain => z.drain_all_pages(),
             Op::Isolate { at, n, top_aligned } => {
-                let unit = if top_aligned { TOP } else { PB };
+                // Single pageblocks only under ALL: before the 2024 hygiene a free block that
+                // straddles an isolated and a non-isolated pageblock is misplaced and can even
+                // retype the isolated one (R3c); the kernel's callers isolate top-order
+                // aligned ranges for that reason.
+                let unit = if top_aligned || fixes != Fixes::ALL {
+                    TOP
+                } else {
+                    PB
+                };
                 let at = at % (PAGES / unit);
                 let a = Pfn(at * unit);
                 let b = Pfn(((at + n) * unit).min(PAGES));
@@ -243,7 +292,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if types.len() == 1 {
                     let mt = *types.iter().next().unwrap();
                     let res = z.start_isolate_page_range(a, b, mt);
-                    if m.overlaps_isolated(a, b) {
+                    if exact && m.overlaps_isolated(a, b) {
                         prop_assert!(res.is_err());
                     }
                     if res.is_ok() {
@@ -269,7 +318,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let res = z.test_pages_isolated(a, b);
                     if busy || starts_in_tail {
                         prop_assert!(res.is_err());
-                    } else {
+                    } else if exact {
                         prop_assert!(res.is_ok(), "{:?}", res);
                     }
                 }
@@ -287,7 +336,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .any(|c| c.pfn() < b && a < c.pfn().add(c.count()))
                     || m.contig.iter().any(|&(p, n)| p < b && a < p.add(n));
                 let res = z.offline_pages(a, b);
-                if raw_inside || m.overlaps_isolated(a, b) || m.overlaps_offline(a, b) {
+                if raw_inside || (exact && m.overlaps_isolated(a, b)) || m.overlaps_offline(a, b) {
                     prop_assert!(res.is_err(), "offline of a busy range succeeded");
                 }
                 if res.is_ok() {
@@ -310,7 +359,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     mt
                 };
                 let res = z.alloc_contig_range(a, b, mt);
-                if m.overlaps_isolated(aligned.0, aligned.1) || m.overlaps_offline(a, b) {
+                if (exact && m.overlaps_isolated(aligned.0, aligned.1)) || m.overlaps_offline(a, b)
+                {
                     prop_assert!(res.is_err());
                 }
                 if res.is_ok() {
@@ -368,9 +418,38 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
     }
     z.drain_all_pages();
-    let r = z.audit();
-    prop_assert!(r.is_ok(), "{}", r);
-    prop_assert_eq!(r.true_free_pages, PAGES);
+    let r = z.audit_coalescing();
+    // 3.17's own inconsistency (a fallback retyping an isolated pageblock, see `check`) may
+    // leave nr_isolate_pageblock behind under the earlier presets; nothing else.
+    prop_assert!(
+        r.errors
+            .iter()
+            .all(|e| fixes != Fixes::ALL && e.starts_with("nr_isolate_pageblock")),
+        "{:?}: {}",
+        fixes,
+        r
+    );
+    prop_assert_eq!(
+        r.true_free_pages + r.isolated_free_pages,
+        PAGES,
+        "{:?}: {}",
+        fixes,
+        r
+    );
+    if fixes == Fixes::ALL {
+        prop_assert!(r.is_ok(), "{}", r);
+    }
+    for u in &r.unmerged_blocks {
+        // The one exception: v3 as posted caps an isolated free at pageblock_order and never
+        // re-frees it (tests/coalescing.rs).
+        prop_assert!(
+            fixes == Fixes::SEED && u.reason.contains("ISOLATE_MERGE_LIMIT"),
+            "{:?}: {} ({:?})",
+            fixes,
+            r,
+            u
+        );
+    }
     Ok(())
 }
 
