@@ -16,7 +16,7 @@
 
 use crate::page::state;
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
-use crate::zone::ZoneInner;
+use crate::zone::{ZoneFree, ZoneInner};
 use core::fmt;
 
 /// A free block on a list whose type disagrees with its pageblock(s).
@@ -185,13 +185,13 @@ impl ZoneInner {
             let n = g.nr_pages as usize;
             let mut owner = vec![Owner::None; n];
             let mut r = AuditReport {
-                nr_free_pages: zf.nr_free_pages,
-                nr_free_cma_pages: zf.nr_free_cma_pages,
-                nr_free: zf.nr_free.to_vec(),
+                nr_free_pages: zf.nr_free_pages(),
+                nr_free_cma_pages: zf.nr_free_cma_pages(),
+                nr_free: zf.nr_free().to_vec(),
                 free_blocks: vec![[0; MIGRATE_TYPES]; g.max_order as usize],
                 managed_pages: g.nr_pages,
-                nr_isolate_pageblock: zf.nr_isolate_pageblock,
-                offline_pages: zf.offline_pages,
+                nr_isolate_pageblock: zf.nr_isolate_pageblock(),
+                offline_pages: zf.offline_pages(),
                 ..AuditReport::default()
             };
             let mut claim = |r: &mut AuditReport, pfn: Pfn, pages: u64, who: Owner| {
@@ -228,7 +228,7 @@ impl ZoneInner {
                         if self.state.alloc_order(pfn).is_some() {
                             r.errors.push(format!("free head {pfn} is marked allocated"));
                         }
-                        if zf.page[pfn.idx()].list != mt as u8 {
+                        if zf.list_of(pfn) != mt {
                             r.errors.push(format!("free head {pfn} on the {mt} list records another list"));
                         }
                         let pages = order.nr_pages();
@@ -253,10 +253,10 @@ impl ZoneInner {
                     }
                 }
                 let found: u64 = r.free_blocks[order.0 as usize].iter().sum();
-                if found != zf.nr_free[order.0 as usize] {
+                if found != zf.nr_free()[order.0 as usize] {
                     r.errors.push(format!(
                         "free_area[{}].nr_free is {} but {} blocks are listed",
-                        order.0, zf.nr_free[order.0 as usize], found
+                        order.0, zf.nr_free()[order.0 as usize], found
                     ));
                 }
             }
@@ -344,7 +344,7 @@ impl ZoneInner {
     }
 
     /// Describe the entirely free but split top-order block at `head`.
-    fn unmerged(&self, zf: &crate::zone::ZoneFree, head: Pfn) -> UnmergedBlock {
+    fn unmerged(&self, zf: &ZoneFree, head: Pfn) -> UnmergedBlock {
         let g = &self.geo;
         let end = head.add(g.max_order_nr_pages());
         let mut pieces = Vec::new();
@@ -354,7 +354,7 @@ impl ZoneInner {
                 p = p.add(1);
                 continue;
             };
-            let list = Migratetype::from_u8(zf.page[p.idx()].list).unwrap_or(Migratetype::Isolate);
+            let list = zf.list_of(p);
             pieces.push((p, order, list));
             p = p.add(order.nr_pages());
         }
@@ -463,8 +463,7 @@ impl crate::Zone {
                 if let Some(order) = zf.buddy_order(head)
                     && order.0 >= o
                 {
-                    let list = Migratetype::from_u8(zf.page[head.idx()].list)
-                        .unwrap_or(Migratetype::Unmovable);
+                    let list = zf.list_of(head);
                     return PageState::Free { head, order, list };
                 }
                 if let Some(order) = z.state.alloc_order(head)
@@ -536,7 +535,7 @@ mod tests {
     #[test]
     fn counter_corruption_is_reported_as_drift() {
         let z = zone();
-        z.inner.lock().nr_free_pages += 3;
+        z.inner.lock().skew_for_test(3, 0, None);
         let r = z.audit();
         assert!(!r.is_ok());
         assert_eq!(r.drift_free, 3);
@@ -546,7 +545,7 @@ mod tests {
     #[test]
     fn nr_free_corruption_is_reported() {
         let z = zone();
-        z.inner.lock().nr_free[1] += 1;
+        z.inner.lock().skew_for_test(0, 0, Some(1));
         let r = z.audit();
         assert!(!r.is_ok());
         assert!(r.errors.iter().any(|e| e.contains("nr_free")), "{r}");
@@ -558,10 +557,7 @@ mod tests {
         {
             let mut zf = z.inner.lock();
             // Retype the pageblock of pfn 0 as Isolate without moving its free pages.
-            z.inner
-                .pageblock
-                .set(crate::Pfn(0), Migratetype::Isolate, &zf);
-            zf.nr_isolate_pageblock += 1;
+            zf.isolate_pageblock(crate::Pfn(0), Migratetype::Movable);
         }
         let r = z.audit();
         assert!(!r.misplaced_blocks.is_empty(), "{r}");
@@ -583,7 +579,7 @@ mod tests {
     #[test]
     fn report_message_names_the_drift() {
         let z = zone();
-        z.inner.lock().nr_free_cma_pages -= 2;
+        z.inner.lock().skew_for_test(0, -2, None);
         let r = z.audit();
         let msg = r.to_string();
         assert!(msg.contains("drift -2"), "{msg}");

@@ -385,7 +385,7 @@ impl<'z> Cma<'z> {
                         pfn,
                         count,
                     };
-                    z.lock().events.cma_alloc_success += 1;
+                    z.lock().events_mut().cma_alloc_success += 1;
                     return Ok(pages);
                 }
                 Err(e) => {
@@ -403,7 +403,7 @@ impl<'z> Cma<'z> {
                 }
             }
         }
-        z.lock().events.cma_alloc_fail += 1;
+        z.lock().events_mut().cma_alloc_fail += 1;
         Err(CmaError::NoSpace { last })
     }
 
@@ -470,12 +470,6 @@ pub struct CmaPages<'z> {
     pfn: Pfn,
     count: u64,
 }
-
-// SAFETY: a `CmaPages` owns its pages exclusively (the bitmap bits and the pages' held state
-// are this handle's until it drops or hands them over with `into_pfn`), like a `Box<[u8]>`.
-unsafe impl Send for CmaPages<'_> {}
-// SAFETY: `&CmaPages` only gives shared `&[u8]` access.
-unsafe impl Sync for CmaPages<'_> {}
 
 impl CmaPages<'_> {
     /// First pfn.

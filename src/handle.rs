@@ -15,14 +15,6 @@ pub struct Pages<'z> {
     order: Order,
 }
 
-// SAFETY: `Pages` owns its block exclusively (the allocator handed it out once, marked held,
-// and the pfn API refuses held blocks, so it comes back only through this handle's drop or
-// `into_pfn`), so moving it to another thread moves sole ownership of the bytes, like
-// `Box<[u8]>`.
-unsafe impl Send for Pages<'_> {}
-// SAFETY: `&Pages` gives only shared `&[u8]` access to the bytes; mutation needs `&mut Pages`.
-unsafe impl Sync for Pages<'_> {}
-
 impl<'z> Pages<'z> {
     pub(crate) fn new(zone: &'z Zone, pfn: Pfn, order: Order) -> Self {
         Pages { zone, pfn, order }

@@ -126,9 +126,9 @@ crate::sync::thread_local! {
 
 /// Call `hook` at `window`, recording the window for the re-entry checks. Skipped while the
 /// thread is panicking (cleanup runs without hooks) and during thread teardown, when the
-/// record cannot be kept.
-#[cold]
-#[inline(never)]
+/// record cannot be kept. The caller parks the thread's pcp cache around it (the zone's
+/// `race_window`).
+#[inline]
 pub(crate) fn call(hook: &dyn RaceHook, window: RaceWindow, pfn: Pfn) {
     if std::thread::panicking() {
         return;
@@ -136,22 +136,17 @@ pub(crate) fn call(hook: &dyn RaceHook, window: RaceWindow, pfn: Pfn) {
     let Ok(prev) = WINDOW.try_with(|w| w.replace(Some(window))) else {
         return;
     };
-    let _frame = Frame {
-        prev,
-        pcp: crate::pcp::park_current(),
-    };
+    let _frame = Frame { prev };
     hook.window(window, pfn);
 }
 
 /// A hook's record, restored when the hook returns or unwinds.
 struct Frame {
     prev: Option<RaceWindow>,
-    pcp: crate::pcp::ParkedCurrent,
 }
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        crate::pcp::unpark_current(self.pcp);
         let _ = WINDOW.try_with(|w| w.set(self.prev));
     }
 }

@@ -143,15 +143,14 @@ impl ZoneInner {
             if let Some(busy) = self.has_unmovable_pages(zf, block) {
                 return Err(IsolateError::Busy(busy));
             }
-            self.pageblock.set_isolate(block, old, zf);
-            zf.nr_isolate_pageblock += 1;
+            zf.isolate_pageblock(block, old);
             if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
                 // 2024: no free block straddles the pageblock boundary after this, and the
                 // move below counts each block by the list it leaves.
-                zf.split_large_buddy(self, block);
-                zf.move_freepages_block(self, block, Migratetype::Isolate);
+                zf.split_large_buddy(block);
+                zf.move_freepages_block(block, Migratetype::Isolate);
             } else {
-                let nr_pages = zf.move_freepages_block(self, block, Migratetype::Isolate);
+                let nr_pages = zf.move_freepages_block(block, Migratetype::Isolate);
                 zf.account(-(nr_pages as i64), old);
             }
             old
@@ -189,7 +188,7 @@ impl ZoneInner {
             let mt = restore(mt);
             let hygiene = self.fixes.contains(Fixes::ISOLATE_HYGIENE);
             if hygiene {
-                zf.split_large_buddy(self, block);
+                zf.split_large_buddy(block);
             }
             if self.fixes.contains(Fixes::UNSET_REFREE)
                 && let Some(order) = zf.buddy_order(block)
@@ -204,13 +203,12 @@ impl ZoneInner {
                 }
             }
             if refree.is_none() {
-                let nr_pages = zf.move_freepages_block(self, block, mt);
+                let nr_pages = zf.move_freepages_block(block, mt);
                 if !hygiene {
                     zf.account(nr_pages as i64, mt);
                 }
             }
-            self.pageblock.set(block, mt, zf);
-            zf.nr_isolate_pageblock -= 1;
+            zf.unisolate_pageblock(block, mt);
         }
         if let Some(order) = refree {
             self.free_pages_ok(block, order);
@@ -237,7 +235,7 @@ impl ZoneInner {
             while p < end {
                 let t = self.pageblock.get(p);
                 if !t.is_cma() && !t.is_isolate() {
-                    self.pageblock.set(p, Migratetype::Movable, zf);
+                    zf.set_pageblock_migratetype(p, Migratetype::Movable);
                 }
                 p = p.add(self.geo.pageblock_nr_pages);
             }
@@ -318,7 +316,7 @@ impl ZoneInner {
                 Some(order) => {
                     if !zf.get_freepage_migratetype(pfn).is_isolate() {
                         let last = pfn.add(order.nr_pages() - 1);
-                        zf.move_freepages(self, pfn, last, Migratetype::Isolate);
+                        zf.move_freepages(pfn, last, Migratetype::Isolate);
                     }
                     pfn = pfn.add(order.nr_pages());
                 }
@@ -360,14 +358,10 @@ impl ZoneInner {
             while pfn < end {
                 match zf.buddy_order(pfn) {
                     Some(order) => {
-                        if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
-                            zf.account_list(pfn, -(order.nr_pages() as i64));
-                        }
-                        zf.del_from_free_list(pfn, order);
+                        zf.offline_free_block(pfn, order);
                         for p in pfn.0..pfn.0 + order.nr_pages() {
                             self.state.set_offline(Pfn(p));
                         }
-                        zf.offline_pages += order.nr_pages();
                         pfn = pfn.add(order.nr_pages());
                     }
                     None => {
@@ -398,7 +392,7 @@ impl ZoneInner {
                 // Held by the onlining code until freed below.
                 self.state.set_alloc(Pfn(p), Order(0), false, Owner::Held);
             }
-            zf.offline_pages -= end.0 - start.0;
+            zf.online(end.0 - start.0);
         }
         self.free_each((start.0..end.0).map(|p| (Pfn(p), Order(0))));
         Ok(())
@@ -478,6 +472,6 @@ impl Zone {
 
     /// `zone->nr_isolate_pageblock`.
     pub fn nr_isolate_pageblock(&self) -> u64 {
-        self.inner.lock().nr_isolate_pageblock
+        self.inner.lock().nr_isolate_pageblock()
     }
 }

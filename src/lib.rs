@@ -60,7 +60,7 @@ mod hook;
 mod isolate;
 mod migrate;
 mod page;
-mod pageblock;
+
 mod pcp;
 mod procfs;
 mod types;
@@ -80,3 +80,17 @@ pub use types::{
     MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT, PAGE_SIZE, PageblockIdx, Pfn,
 };
 pub use zone::Zone;
+
+// The handles are `Send + Sync` like a `Box<[u8]>` (a block allocated on one thread may be
+// freed on another, where it goes to that thread's pcp, as in the kernel) and the zone is
+// shared by reference: derived by the compiler from their fields, asserted here so a change
+// that loses them fails to build. `Pinned` borrows a raw pointer and stays on its thread.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Zone>();
+    send_sync::<Pages<'static>>();
+    send_sync::<MovablePages<'static>>();
+    send_sync::<CmaPages<'static>>();
+    send_sync::<Cma<'static>>();
+    send_sync::<ZoneConfig>();
+};

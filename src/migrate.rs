@@ -136,7 +136,7 @@ impl ZoneInner {
                 Err(_) => {
                     tries += 1;
                     if tries >= MIGRATE_PIN_RETRIES {
-                        self.lock().events.pgmigrate_fail += 1;
+                        self.lock().events_mut().pgmigrate_fail += 1;
                         return Migrate::Busy;
                     }
                     crate::sync::yield_now();
@@ -162,7 +162,7 @@ impl ZoneInner {
             Ok(dst) => dst,
             Err(_) => {
                 slot.pin.store(UNPINNED, Ordering::Release);
-                self.lock().events.pgmigrate_fail += 1;
+                self.lock().events_mut().pgmigrate_fail += 1;
                 return Migrate::NoMemory;
             }
         };
@@ -181,7 +181,7 @@ impl ZoneInner {
         slot.pfn.store(dst.0, Ordering::Relaxed);
         slot.pin.store(UNPINNED, Ordering::Release);
         self.free_pages(pfn, order);
-        self.lock().events.pgmigrate_success += order.nr_pages();
+        self.lock().events_mut().pgmigrate_success += order.nr_pages();
         Migrate::Moved
     }
 
@@ -316,13 +316,6 @@ impl core::fmt::Debug for MovablePages<'_> {
             .finish()
     }
 }
-
-// SAFETY: a `MovablePages` owns its block (only reached through its slot, which the pin word
-// arbitrates between the owner and migrators), like a `Box<[u8]>`; moving it to another thread
-// moves that ownership.
-unsafe impl Send for MovablePages<'_> {}
-// SAFETY: `&MovablePages` exposes no bytes (pinning needs `&mut`), only the pfn and order.
-unsafe impl Sync for MovablePages<'_> {}
 
 /// A pinned movable block: its bytes, which cannot move while this guard lives.
 ///

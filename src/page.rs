@@ -4,7 +4,7 @@
 //!
 //! | table | fields | protected by |
 //! | --- | --- | --- |
-//! | [`PageMeta`] (inside the zone lock) | free-list links, `PageBuddy` flag, buddy order, `page->index` (the freepage migratetype cache) | the zone lock: it lives in [`ZoneFree`](crate::zone::ZoneFree) |
+//! | [`PageMeta`] (inside the zone lock) | free-list links, `PageBuddy` flag, buddy order, `page->index` (the freepage migratetype cache) | the zone lock: the buddy core's `ZoneFree` owns the table |
 //! | [`PageStates`] (atomics) | allocation state of block heads | transitions below |
 //!
 //! Pages sitting on a pcp list are not linked through [`PageMeta`]: the pcp's own lists hold
@@ -32,7 +32,7 @@
 //! 12 for [`PageMeta`], 1 for the state.
 
 use crate::sync::atomic::{AtomicU8, Ordering};
-use crate::types::{Order, Pfn};
+use crate::types::{Migratetype, Order, Pfn};
 
 /// "No page" in a list link.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -50,10 +50,10 @@ pub(crate) struct PageMeta {
     pub(crate) buddy: bool,
     /// `page->index`: the freepage migratetype cache, written where 3.17 writes it
     /// (`set_freepage_migratetype`) and stale everywhere else, as in the kernel.
-    pub(crate) index: u8,
+    pub(crate) index: Migratetype,
     /// The migratetype of the free list the block is on, meaningful when `buddy` is set
     /// (the kernel finds it by walking lists; kept here for `page_state` and the audit).
-    pub(crate) list: u8,
+    pub(crate) list: Migratetype,
 }
 
 impl PageMeta {
@@ -62,8 +62,8 @@ impl PageMeta {
         next: NIL,
         order: 0,
         buddy: false,
-        index: 0,
-        list: 0,
+        index: Migratetype::Unmovable,
+        list: Migratetype::Unmovable,
     };
 }
 

@@ -25,13 +25,12 @@
 //! branch ([`ZoneInner::rmqueue_pcp`]), `rmqueue_bulk`, `free_pcppages_bulk` (3.17 round-robin),
 //! `drain_pages`, `drain_all_pages`.
 
-use crate::fixes::Fixes;
 use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard, UnsafeCell, Weak};
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
-use crate::zone::{ZoneFree, ZoneInner};
+use crate::zone::{ZoneFree, ZoneInner, ZoneStat};
 use crossbeam_utils::CachePadded;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -94,8 +93,6 @@ pub(crate) struct Pcp {
 // session that holds `remote_lock` and has seen `in_use` false after its barrier; the protocol
 // above makes those accesses mutually exclusive, and `PcpLists` is `Send`.
 unsafe impl Sync for Pcp {}
-// SAFETY: all fields are `Send`; the `UnsafeCell`'s contents (`PcpLists`) are plain data.
-unsafe impl Send for Pcp {}
 
 /// Clears `in_use` when the owner's operation ends, also when it unwinds.
 struct InUse<'a>(&'a AtomicBool);
@@ -297,35 +294,41 @@ crate::sync::thread_local! {
     static LOCAL_PCPS: RefCell<LocalPcps> = RefCell::new(LocalPcps::default());
 }
 
-/// The fast path's pcp cache, parked while a race hook runs (see [`park_current`]).
+/// The fast path's pcp cache, parked while a race hook runs (see [`ParkedPcp`]).
 #[cfg(not(loom))]
-pub(crate) type ParkedCurrent = (u64, *const Pcp);
+type ParkedCurrent = (u64, *const Pcp);
 /// Under loom there is no cache to park.
 #[cfg(loom)]
-pub(crate) type ParkedCurrent = ();
+type ParkedCurrent = ();
 
-/// Clear the calling thread's fast-path pcp cache and return it, so that every pcp access
-/// made while a race hook runs goes through the slow path, where re-entry is checked.
-#[inline]
-pub(crate) fn park_current() -> ParkedCurrent {
-    #[cfg(not(loom))]
-    return CURRENT.replace((0, core::ptr::null()));
+/// The calling thread's fast-path pcp cache, cleared while this guard lives, so that every
+/// pcp access made while a race hook runs goes through the slow path, where re-entry is
+/// checked; restored when the hook returns or unwinds.
+///
+/// The cache is only a shortcut to `LOCAL_PCPS.entries[0]`; restoring an older value is sound
+/// whatever the hook did meanwhile: the pointer is used only when its zone id matches the zone
+/// being called, and a zone id belongs to a zone that is alive while its methods run (ids are
+/// never reused), whose registry keeps the pcp alive, and this thread still owns it (ownership
+/// is only released by `LocalPcps::drop`, at thread exit, which clears the cache after any hook
+/// has returned).
+pub(crate) struct ParkedPcp(ParkedCurrent);
+
+impl ParkedPcp {
+    #[inline]
+    pub(crate) fn new() -> ParkedPcp {
+        #[cfg(not(loom))]
+        return ParkedPcp(CURRENT.replace((0, core::ptr::null())));
+        #[cfg(loom)]
+        return ParkedPcp(());
+    }
 }
 
-/// Put back a cache taken by [`park_current`].
-///
-/// The cache is only a shortcut to `LOCAL_PCPS.entries[0]`; restoring an older value is
-/// sound whatever the hook did meanwhile: the pointer is used only when its zone id matches
-/// the zone being called, and a zone id belongs to a zone that is alive while its methods run
-/// (ids are never reused), whose registry keeps the pcp alive, and this thread still owns it
-/// (ownership is only released by `LocalPcps::drop`, at thread exit, which clears the cache
-/// after any hook has returned).
-#[inline]
-pub(crate) fn unpark_current(saved: ParkedCurrent) {
-    #[cfg(not(loom))]
-    CURRENT.set(saved);
-    #[cfg(loom)]
-    let () = saved;
+impl Drop for ParkedPcp {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        CURRENT.set(self.0);
+    }
 }
 
 impl ZoneInner {
@@ -481,7 +484,7 @@ impl ZoneInner {
         let zf = &mut *zf;
         let mut i = 0;
         while i < count {
-            let Some(pfn) = zf.rmqueue(self, Order(0), mt) else {
+            let Some(pfn) = zf.rmqueue(Order(0), mt) else {
                 break;
             };
             let cached = zf.get_freepage_migratetype(pfn);
@@ -490,11 +493,11 @@ impl ZoneInner {
                 mt: cached,
             });
             if cached.is_cma() {
-                zf.nr_free_cma_pages -= 1;
+                zf.mod_zone_page_state(ZoneStat::NrFreeCmaPages, -1);
             }
             i += 1;
         }
-        zf.nr_free_pages -= i as i64;
+        zf.mod_zone_page_state(ZoneStat::NrFreePages, -i64::from(i));
         i
     }
 
@@ -516,7 +519,6 @@ impl ZoneInner {
         if let Some(e) = l.lists.iter().find_map(|q| q.back()) {
             self.race_window(RaceWindow::PcpBulkBeforeZoneLock, Pfn(e.pfn as u64));
         }
-        let fixes = self.fixes;
         let mut zf = self.lock();
         let zf: &mut ZoneFree = &mut zf;
         let mut migratetype = 0usize;
@@ -538,27 +540,7 @@ impl ZoneInner {
                 batch_free = to_free;
             }
             while let Some(e) = l.lists[migratetype].pop_back() {
-                let pfn = Pfn(e.pfn as u64);
-                let mut mt = e.mt;
-                if fixes.contains(Fixes::RECHECK_PCP_BULK) && zf.nr_isolate_pageblock > 0 {
-                    mt = self.get_pageblock_migratetype(pfn);
-                }
-                zf.set_freepage_migratetype(pfn, e.mt);
-                zf.free_one_page_locked(self, pfn, Order(0), mt);
-                if !fixes.contains(Fixes::COUNT_AT_ENTRY) {
-                    if fixes.contains(Fixes::RECHECK_PCP_BULK) {
-                        // v3 patch 2 before patch 3: count by the chosen type.
-                        if !mt.is_isolate() {
-                            zf.account(1, mt);
-                        }
-                    } else if !self.get_pageblock_migratetype(pfn).is_isolate() {
-                        // 3.17: gate on the fresh pageblock type, CMA by the cached type.
-                        zf.nr_free_pages += 1;
-                        if mt.is_cma() {
-                            zf.nr_free_cma_pages += 1;
-                        }
-                    }
-                }
+                zf.free_pcppage(Pfn(e.pfn as u64), e.mt);
                 to_free -= 1;
                 batch_free -= 1;
                 if to_free == 0 || batch_free == 0 || l.lists[migratetype].is_empty() {

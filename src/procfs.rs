@@ -426,9 +426,9 @@ impl ZoneInner {
                 .collect();
             let zf = self.lock();
             Counters {
-                nr_free_pages: zf.nr_free_pages,
-                nr_free_cma_pages: zf.nr_free_cma_pages,
-                events: zf.events,
+                nr_free_pages: zf.nr_free_pages(),
+                nr_free_cma_pages: zf.nr_free_cma_pages(),
+                events: *zf.events(),
                 pcps,
             }
         })
@@ -477,7 +477,7 @@ impl crate::Zone {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn buddyinfo(&self) -> String {
-        let nr_free = self.inner.lock().nr_free.to_vec();
+        let nr_free = self.inner.lock().nr_free().to_vec();
         let zones = [FragZone {
             name: ZONE_NAME,
             nr_free,
@@ -804,8 +804,11 @@ Node 0, zone      DMA
     #[test]
     fn negative_free_counter_renders_as_zero() {
         let z = crate::Zone::new(crate::ZoneConfig::tiny(16)).unwrap();
-        z.inner.lock().nr_free_pages = -3;
-        z.inner.lock().nr_free_cma_pages = -1;
+        {
+            let mut zf = z.inner.lock();
+            let (f, c) = (zf.nr_free_pages(), zf.nr_free_cma_pages());
+            zf.skew_for_test(-3 - f, -1 - c, None);
+        }
         assert!(z.zoneinfo().contains("\n  pages free     0\n"));
         assert!(z.zoneinfo().contains("\n    nr_free_pages 0\n"));
         assert!(z.vmstat().starts_with("nr_free_pages 0\n"));

@@ -3,10 +3,11 @@
 //!
 //! | access | lock | ordering |
 //! | --- | --- | --- |
-//! | write (`set`) | the zone lock is held by every writer (isolation, stealing, init) | `Relaxed` store: the zone lock's release publishes it to readers that take the lock |
+//! | write (`set`, `set_isolate`) | the zone lock: the only writers are the buddy core's methods (`ZoneFree::set_pageblock_migratetype`, `isolate_pageblock`, `unisolate_pageblock`), which take `&mut ZoneFree` | `Relaxed` store: the zone lock's release publishes it to readers that take the lock |
 //! | read in the free paths (`get`) | **none**: the lockless read that is race R1 | `Relaxed` load: may be stale, as in the kernel |
 //! | re-read under the zone lock (the fixes) | zone lock | `Relaxed` load after the lock's acquire: sees the latest write |
 
+use crate::sync::Arc;
 use crate::sync::atomic::{AtomicU8, Ordering};
 use crate::types::{Migratetype, PageblockIdx, Pfn};
 
@@ -15,8 +16,12 @@ const SAVED_SHIFT: u8 = 4;
 
 /// The per-pageblock migratetype table: the type in the low 4 bits; while the type is
 /// `Isolate`, the high 4 bits keep the type it replaced.
+///
+/// A clone shares the table (the zone's lockless readers and the buddy core each hold one,
+/// with no extra indirection on the readers' path).
+#[derive(Clone, Debug)]
 pub(crate) struct PageblockFlags {
-    mt: Box<[AtomicU8]>,
+    mt: Arc<[AtomicU8]>,
     pageblock_order: u32,
 }
 
@@ -52,16 +57,16 @@ impl PageblockFlags {
         Migratetype::from_u8(v & TYPE_MASK).unwrap_or(Migratetype::Unmovable)
     }
 
-    /// `set_pageblock_migratetype`. Callers hold the zone lock (the `_locked` argument).
+    /// `set_pageblock_migratetype`: only through the buddy core, under the zone lock.
     #[inline]
-    pub(crate) fn set(&self, pfn: Pfn, mt: Migratetype, _locked: &crate::zone::ZoneFree) {
+    pub(super) fn set(&self, pfn: Pfn, mt: Migratetype) {
         self.mt[self.block_of(pfn).idx()].store(mt as u8, Ordering::Relaxed);
     }
 
     /// Set `Isolate`, remembering the type it replaces in the high bits (2025's standalone
     /// isolate bit; readers see `Isolate`).
     #[inline]
-    pub(crate) fn set_isolate(&self, pfn: Pfn, old: Migratetype, _locked: &crate::zone::ZoneFree) {
+    pub(super) fn set_isolate(&self, pfn: Pfn, old: Migratetype) {
         let v = Migratetype::Isolate as u8 | ((old as u8) << SAVED_SHIFT);
         self.mt[self.block_of(pfn).idx()].store(v, Ordering::Relaxed);
     }

@@ -1,0 +1,720 @@
+//! The buddy core: everything the zone lock protects — `free_area[order].free_list[mt]`,
+//! `nr_free`, the merge and split, the 3.17 allocation and fallback paths, and the exact
+//! `NR_FREE_PAGES` / `NR_FREE_CMA_PAGES` counters.
+//!
+//! # What it owns
+//! [`ZoneFree`], the value inside the zone lock: the free lists (intrusive, doubly linked
+//! through the [`PageMeta`] table with one sentinel per list, like `struct list_head`),
+//! `nr_free` per order, the two counters, `nr_isolate_pageblock`, the offlined page count, the
+//! zone-path event counts, and a [`BuddyCtx`] (geometry, fixes, the pageblock table) so its
+//! methods need nothing from the layers above. Its fields are private: the counters change
+//! only through [`ZoneFree::account`] (`__mod_zone_freepage_state`),
+//! [`ZoneFree::mod_zone_page_state`] and the named transitions below, which is what lets
+//! `audit()` trust nothing and recount. A method that needs the zone lock takes `&mut ZoneFree`:
+//! the Rust form of `lockdep_assert_held(&zone->lock)`. The pageblock table is written only
+//! through these methods, so every write happens under the lock.
+//!
+//! # Kernel functions mirrored (3.17 `mm/page_alloc.c` unless noted)
+//! | here | kernel |
+//! | --- | --- |
+//! | [`ZoneFree::free_one_page_locked`] | `__free_one_page` (merge loop, tail placement; patch 3 / patch 4 / 2016 / 2022 branches) |
+//! | [`ZoneFree::free_one_page_counted`] | `__free_one_page` + its caller's count in `free_one_page` |
+//! | [`ZoneFree::free_pcppage`] | one page of `free_pcppages_bulk`, with its count |
+//! | [`ZoneFree::expand`] | `expand` |
+//! | [`ZoneFree::rmqueue_smallest`] | `__rmqueue_smallest` |
+//! | [`ZoneFree::rmqueue_fallback`] | `__rmqueue_fallback` + `try_to_steal_freepages` |
+//! | [`ZoneFree::rmqueue`] | `__rmqueue` (+ the seed's \[3\] CMA interleave when configured) |
+//! | [`ZoneFree::move_freepages`] / [`ZoneFree::move_freepages_block`] | same names |
+//! | [`ZoneFree::account`] | `__mod_zone_freepage_state` |
+//! | [`ZoneFree::mod_zone_page_state`] | `__mod_zone_page_state` |
+//! | [`ZoneFree::split_large_buddy`] | 2024's `split_large_buddy` |
+//!
+//! # Invariants (checked by `Zone::audit`)
+//! `nr_free[o]` equals the number of blocks on the order-`o` lists; every free head is
+//! aligned, inside the zone, `buddy` with its order; with the fixes on, `NR_FREE_PAGES` equals
+//! the pages on non-`Isolate` lists and `NR_FREE_CMA_PAGES` the pages on `CMA` lists.
+
+use super::pageblock::PageblockFlags;
+use crate::config::{CmaPolicy, Geometry};
+use crate::error::ConfigError;
+use crate::fixes::Fixes;
+use crate::page::{NIL, PageMeta};
+use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
+
+/// What the buddy core needs to know about its zone: fixed at zone creation.
+#[derive(Debug)]
+pub(crate) struct BuddyCtx {
+    pub(crate) geo: Geometry,
+    pub(crate) fixes: Fixes,
+    pub(crate) cma_policy: CmaPolicy,
+    /// The pageblock table, shared with the lockless readers of the free paths.
+    pub(crate) pageblock: PageblockFlags,
+}
+
+/// The zone counters `mod_zone_page_state` changes (`enum zone_stat_item`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ZoneStat {
+    /// `NR_FREE_PAGES`.
+    NrFreePages,
+    /// `NR_FREE_CMA_PAGES`.
+    NrFreeCmaPages,
+}
+
+/// Event counters kept under the zone lock (the pcp keeps its own; `vmstat()` sums both).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ZoneEvents {
+    /// `pgalloc_normal` (pages) for allocations that bypass the pcp.
+    pub(crate) pgalloc: u64,
+    /// `pgfree` (pages) for frees that bypass the pcp.
+    pub(crate) pgfree: u64,
+    /// Blocks taken through `__rmqueue_fallback` (`pgalloc_extfrag` analogue).
+    pub(crate) extfrag: u64,
+    /// `cma_alloc_success`.
+    pub(crate) cma_alloc_success: u64,
+    /// `cma_alloc_fail`.
+    pub(crate) cma_alloc_fail: u64,
+    /// `pgmigrate_success`.
+    pub(crate) pgmigrate_success: u64,
+    /// `pgmigrate_fail`.
+    pub(crate) pgmigrate_fail: u64,
+}
+
+/// The seed's patchset \[3\] interleave state (`nr_try_movable`, `nr_try_cma`, and their
+/// maxima), under the zone lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CmaInterleave {
+    pub(crate) nr_try_movable: u64,
+    pub(crate) nr_try_cma: u64,
+    pub(crate) max_try_movable: u64,
+    pub(crate) max_try_cma: u64,
+}
+
+/// Everything the zone lock protects.
+#[derive(Debug)]
+pub(crate) struct ZoneFree {
+    /// Per-page metadata, followed by one sentinel per `(order, migratetype)` list.
+    page: Box<[PageMeta]>,
+    /// `free_area[order].nr_free`: blocks (not pages) of that order on all its lists.
+    nr_free: Box<[u64]>,
+    /// `NR_FREE_PAGES`.
+    nr_free_pages: i64,
+    /// `NR_FREE_CMA_PAGES`.
+    nr_free_cma_pages: i64,
+    /// `zone->nr_isolate_pageblock` (3.18): kept in every mode, read only by the fixes.
+    nr_isolate_pageblock: u64,
+    /// Pages taken off the free lists by memory offline.
+    offline_pages: u64,
+    /// Zone-path event counters.
+    events: ZoneEvents,
+    /// The CMA interleave state (aggressive policy only).
+    cma_try: CmaInterleave,
+    nr_pages: u32,
+    ctx: BuddyCtx,
+}
+
+impl ZoneFree {
+    /// Empty free lists for `ctx`'s geometry (the caller frees the pages in).
+    pub(crate) fn new(ctx: BuddyCtx) -> Result<ZoneFree, ConfigError> {
+        let geo = ctx.geo;
+        let n = geo.nr_pages as usize + geo.max_order as usize * MIGRATE_TYPES;
+        let mut page = Vec::new();
+        page.try_reserve_exact(n)
+            .map_err(|_| ConfigError::MetadataAlloc {
+                bytes: n * core::mem::size_of::<PageMeta>(),
+            })?;
+        page.resize(n, PageMeta::EMPTY);
+        let mut zf = ZoneFree {
+            page: page.into_boxed_slice(),
+            nr_free: vec![0; geo.max_order as usize].into_boxed_slice(),
+            nr_free_pages: 0,
+            nr_free_cma_pages: 0,
+            nr_isolate_pageblock: 0,
+            offline_pages: 0,
+            events: ZoneEvents::default(),
+            cma_try: CmaInterleave::default(),
+            nr_pages: geo.nr_pages as u32,
+            ctx,
+        };
+        for order in 0..geo.max_order {
+            for mt in Migratetype::ALL {
+                let s = zf.sentinel(Order(order), mt);
+                zf.page[s as usize].prev = s;
+                zf.page[s as usize].next = s;
+            }
+        }
+        Ok(zf)
+    }
+
+    // ---- reading the state (the audit, /proc, the upper layers) ----
+
+    /// `NR_FREE_PAGES`.
+    #[inline]
+    pub(crate) fn nr_free_pages(&self) -> i64 {
+        self.nr_free_pages
+    }
+
+    /// `NR_FREE_CMA_PAGES`.
+    #[inline]
+    pub(crate) fn nr_free_cma_pages(&self) -> i64 {
+        self.nr_free_cma_pages
+    }
+
+    /// `free_area[order].nr_free` for every order.
+    pub(crate) fn nr_free(&self) -> &[u64] {
+        &self.nr_free
+    }
+
+    /// `zone->nr_isolate_pageblock`.
+    #[inline]
+    pub(crate) fn nr_isolate_pageblock(&self) -> u64 {
+        self.nr_isolate_pageblock
+    }
+
+    /// Pages taken off the free lists by memory offline.
+    pub(crate) fn offline_pages(&self) -> u64 {
+        self.offline_pages
+    }
+
+    /// The zone-path event counts.
+    pub(crate) fn events(&self) -> &ZoneEvents {
+        &self.events
+    }
+
+    /// The zone-path event counts, to count an event.
+    pub(crate) fn events_mut(&mut self) -> &mut ZoneEvents {
+        &mut self.events
+    }
+
+    /// The list the free block headed by `pfn` is on (meaningful when it heads one).
+    #[inline]
+    pub(crate) fn list_of(&self, pfn: Pfn) -> Migratetype {
+        self.page[pfn.idx()].list
+    }
+
+    /// Corrupt the counters on purpose (the audit's own tests): `NR_FREE_PAGES += free`,
+    /// `NR_FREE_CMA_PAGES += cma`, and one more block counted in `nr_free[order]`.
+    #[cfg(test)]
+    pub(crate) fn skew_for_test(&mut self, free: i64, cma: i64, order: Option<usize>) {
+        self.nr_free_pages += free;
+        self.nr_free_cma_pages += cma;
+        if let Some(o) = order {
+            self.nr_free[o] += 1;
+        }
+    }
+
+    // ---- list primitives (struct list_head) ----
+
+    #[inline]
+    fn sentinel(&self, order: Order, mt: Migratetype) -> u32 {
+        self.nr_pages + order.0 * MIGRATE_TYPES as u32 + mt as u32
+    }
+
+    #[inline]
+    fn link_between(&mut self, node: u32, prev: u32, next: u32) {
+        self.page[node as usize].prev = prev;
+        self.page[node as usize].next = next;
+        self.page[prev as usize].next = node;
+        self.page[next as usize].prev = node;
+    }
+
+    #[inline]
+    fn list_del(&mut self, node: u32) {
+        let PageMeta { prev, next, .. } = self.page[node as usize];
+        debug_assert!(
+            prev != NIL && next != NIL,
+            "list_del of an unlinked page {node}"
+        );
+        self.page[prev as usize].next = next;
+        self.page[next as usize].prev = prev;
+        self.page[node as usize].prev = NIL;
+        self.page[node as usize].next = NIL;
+    }
+
+    /// The first block on `free_list[mt]` of `order`, if any.
+    #[inline]
+    pub(crate) fn list_first(&self, order: Order, mt: Migratetype) -> Option<Pfn> {
+        let s = self.sentinel(order, mt);
+        let n = self.page[s as usize].next;
+        (n != s).then_some(Pfn(n as u64))
+    }
+
+    /// Walk `free_list[mt]` of `order`, calling `f` with each head.
+    pub(crate) fn list_for_each(&self, order: Order, mt: Migratetype, mut f: impl FnMut(Pfn)) {
+        let s = self.sentinel(order, mt);
+        let mut n = self.page[s as usize].next;
+        let mut guard = 0u64;
+        while n != s {
+            f(Pfn(n as u64));
+            n = self.page[n as usize].next;
+            guard += 1;
+            if guard > self.nr_pages as u64 {
+                // A corrupted list (a cycle not through the sentinel); the audit reports it.
+                break;
+            }
+        }
+    }
+
+    // ---- buddy state ----
+
+    /// `page_is_buddy(page, buddy, order)`: the buddy heads a free block of exactly `order`.
+    #[inline]
+    pub(crate) fn page_is_buddy(&self, buddy: Pfn, order: Order) -> bool {
+        buddy.0 < self.nr_pages as u64 && {
+            let m = &self.page[buddy.idx()];
+            m.buddy && m.order as u32 == order.0
+        }
+    }
+
+    /// Whether `pfn` heads a free block (`PageBuddy`), and its order.
+    #[inline]
+    pub(crate) fn buddy_order(&self, pfn: Pfn) -> Option<Order> {
+        let m = &self.page[pfn.idx()];
+        m.buddy.then_some(Order(m.order as u32))
+    }
+
+    /// `list_add` / `list_add_tail` + `set_page_order` + `nr_free++`.
+    #[inline]
+    pub(crate) fn add_to_free_list(&mut self, pfn: Pfn, order: Order, mt: Migratetype, tail: bool) {
+        let s = self.sentinel(order, mt);
+        let node = pfn.0 as u32;
+        if tail {
+            let prev = self.page[s as usize].prev;
+            self.link_between(node, prev, s);
+        } else {
+            let next = self.page[s as usize].next;
+            self.link_between(node, s, next);
+        }
+        let m = &mut self.page[pfn.idx()];
+        m.buddy = true;
+        m.order = order.0 as u8;
+        m.list = mt;
+        self.nr_free[order.0 as usize] += 1;
+    }
+
+    /// `list_del` + `rmv_page_order` + `nr_free--`, from whatever list the block is on.
+    #[inline]
+    pub(crate) fn del_from_free_list(&mut self, pfn: Pfn, order: Order) {
+        debug_assert!(
+            self.page_is_buddy(pfn, order),
+            "{pfn} is not a free {order} block"
+        );
+        self.list_del(pfn.0 as u32);
+        self.page[pfn.idx()].buddy = false;
+        self.nr_free[order.0 as usize] -= 1;
+    }
+
+    /// Move a free block to the head of another list of the same order (`list_move`).
+    #[inline]
+    fn move_to_list(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
+        self.list_del(pfn.0 as u32);
+        self.page[pfn.idx()].list = mt;
+        let s = self.sentinel(order, mt);
+        let next = self.page[s as usize].next;
+        self.link_between(pfn.0 as u32, s, next);
+    }
+
+    /// `set_freepage_migratetype(page, mt)`: `page->index = mt`.
+    #[inline]
+    pub(crate) fn set_freepage_migratetype(&mut self, pfn: Pfn, mt: Migratetype) {
+        self.page[pfn.idx()].index = mt;
+    }
+
+    /// `get_freepage_migratetype(page)`.
+    #[inline]
+    pub(crate) fn get_freepage_migratetype(&self, pfn: Pfn) -> Migratetype {
+        self.page[pfn.idx()].index
+    }
+
+    /// `__mod_zone_freepage_state(zone, nr, mt)`: `NR_FREE_PAGES += nr`, and
+    /// `NR_FREE_CMA_PAGES += nr` when `mt` is CMA.
+    #[inline]
+    pub(crate) fn account(&mut self, nr: i64, mt: Migratetype) {
+        self.nr_free_pages += nr;
+        if mt.is_cma() {
+            self.nr_free_cma_pages += nr;
+        }
+    }
+
+    /// `__mod_zone_page_state(zone, item, delta)`.
+    #[inline]
+    pub(crate) fn mod_zone_page_state(&mut self, item: ZoneStat, delta: i64) {
+        match item {
+            ZoneStat::NrFreePages => self.nr_free_pages += delta,
+            ZoneStat::NrFreeCmaPages => self.nr_free_cma_pages += delta,
+        }
+    }
+
+    // ---- pageblock types and isolation (written only here, under the zone lock) ----
+
+    /// `set_pageblock_migratetype(page, mt)`.
+    #[inline]
+    pub(crate) fn set_pageblock_migratetype(&mut self, pfn: Pfn, mt: Migratetype) {
+        self.ctx.pageblock.set(pfn, mt);
+    }
+
+    /// 3.18's isolation of the pageblock holding `pfn`: type `Isolate` (remembering `old`),
+    /// `nr_isolate_pageblock++`.
+    pub(crate) fn isolate_pageblock(&mut self, pfn: Pfn, old: Migratetype) {
+        self.ctx.pageblock.set_isolate(pfn, old);
+        self.nr_isolate_pageblock += 1;
+    }
+
+    /// The end of an isolation: type `mt`, `nr_isolate_pageblock--`.
+    pub(crate) fn unisolate_pageblock(&mut self, pfn: Pfn, mt: Migratetype) {
+        self.ctx.pageblock.set(pfn, mt);
+        self.nr_isolate_pageblock -= 1;
+    }
+
+    // ---- memory offline ----
+
+    /// `__offline_isolated_pages` for one free block: off its list, uncounted (its pageblock
+    /// is isolated) except with [`Fixes::ISOLATE_HYGIENE`], which counts it out of the list it
+    /// leaves; its pages are offline from now on.
+    pub(crate) fn offline_free_block(&mut self, pfn: Pfn, order: Order) {
+        if self.ctx.fixes.contains(Fixes::ISOLATE_HYGIENE) {
+            self.account_list(pfn, -(order.nr_pages() as i64));
+        }
+        self.del_from_free_list(pfn, order);
+        self.offline_pages += order.nr_pages();
+    }
+
+    /// `online_pages`: `nr` offline pages are handed back (and freed by the caller).
+    pub(crate) fn online(&mut self, nr: u64) {
+        self.offline_pages -= nr;
+    }
+
+    // ---- freeing ----
+
+    /// `__free_one_page(page, pfn, zone, order, mt)`: merge with free buddies and put the
+    /// result on `free_list[mt]`.
+    ///
+    /// 3.17: no type check on the buddy (a merged buddy is taken off whatever list it is on,
+    /// uncounted), no accounting here. With [`Fixes::COUNT_AT_ENTRY`] the block is counted
+    /// once at entry (patch 3); with [`Fixes::ISOLATE_MERGE_LIMIT`] an `Isolate` free stops at
+    /// `pageblock_order` (patch 4, v3); with [`Fixes::NO_ISOLATE_MERGE`] or
+    /// [`Fixes::NO_MIXED_MERGE`] merging past `pageblock_order` is decided by
+    /// [`may_merge_past_pageblock`](Self::may_merge_past_pageblock).
+    pub(crate) fn free_one_page_locked(&mut self, mut pfn: Pfn, mut order: Order, mt: Migratetype) {
+        let fixes = self.ctx.fixes;
+        if fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
+            self.account(order.nr_pages() as i64, mt);
+        }
+        let top = self.ctx.geo.max_order;
+        debug_assert!(pfn.is_aligned(order) && order.0 < top);
+        let checked =
+            fixes.contains(Fixes::NO_ISOLATE_MERGE) || fixes.contains(Fixes::NO_MIXED_MERGE);
+        let mut max_order =
+            if checked || (fixes.contains(Fixes::ISOLATE_MERGE_LIMIT) && mt.is_isolate()) {
+                top.min(self.ctx.geo.pageblock_order + 1)
+            } else {
+                top
+            };
+        'continue_merging: loop {
+            while order.0 + 1 < max_order {
+                let buddy = Pfn(pfn.0 ^ order.nr_pages());
+                if !self.page_is_buddy(buddy, order) {
+                    break 'continue_merging;
+                }
+                self.del_from_free_list(buddy, order);
+                pfn = Pfn(pfn.0 & buddy.0);
+                order = Order(order.0 + 1);
+            }
+            // At pageblock_order (or above): one more level if the rule allows it.
+            if checked && max_order < top && self.may_merge_past_pageblock(pfn, order, mt) {
+                max_order += 1;
+                continue 'continue_merging;
+            }
+            break;
+        }
+        // done_merging. Tail placement: if the next-higher buddy is free, this block is likely
+        // to merge soon, so put it at the tail where it is allocated last.
+        let mut tail = false;
+        if order.0 + 2 < top {
+            let combined = Pfn(pfn.0 & !order.nr_pages());
+            let higher_buddy = Pfn(combined.0 ^ (order.nr_pages() << 1));
+            tail = self.page_is_buddy(higher_buddy, Order(order.0 + 1));
+        }
+        self.add_to_free_list(pfn, order, mt, tail);
+    }
+
+    /// Whether the block `(pfn, order)` of type `mt`, at `pageblock_order` or above, may merge
+    /// with its buddy's pageblock.
+    ///
+    /// d9dddbf55667 (2016): while a pageblock is isolated, not when exactly one of the two is
+    /// `Isolate`. 1dd214b8f21c (2022) widens it, always checked: different types merge only
+    /// when both are pcp types (CMA, Reserve and Isolate merge only with their own kind).
+    fn may_merge_past_pageblock(&self, pfn: Pfn, order: Order, mt: Migratetype) -> bool {
+        let buddy = Pfn(pfn.0 ^ order.nr_pages());
+        if buddy.0 >= self.nr_pages as u64 {
+            return true; // no buddy: the merge loop finds nothing to merge
+        }
+        let mixed = self.ctx.fixes.contains(Fixes::NO_MIXED_MERGE);
+        if !mixed && self.nr_isolate_pageblock == 0 {
+            return true;
+        }
+        let buddy_mt = self.ctx.pageblock.get(buddy);
+        if mt == buddy_mt {
+            return true;
+        }
+        if mixed {
+            mt.is_pcp_type() && buddy_mt.is_pcp_type()
+        } else {
+            !mt.is_isolate() && !buddy_mt.is_isolate()
+        }
+    }
+
+    /// `__free_one_page` followed by its caller's count, as `free_one_page` does: the block is
+    /// counted once, by `mt`, unless `mt` is `Isolate` — at entry with
+    /// [`Fixes::COUNT_AT_ENTRY`] (patch 3), after the merge without it (3.17).
+    pub(crate) fn free_one_page_counted(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
+        self.free_one_page_locked(pfn, order, mt);
+        if !self.ctx.fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
+            self.account(order.nr_pages() as i64, mt);
+        }
+    }
+
+    /// One page of `free_pcppages_bulk`: `cached` is the type the page took onto the pcp.
+    ///
+    /// 3.17 frees it to `cached`'s list and counts it when its pageblock is *now* not
+    /// `Isolate` (CMA by the cached type): race R2. Patch 2 ([`Fixes::RECHECK_PCP_BULK`])
+    /// re-reads the pageblock type while a pageblock is isolated and frees and counts by it.
+    /// Patch 3 counts at entry.
+    pub(crate) fn free_pcppage(&mut self, pfn: Pfn, cached: Migratetype) {
+        let fixes = self.ctx.fixes;
+        let mut mt = cached;
+        if fixes.contains(Fixes::RECHECK_PCP_BULK) && self.nr_isolate_pageblock > 0 {
+            mt = self.ctx.pageblock.get(pfn);
+        }
+        self.set_freepage_migratetype(pfn, cached);
+        if fixes.contains(Fixes::COUNT_AT_ENTRY) || fixes.contains(Fixes::RECHECK_PCP_BULK) {
+            // v3 patch 2 before patch 3 already counts by the chosen type.
+            self.free_one_page_counted(pfn, Order(0), mt);
+            return;
+        }
+        self.free_one_page_locked(pfn, Order(0), mt);
+        if !self.ctx.pageblock.get(pfn).is_isolate() {
+            self.mod_zone_page_state(ZoneStat::NrFreePages, 1);
+            if mt.is_cma() {
+                self.mod_zone_page_state(ZoneStat::NrFreeCmaPages, 1);
+            }
+        }
+    }
+
+    // ---- allocation ----
+
+    /// `expand()`: split a block of `high` down to `low`, putting the upper halves on
+    /// `free_list[mt]`. Does not set `page->index` on the halves (as 3.17).
+    pub(crate) fn expand(&mut self, pfn: Pfn, low: Order, high: Order, mt: Migratetype) {
+        let mut h = high.0;
+        while h > low.0 {
+            h -= 1;
+            let half = pfn.add(1u64 << h);
+            self.add_to_free_list(half, Order(h), mt, false);
+        }
+    }
+
+    /// `__rmqueue_smallest(zone, order, mt)`.
+    pub(crate) fn rmqueue_smallest(&mut self, order: Order, mt: Migratetype) -> Option<Pfn> {
+        for cur in order.0..self.ctx.geo.max_order {
+            if let Some(pfn) = self.list_first(Order(cur), mt) {
+                self.del_from_free_list(pfn, Order(cur));
+                self.expand(pfn, order, Order(cur), mt);
+                self.set_freepage_migratetype(pfn, mt);
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// `move_freepages(zone, start, end, mt)`: move every free block whose head lies in
+    /// `[start, end]` to `free_list[mt]`, set its `page->index`, and return the pages moved.
+    /// 3.17: no accounting, and no look at which list a block was on (callers account the
+    /// total by a type they believe). With [`Fixes::ISOLATE_HYGIENE`] each block is counted
+    /// out of the list it leaves and into the one it joins (2024's `move_to_free_list`), and
+    /// callers do not account.
+    pub(crate) fn move_freepages(&mut self, start: Pfn, end: Pfn, mt: Migratetype) -> u64 {
+        let hygiene = self.ctx.fixes.contains(Fixes::ISOLATE_HYGIENE);
+        let mut moved = 0;
+        let mut pfn = start;
+        while pfn <= end {
+            match self.buddy_order(pfn) {
+                Some(order) => {
+                    if hygiene {
+                        self.account_list(pfn, -(order.nr_pages() as i64));
+                        if !mt.is_isolate() {
+                            self.account(order.nr_pages() as i64, mt);
+                        }
+                    }
+                    self.move_to_list(pfn, order, mt);
+                    self.set_freepage_migratetype(pfn, mt);
+                    pfn = pfn.add(order.nr_pages());
+                    moved += order.nr_pages();
+                }
+                None => pfn = pfn.add(1),
+            }
+        }
+        moved
+    }
+
+    /// `move_freepages_block(zone, page, mt)`: [`move_freepages`](Self::move_freepages) over
+    /// the pageblock holding `pfn`.
+    pub(crate) fn move_freepages_block(&mut self, pfn: Pfn, mt: Migratetype) -> u64 {
+        let start = Pfn(pfn.0 & !(self.ctx.geo.pageblock_nr_pages - 1));
+        let end = start.add(self.ctx.geo.pageblock_nr_pages - 1);
+        self.move_freepages(start, end, mt)
+    }
+
+    /// Account `nr` pages by the list the free block at `pfn` is on (nothing for `Isolate`):
+    /// 2024's `account_freepages` at the freelist boundary.
+    pub(crate) fn account_list(&mut self, pfn: Pfn, nr: i64) {
+        let list = self.page[pfn.idx()].list;
+        if !list.is_isolate() {
+            self.account(nr, list);
+        }
+    }
+
+    /// 2024's `find_large_buddy` + `split_large_buddy`: if a free block larger than a
+    /// pageblock covers the pageblock at `block`, take it off its list (counted out by that
+    /// list) and free it again as pageblock-sized blocks, each on the list of its own
+    /// pageblock's type (counted in unless `Isolate`), without merging.
+    pub(crate) fn split_large_buddy(&mut self, block: Pfn) {
+        let pb = self.ctx.geo.pageblock_order;
+        let Some((head, order)) = (pb + 1..self.ctx.geo.max_order).find_map(|o| {
+            let head = Pfn(block.0 & !((1u64 << o) - 1));
+            self.buddy_order(head)
+                .filter(|k| k.0 >= o)
+                .map(|k| (head, k))
+        }) else {
+            return;
+        };
+        self.account_list(head, -(order.nr_pages() as i64));
+        self.del_from_free_list(head, order);
+        let mut chunk = head;
+        while chunk < head.add(order.nr_pages()) {
+            let mt = self.ctx.pageblock.get(chunk);
+            self.add_to_free_list(chunk, Order(pb), mt, false);
+            self.set_freepage_migratetype(chunk, mt);
+            if !mt.is_isolate() {
+                self.account(1i64 << pb, mt);
+            }
+            chunk = chunk.add(1u64 << pb);
+        }
+    }
+
+    /// `try_to_steal_freepages(zone, page, start_type, fallback_type)` (3.17).
+    fn try_to_steal_freepages(
+        &mut self,
+        pfn: Pfn,
+        order: Order,
+        start_type: Migratetype,
+        fallback_type: Migratetype,
+    ) -> Migratetype {
+        if fallback_type.is_cma() {
+            return fallback_type;
+        }
+        let pb = self.ctx.geo.pageblock_order;
+        if order.0 >= pb {
+            // change_pageblock_range
+            let mut p = pfn;
+            let end = pfn.add(order.nr_pages());
+            while p < end {
+                self.set_pageblock_migratetype(p, start_type);
+                p = p.add(self.ctx.geo.pageblock_nr_pages);
+            }
+            return start_type;
+        }
+        if order.0 >= pb / 2 || start_type == Migratetype::Reclaimable {
+            let pages = self.move_freepages_block(pfn, start_type);
+            if pages >= (1u64 << pb) >> 1 {
+                self.set_pageblock_migratetype(pfn, start_type);
+                return start_type;
+            }
+        }
+        fallback_type
+    }
+
+    /// `__rmqueue_fallback(zone, order, start_migratetype)` (3.17): the largest block from the
+    /// first fallback type that has one.
+    pub(crate) fn rmqueue_fallback(&mut self, order: Order, start: Migratetype) -> Option<Pfn> {
+        for cur in (order.0..self.ctx.geo.max_order).rev() {
+            for &fallback in start.fallbacks() {
+                let Some(pfn) = self.list_first(Order(cur), fallback) else {
+                    continue;
+                };
+                let new_type = self.try_to_steal_freepages(pfn, Order(cur), start, fallback);
+                self.del_from_free_list(pfn, Order(cur));
+                self.expand(pfn, order, Order(cur), new_type);
+                self.set_freepage_migratetype(pfn, new_type);
+                self.events.extfrag += 1;
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// The seed's patchset \[3\] `__rmqueue_cma`: for Movable requests on a zone with CMA,
+    /// alternate runs on the normal and the CMA lists. `None` means "use the normal path".
+    fn rmqueue_cma(&mut self, order: Order) -> Option<Pfn> {
+        let n = order.nr_pages();
+        if self.cma_try.nr_try_movable == 0 && self.cma_try.nr_try_cma == 0 {
+            self.adjust_cma_interleave();
+        }
+        if self.cma_try.nr_try_movable > 0 {
+            self.cma_try.nr_try_movable = self.cma_try.nr_try_movable.saturating_sub(n);
+            return None;
+        }
+        if self.cma_try.nr_try_cma > 0 {
+            self.cma_try.nr_try_cma = self.cma_try.nr_try_cma.saturating_sub(n);
+            let page = self.rmqueue_smallest(order, Migratetype::Cma);
+            if page.is_none() && order.0 == 0 {
+                self.cma_try.nr_try_cma = 0;
+            }
+            return page;
+        }
+        None
+    }
+
+    /// `adjust_managed_cma_page_count`: refill the interleave budgets in proportion to free
+    /// normal vs free CMA pages, each run at least a pageblock.
+    fn adjust_cma_interleave(&mut self) {
+        let pb = self.ctx.geo.pageblock_nr_pages;
+        let cma = self.nr_free_cma_pages.max(0) as u64;
+        let movable = (self.nr_free_pages.max(0) as u64)
+            .saturating_sub(cma)
+            .saturating_sub(self.ctx.geo.wmark.high);
+        let t = &mut self.cma_try;
+        if cma == 0 {
+            t.max_try_movable = pb;
+            t.max_try_cma = 0;
+        } else if movable > cma {
+            t.max_try_movable = movable * pb / cma;
+            t.max_try_cma = pb;
+        } else {
+            t.max_try_movable = pb;
+            t.max_try_cma = (cma * pb).checked_div(movable).unwrap_or(pb);
+        }
+        t.nr_try_movable = t.max_try_movable;
+        t.nr_try_cma = t.max_try_cma;
+    }
+
+    /// `__rmqueue(zone, order, mt)`: the type's own lists, then the fallbacks, then Reserve.
+    pub(crate) fn rmqueue(&mut self, order: Order, mt: Migratetype) -> Option<Pfn> {
+        if mt == Migratetype::Movable
+            && self.ctx.cma_policy == CmaPolicy::Aggressive
+            && self.ctx.geo.cma_pages > 0
+            && let Some(pfn) = self.rmqueue_cma(order)
+        {
+            return Some(pfn);
+        }
+        if let Some(pfn) = self.rmqueue_smallest(order, mt) {
+            return Some(pfn);
+        }
+        if mt != Migratetype::Reserve {
+            if let Some(pfn) = self.rmqueue_fallback(order, mt) {
+                return Some(pfn);
+            }
+            return self.rmqueue_smallest(order, Migratetype::Reserve);
+        }
+        None
+    }
+}
