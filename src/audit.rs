@@ -15,7 +15,8 @@
 //! - conservation: buddy-free + pcp-cached + allocated + offline == managed pages.
 
 use crate::page::state;
-use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
+use crate::pcp::RemotePcp;
+use crate::types::{MIGRATE_TYPES, Migratetype, Order, PageblockIdx, Pfn};
 use crate::zone::{ZoneFree, ZoneInner};
 use core::fmt;
 
@@ -175,6 +176,32 @@ enum Owner {
     Offline,
 }
 
+/// Who holds each page, as the audit finds them; a page found twice is an error.
+struct Census {
+    owner: Vec<Owner>,
+}
+
+impl Census {
+    fn claim(&mut self, r: &mut AuditReport, pfn: Pfn, pages: u64, who: Owner) {
+        let end = (pfn.0 + pages).min(self.owner.len() as u64);
+        for p in pfn.0..end {
+            let o = &mut self.owner[p as usize];
+            if *o != Owner::None && r.errors.len() < 64 {
+                r.errors
+                    .push(format!("pfn {p:#x} is both {o:?} and {who:?}"));
+            }
+            *o = who;
+        }
+    }
+
+    /// Whether every page of `[pfn, pfn + pages)` is in a free block.
+    fn all_buddy(&self, pfn: Pfn, pages: u64) -> bool {
+        self.owner[pfn.idx()..(pfn.0 + pages) as usize]
+            .iter()
+            .all(|o| *o == Owner::Buddy)
+    }
+}
+
 impl ZoneInner {
     /// Recount everything with all locks held. See the module docs. With `coalescing`, also
     /// check that every entirely free top-order block is one free block.
@@ -182,8 +209,9 @@ impl ZoneInner {
         self.pcps.with_all_locked(|pcps| {
             let zf = self.lock();
             let g = &self.geo;
-            let n = g.nr_pages as usize;
-            let mut owner = vec![Owner::None; n];
+            let mut census = Census {
+                owner: vec![Owner::None; g.nr_pages as usize],
+            };
             let mut r = AuditReport {
                 nr_free_pages: zf.nr_free_pages(),
                 nr_free_cma_pages: zf.nr_free_cma_pages(),
@@ -194,138 +222,13 @@ impl ZoneInner {
                 offline_pages: zf.offline_pages(),
                 ..AuditReport::default()
             };
-            let mut claim = |r: &mut AuditReport, pfn: Pfn, pages: u64, who: Owner| {
-                for p in pfn.0..(pfn.0 + pages).min(g.nr_pages) {
-                    let o = &mut owner[p as usize];
-                    if *o != Owner::None && r.errors.len() < 64 {
-                        r.errors.push(format!("pfn {p:#x} is both {o:?} and {who:?}"));
-                    }
-                    *o = who;
-                }
-            };
-
-            // Free lists.
-            for order in 0..g.max_order {
-                let order = Order(order);
-                for mt in Migratetype::ALL {
-                    let mut heads = Vec::new();
-                    zf.list_for_each(order, mt, |pfn| heads.push(pfn));
-                    for pfn in heads {
-                        r.free_blocks[order.0 as usize][mt.idx()] += 1;
-                        if pfn.0 >= g.nr_pages {
-                            r.errors.push(format!("free head {pfn} outside the zone"));
-                            continue;
-                        }
-                        if !pfn.is_aligned(order) {
-                            r.errors.push(format!("free head {pfn} not aligned to {order}"));
-                        }
-                        if zf.buddy_order(pfn) != Some(order) {
-                            r.errors.push(format!(
-                                "{pfn} on an {order} list but PageBuddy/order say {:?}",
-                                zf.buddy_order(pfn)
-                            ));
-                        }
-                        if self.state.alloc_order(pfn).is_some() {
-                            r.errors.push(format!("free head {pfn} is marked allocated"));
-                        }
-                        if zf.list_of(pfn) != mt {
-                            r.errors.push(format!("free head {pfn} on the {mt} list records another list"));
-                        }
-                        let pages = order.nr_pages();
-                        r.free_pages_by_type[mt.idx()] += pages;
-                        if mt.is_isolate() {
-                            r.isolated_free_pages += pages;
-                        } else {
-                            r.true_free_pages += pages;
-                        }
-                        if mt.is_cma() {
-                            r.true_free_cma_pages += pages;
-                        }
-                        claim(&mut r, pfn, pages, Owner::Buddy);
-                        if let Some(pb) = self.misplaced(pfn, order, mt) {
-                            r.misplaced_blocks.push(MisplacedBlock {
-                                pfn,
-                                order,
-                                list: mt,
-                                pageblock: pb,
-                            });
-                        }
-                    }
-                }
-                let found: u64 = r.free_blocks[order.0 as usize].iter().sum();
-                if found != zf.nr_free()[order.0 as usize] {
-                    r.errors.push(format!(
-                        "free_area[{}].nr_free is {} but {} blocks are listed",
-                        order.0, zf.nr_free()[order.0 as usize], found
-                    ));
-                }
-            }
-
-            // pcp lists.
-            for session in pcps.iter_mut() {
-                session.with(|l| {
-                let listed: usize = l.lists.iter().map(|q| q.len()).sum();
-                if listed != l.count as usize {
-                    r.errors.push(format!("pcp count {} but {} pages listed", l.count, listed));
-                }
-                for q in &l.lists {
-                    for e in q {
-                        let pfn = Pfn(e.pfn as u64);
-                        if pfn.0 >= g.nr_pages {
-                            r.errors.push(format!("pcp page {pfn} outside the zone"));
-                            continue;
-                        }
-                        if self.state.alloc_order(pfn).is_some() {
-                            r.errors.push(format!("pcp page {pfn} is marked allocated"));
-                        }
-                        r.pcp_pages += 1;
-                        claim(&mut r, pfn, 1, Owner::Pcp);
-                    }
-                }
-                });
-            }
-
-            // Allocated blocks and offline pages.
-            let mut offline_marked = 0;
-            for p in 0..g.nr_pages {
-                let pfn = Pfn(p);
-                if let Some(order) = self.state.alloc_order(pfn) {
-                    r.allocated_pages += order.nr_pages();
-                    claim(&mut r, pfn, order.nr_pages(), Owner::Allocated);
-                } else if self.state.get(pfn) == state::OFFLINE {
-                    offline_marked += 1;
-                    claim(&mut r, pfn, 1, Owner::Offline);
-                }
-            }
-            if offline_marked != r.offline_pages {
-                r.errors.push(format!(
-                    "{} pages marked offline but offline_pages is {}",
-                    offline_marked, r.offline_pages
-                ));
-            }
-
-            r.isolate_pageblocks = (0..g.nr_pageblocks)
-                .filter(|&b| self.pageblock.get_block(crate::types::PageblockIdx(b)).is_isolate())
-                .count() as u64;
-            if r.isolate_pageblocks != r.nr_isolate_pageblock {
-                r.errors.push(format!(
-                    "nr_isolate_pageblock is {} but {} pageblocks are Isolate",
-                    r.nr_isolate_pageblock, r.isolate_pageblocks
-                ));
-            }
-
+            self.audit_free_lists(&zf, &mut r, &mut census);
+            self.audit_pcps(pcps, &mut r, &mut census);
+            self.audit_allocated(&mut r, &mut census);
+            self.audit_isolate_count(&mut r);
             if coalescing {
-                let top = g.max_order_nr_pages();
-                for head in (0..g.nr_pages).step_by(top as usize) {
-                    let all_buddy = owner[head as usize..(head + top) as usize]
-                        .iter()
-                        .all(|o| *o == Owner::Buddy);
-                    if all_buddy && zf.buddy_order(Pfn(head)) != Some(Order(g.max_order - 1)) {
-                        r.unmerged_blocks.push(self.unmerged(&zf, Pfn(head)));
-                    }
-                }
+                self.audit_coalescing(&zf, &mut r, &census);
             }
-
             r.drift_free = r.nr_free_pages - r.true_free_pages as i64;
             r.drift_cma = r.nr_free_cma_pages - r.true_free_cma_pages as i64;
             if !r.conservation_ok() {
@@ -341,6 +244,146 @@ impl ZoneInner {
             }
             r
         })
+    }
+
+    /// Walk every free list: heads, orders, `nr_free`, the true counts, misplaced blocks.
+    fn audit_free_lists(&self, zf: &ZoneFree, r: &mut AuditReport, census: &mut Census) {
+        let g = &self.geo;
+        for order in 0..g.max_order {
+            let order = Order(order);
+            for mt in Migratetype::ALL {
+                let mut heads = Vec::new();
+                zf.list_for_each(order, mt, |pfn| heads.push(pfn));
+                for pfn in heads {
+                    r.free_blocks[order.0 as usize][mt.idx()] += 1;
+                    if pfn.0 >= g.nr_pages {
+                        r.errors.push(format!("free head {pfn} outside the zone"));
+                        continue;
+                    }
+                    if !pfn.is_aligned(order) {
+                        r.errors
+                            .push(format!("free head {pfn} not aligned to {order}"));
+                    }
+                    if zf.buddy_order(pfn) != Some(order) {
+                        r.errors.push(format!(
+                            "{pfn} on an {order} list but PageBuddy/order say {:?}",
+                            zf.buddy_order(pfn)
+                        ));
+                    }
+                    if self.state.alloc_order(pfn).is_some() {
+                        r.errors
+                            .push(format!("free head {pfn} is marked allocated"));
+                    }
+                    if zf.list_of(pfn) != mt {
+                        r.errors.push(format!(
+                            "free head {pfn} on the {mt} list records another list"
+                        ));
+                    }
+                    let pages = order.nr_pages();
+                    r.free_pages_by_type[mt.idx()] += pages;
+                    if mt.is_isolate() {
+                        r.isolated_free_pages += pages;
+                    } else {
+                        r.true_free_pages += pages;
+                    }
+                    if mt.is_cma() {
+                        r.true_free_cma_pages += pages;
+                    }
+                    census.claim(r, pfn, pages, Owner::Buddy);
+                    if let Some(pb) = self.misplaced(pfn, order, mt) {
+                        r.misplaced_blocks.push(MisplacedBlock {
+                            pfn,
+                            order,
+                            list: mt,
+                            pageblock: pb,
+                        });
+                    }
+                }
+            }
+            let found: u64 = r.free_blocks[order.0 as usize].iter().sum();
+            if found != zf.nr_free()[order.0 as usize] {
+                r.errors.push(format!(
+                    "free_area[{}].nr_free is {} but {} blocks are listed",
+                    order.0,
+                    zf.nr_free()[order.0 as usize],
+                    found
+                ));
+            }
+        }
+    }
+
+    /// Walk every pcp list.
+    fn audit_pcps(&self, pcps: &mut [RemotePcp<'_>], r: &mut AuditReport, census: &mut Census) {
+        let g = &self.geo;
+        for session in pcps.iter_mut() {
+            session.with(|l| {
+                let listed: usize = l.lists.iter().map(|q| q.len()).sum();
+                if listed != l.count as usize {
+                    r.errors
+                        .push(format!("pcp count {} but {} pages listed", l.count, listed));
+                }
+                for q in &l.lists {
+                    for e in q {
+                        let pfn = Pfn(e.pfn as u64);
+                        if pfn.0 >= g.nr_pages {
+                            r.errors.push(format!("pcp page {pfn} outside the zone"));
+                            continue;
+                        }
+                        if self.state.alloc_order(pfn).is_some() {
+                            r.errors.push(format!("pcp page {pfn} is marked allocated"));
+                        }
+                        r.pcp_pages += 1;
+                        census.claim(r, pfn, 1, Owner::Pcp);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Walk the page-state table: allocated blocks and offline pages.
+    fn audit_allocated(&self, r: &mut AuditReport, census: &mut Census) {
+        let mut offline_marked = 0;
+        for p in 0..self.geo.nr_pages {
+            let pfn = Pfn(p);
+            if let Some(order) = self.state.alloc_order(pfn) {
+                r.allocated_pages += order.nr_pages();
+                census.claim(r, pfn, order.nr_pages(), Owner::Allocated);
+            } else if self.state.get(pfn) == state::OFFLINE {
+                offline_marked += 1;
+                census.claim(r, pfn, 1, Owner::Offline);
+            }
+        }
+        if offline_marked != r.offline_pages {
+            r.errors.push(format!(
+                "{} pages marked offline but offline_pages is {}",
+                offline_marked, r.offline_pages
+            ));
+        }
+    }
+
+    /// `nr_isolate_pageblock` against the pageblocks typed `Isolate`.
+    fn audit_isolate_count(&self, r: &mut AuditReport) {
+        r.isolate_pageblocks = (0..self.geo.nr_pageblocks)
+            .filter(|&b| self.pageblock.get_block(PageblockIdx(b)).is_isolate())
+            .count() as u64;
+        if r.isolate_pageblocks != r.nr_isolate_pageblock {
+            r.errors.push(format!(
+                "nr_isolate_pageblock is {} but {} pageblocks are Isolate",
+                r.nr_isolate_pageblock, r.isolate_pageblocks
+            ));
+        }
+    }
+
+    /// Every top-order block whose pages are all in free blocks is one free block.
+    fn audit_coalescing(&self, zf: &ZoneFree, r: &mut AuditReport, census: &Census) {
+        let g = &self.geo;
+        let top = g.max_order_nr_pages();
+        for head in (0..g.nr_pages).step_by(top as usize) {
+            let head = Pfn(head);
+            if census.all_buddy(head, top) && zf.buddy_order(head) != Some(Order(g.max_order - 1)) {
+                r.unmerged_blocks.push(self.unmerged(zf, head));
+            }
+        }
     }
 
     /// Describe the entirely free but split top-order block at `head`.

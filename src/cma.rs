@@ -188,6 +188,16 @@ impl CmaArea {
     }
 }
 
+impl fmt::Debug for CmaArea {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CmaArea")
+            .field("base_pfn", &self.base_pfn)
+            .field("count", &self.count)
+            .field("used", &self.used())
+            .finish()
+    }
+}
+
 /// Reserved bits of the area's bitmap, cleared when dropped (`cma_clear_bitmap`): after a
 /// failed attempt, after a release, and if a race hook panics in between.
 struct Reservation<'a> {

@@ -9,11 +9,8 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::hook::RaceHook;
 use crate::sync::Arc;
-use crate::types::{PAGE_SIZE, Pfn};
+use crate::types::{MAX_SUPPORTED_ORDER, PAGE_SIZE, Pfn};
 use core::fmt;
-
-/// The largest `max_order` accepted (blocks of `2^19` pages = 2 GiB).
-pub const MAX_SUPPORTED_ORDER: u32 = 20;
 
 /// Where the arena's bytes come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

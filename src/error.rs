@@ -81,7 +81,7 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxOrderOutOfRange { max_order } => write!(
                 f,
                 "max_order {max_order} out of range 1..={}",
-                crate::config::MAX_SUPPORTED_ORDER
+                crate::types::MAX_SUPPORTED_ORDER
             ),
             ConfigError::PageblockOrderOutOfRange {
                 pageblock_order,

@@ -68,16 +68,15 @@ mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages};
-pub use config::{
-    Backend, CmaPolicy, Geometry, MAX_SUPPORTED_ORDER, PcpConfig, Watermarks, ZoneConfig,
-};
+pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, Watermarks, ZoneConfig};
 pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use handle::Pages;
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
 pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, Pinned};
 pub use types::{
-    MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT, PAGE_SIZE, PageblockIdx, Pfn,
+    MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
+    PAGE_SIZE, PageblockIdx, Pfn,
 };
 pub use zone::Zone;
 

@@ -354,6 +354,15 @@ impl Pinned<'_> {
     }
 }
 
+impl core::fmt::Debug for Pinned<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pinned")
+            .field("pfn", &self.pfn)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl Drop for Pinned<'_> {
     fn drop(&mut self) {
         self.slot.pin.store(UNPINNED, Ordering::Release);

@@ -8,6 +8,9 @@ pub const PAGE_SIZE: usize = 4096;
 /// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
 
+/// The largest `max_order` a zone accepts (blocks of `2^19` pages = 2 GiB).
+pub const MAX_SUPPORTED_ORDER: u32 = 20;
+
 /// A page frame number: the index of a 4 KiB page inside the zone's arena.
 ///
 /// The zone's first page is pfn 0 (`zone_start_pfn` is 0).

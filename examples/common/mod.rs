@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 // ---- stop flag ----
 
 /// Set by SIGINT/SIGTERM (or by the example itself at its deadline).
-pub static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Whether the run should stop.
-pub fn stopped() -> bool {
+pub(crate) fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
@@ -28,7 +28,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 /// Make SIGINT and SIGTERM set [`STOP`] (once; a second signal kills the process).
-pub fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic and calls `signal`, both
         // async-signal-safe.
@@ -45,7 +45,7 @@ pub fn install_signal_handlers() {
 
 /// Pin the calling thread to CPU `cpu` (modulo the CPUs there are), where the OS allows;
 /// returns whether it did.
-pub fn pin_to_cpu(cpu: usize) -> bool {
+pub(crate) fn pin_to_cpu(cpu: usize) -> bool {
     let n = std::thread::available_parallelism().map_or(1, |n| n.get());
     // SAFETY: `set` is a plain bitmask owned by this frame; CPU_ZERO/CPU_SET write inside it
     // (the index is reduced below CPU_SETSIZE), and sched_setaffinity reads
@@ -63,7 +63,7 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
 /// The outcome of an example's `parse_args` (`Ok(None)`: `--help`): the arguments, or the
 /// exit code after printing the usage (`--help`: to stdout, success; a bad flag: the error and
 /// the usage to stderr, exit code 2).
-pub fn args_or_exit<T>(
+pub(crate) fn args_or_exit<T>(
     prog: &str,
     usage: &str,
     parsed: Result<Option<T>, String>,
@@ -82,7 +82,7 @@ pub fn args_or_exit<T>(
 }
 
 /// The command line as `--flag value` or `--flag=value` pairs.
-pub struct Flags {
+pub(crate) struct Flags {
     args: std::iter::Skip<std::env::Args>,
     flag: String,
     inline: Option<String>,
@@ -90,7 +90,7 @@ pub struct Flags {
 
 impl Flags {
     /// This process's arguments.
-    pub fn from_env() -> Flags {
+    pub(crate) fn from_env() -> Flags {
         Flags {
             args: std::env::args().skip(1),
             flag: String::new(),
@@ -99,7 +99,7 @@ impl Flags {
     }
 
     /// The next flag; an error if the previous one was given `=value` it does not take.
-    pub fn next_flag(&mut self) -> Result<Option<String>, String> {
+    pub(crate) fn next_flag(&mut self) -> Result<Option<String>, String> {
         if self.inline.is_some() {
             return Err(format!("{} takes no value", self.flag));
         }
@@ -114,7 +114,7 @@ impl Flags {
     }
 
     /// The current flag's value.
-    pub fn value(&mut self) -> Result<String, String> {
+    pub(crate) fn value(&mut self) -> Result<String, String> {
         self.inline
             .take()
             .or_else(|| self.args.next())
@@ -122,7 +122,7 @@ impl Flags {
     }
 
     /// The current flag's value, parsed.
-    pub fn num<T: FromStr>(&mut self) -> Result<T, String> {
+    pub(crate) fn num<T: FromStr>(&mut self) -> Result<T, String> {
         let v = self.value()?;
         v.trim()
             .parse::<T>()
@@ -130,7 +130,7 @@ impl Flags {
     }
 
     /// The current flag's value as a `u64`, decimal or `0x` hex (seeds).
-    pub fn u64(&mut self) -> Result<u64, String> {
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
         let v = self.value()?;
         let t = v.trim();
         match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -142,7 +142,7 @@ impl Flags {
 
     /// The current flag's value as a list of fix sets: `none,all` / `none all` → two sets;
     /// `a+b,all` or `a,b;all` → two sets, the first with flags a and b.
-    pub fn fixes_list(&mut self) -> Result<Vec<Fixes>, String> {
+    pub(crate) fn fixes_list(&mut self) -> Result<Vec<Fixes>, String> {
         let v = self.value()?;
         let entries: Vec<&str> = if v.contains(';') {
             v.split(';').collect()
@@ -167,7 +167,7 @@ impl Flags {
 }
 
 /// A seed from the clock and the pid, for runs without `--seed`.
-pub fn default_seed() -> u64 {
+pub(crate) fn default_seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -177,7 +177,7 @@ pub fn default_seed() -> u64 {
 // ---- PRNG ----
 
 /// splitmix64's finaliser: a good 64-bit mix.
-pub fn splitmix64(mut x: u64) -> u64 {
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -185,16 +185,16 @@ pub fn splitmix64(mut x: u64) -> u64 {
 }
 
 /// xorshift64*, seeded through splitmix64.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator for `seed`.
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(splitmix64(seed) | 1)
     }
 
     /// The next 64 bits.
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -204,12 +204,12 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (n > 0), by multiply-shift.
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
     }
 
     /// True with probability `pct` %.
-    pub fn pct(&mut self, pct: u64) -> bool {
+    pub(crate) fn pct(&mut self, pct: u64) -> bool {
         self.below(100) < pct
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 /// 16 pages, max_order 3 (top blocks of 4 pages = two pageblocks of 2 pages), the top 8
 /// pages CMA.
-pub fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
+pub(crate) fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
     Zone::new(ZoneConfig {
         cma_size: 8 * PAGE_SIZE,
         fixes,
@@ -19,7 +19,7 @@ pub fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
 
 /// 32 pages, max_order 4 (top blocks of 8 pages), pageblocks of 4 pages, the top 16 pages
 /// CMA: room for an order-1 block and its buddy inside one pageblock.
-pub fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
+pub(crate) fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
     Zone::new(ZoneConfig {
         max_order: 4,
         pageblock_order: 2,
@@ -32,7 +32,7 @@ pub fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
 }
 
 /// Allocate every page of the zone as Movable blocks of `order`; returns the sorted pfns.
-pub fn fill(zone: &Zone, order: Order) -> Vec<Pfn> {
+pub(crate) fn fill(zone: &Zone, order: Order) -> Vec<Pfn> {
     let mut v = Vec::new();
     while let Ok(p) = zone.alloc_pfn(order, Migratetype::Movable) {
         v.push(p);
@@ -43,13 +43,13 @@ pub fn fill(zone: &Zone, order: Order) -> Vec<Pfn> {
 }
 
 /// Free a block and push it out of every pcp onto the buddy lists.
-pub fn free_now(zone: &Zone, pfn: u64, order: u32) {
+pub(crate) fn free_now(zone: &Zone, pfn: u64, order: u32) {
     zone.free_pfn(Pfn(pfn), Order(order)).unwrap();
     zone.drain_all_pages();
 }
 
 /// Parks the first thread that reaches `window` for `pfn` until [`Gate::release`].
-pub struct Gate {
+pub(crate) struct Gate {
     window: RaceWindow,
     pfn: Pfn,
     state: Mutex<(bool, bool, bool)>, // (armed, arrived, released)
@@ -57,7 +57,7 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(window: RaceWindow, pfn: u64) -> Arc<Gate> {
+    pub(crate) fn new(window: RaceWindow, pfn: u64) -> Arc<Gate> {
         Arc::new(Gate {
             window,
             pfn: Pfn(pfn),
@@ -67,7 +67,7 @@ impl Gate {
     }
 
     /// Block until a thread is parked in the window.
-    pub fn wait_arrived(&self) {
+    pub(crate) fn wait_arrived(&self) {
         let mut s = self.state.lock().unwrap();
         while !s.1 {
             s = self.cv.wait(s).unwrap();
@@ -75,12 +75,12 @@ impl Gate {
     }
 
     /// Let the parked thread go on.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.state.lock().unwrap().2 = true;
         self.cv.notify_all();
     }
 
-    pub fn hook(self: &Arc<Self>) -> Option<Arc<dyn RaceHook>> {
+    pub(crate) fn hook(self: &Arc<Self>) -> Option<Arc<dyn RaceHook>> {
         Some(self.clone() as Arc<dyn RaceHook>)
     }
 }
@@ -105,7 +105,7 @@ impl RaceHook for Gate {
 
 /// Run `free` on another thread, parked at the gate; run `meanwhile` on this thread once it is
 /// parked; then release it and wait for it.
-pub fn race<F: FnOnce() + Send, M: FnOnce()>(gate: &Gate, free: F, meanwhile: M) {
+pub(crate) fn race<F: FnOnce() + Send, M: FnOnce()>(gate: &Gate, free: F, meanwhile: M) {
     std::thread::scope(|s| {
         let t = s.spawn(free);
         gate.wait_arrived();
