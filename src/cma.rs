@@ -487,9 +487,25 @@ impl CmaPages<'_> {
         self.pfn
     }
 
-    /// Pages.
+    /// Pages in the allocation (`cma_alloc`'s `count`; the same as
+    /// [`nr_pages`](Self::nr_pages)).
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Pages in the allocation.
+    pub fn nr_pages(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes in the allocation.
+    pub fn len(&self) -> usize {
+        self.count as usize * PAGE_SIZE
+    }
+
+    /// Always false: an allocation has at least one page.
+    pub fn is_empty(&self) -> bool {
+        false
     }
 
     /// Give up the handle without releasing: the caller now owns the range as raw pfns and
@@ -529,6 +545,20 @@ impl CmaPages<'_> {
                 self.count as usize * PAGE_SIZE,
             )
         }
+    }
+}
+
+impl core::ops::Deref for CmaPages<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl core::ops::DerefMut for CmaPages<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
     }
 }
 

@@ -71,7 +71,7 @@ pub use cma::{Cma, CmaArea, CmaError, CmaPages};
 pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, Watermarks, ZoneConfig};
 pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
-pub use handle::Pages;
+pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
 pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, Pinned};
 pub use types::{
@@ -88,6 +88,7 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Zone>();
     send_sync::<Pages<'static>>();
+    send_sync::<OwnedPages>();
     send_sync::<MovablePages<'static>>();
     send_sync::<CmaPages<'static>>();
     send_sync::<Cma<'static>>();

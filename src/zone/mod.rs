@@ -428,6 +428,20 @@ impl Zone {
         Ok(crate::Pages::new(self, pfn, order))
     }
 
+    /// [`alloc_pages`](Self::alloc_pages) for a zone shared by `Arc`: the handle keeps the
+    /// zone alive, so it is `'static` and can move to any thread (see [`OwnedPages`]).
+    ///
+    /// [`OwnedPages`]: crate::OwnedPages
+    #[inline]
+    pub fn alloc_pages_owned(
+        self: &Arc<Self>,
+        order: Order,
+        mt: Migratetype,
+    ) -> Result<crate::OwnedPages, AllocError> {
+        let pfn = self.inner.alloc(order, mt, Owner::Held)?;
+        Ok(crate::OwnedPages::new(self.clone(), pfn, order))
+    }
+
     /// Kernel-style allocation: the head pfn of a block of `2^order` pages. The caller owns
     /// the block and gives it back with [`free_pfn`](Self::free_pfn).
     #[inline]
