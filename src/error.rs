@@ -55,6 +55,12 @@ pub enum ConfigError {
         /// Requested `batch`.
         batch: u32,
     },
+    /// The heap-backend arena ([`Backend::Heap`](crate::Backend::Heap)) could not be
+    /// allocated (the allocator refused a zeroed, page-aligned block of this size).
+    ArenaAlloc {
+        /// Bytes asked for (the arena size).
+        bytes: usize,
+    },
     /// The side tables (page metadata) could not be allocated.
     MetadataAlloc {
         /// Bytes asked for.
@@ -99,6 +105,12 @@ impl fmt::Display for ConfigError {
                 write!(
                     f,
                     "pcp batch {batch} must be in 1..=max(high, 1) (high {high})"
+                )
+            }
+            ConfigError::ArenaAlloc { bytes } => {
+                write!(
+                    f,
+                    "could not allocate the arena ({bytes} bytes on the heap)"
                 )
             }
             ConfigError::MetadataAlloc { bytes } => {
