@@ -48,7 +48,8 @@ pub enum ConfigError {
         /// Required alignment in bytes.
         align: usize,
     },
-    /// The pcp `batch` is zero or larger than `high` allows.
+    /// The pcp sizes are out of bounds: `high` above max(pages in the zone, 96), or `batch`
+    /// outside `1..=min(max(high, 1), 96)` (see [`PcpConfig`](crate::PcpConfig)).
     BadPcp {
         /// Requested `high`.
         high: u32,
@@ -104,7 +105,9 @@ impl fmt::Display for ConfigError {
             ConfigError::BadPcp { high, batch } => {
                 write!(
                     f,
-                    "pcp batch {batch} must be in 1..=max(high, 1) (high {high})"
+                    "pcp high {high} / batch {batch} out of bounds: high must be at most the \
+                     zone's page count or 96, whichever is larger, and batch in \
+                     1..=min(max(high, 1), 96)"
                 )
             }
             ConfigError::ArenaAlloc { bytes } => {
