@@ -21,7 +21,7 @@ pub enum Backend {
     /// One anonymous private mapping (memmap2), the default.
     #[default]
     Mmap,
-    /// A zeroed heap allocation (used by loom models and small tests).
+    /// A zeroed, page-aligned heap allocation (used by loom models, small tests and Miri).
     Heap,
 }
 
