@@ -18,16 +18,30 @@ pub enum Backend {
     /// One anonymous private mapping (memmap2), the default.
     #[default]
     Mmap,
-    /// A zeroed heap allocation (used by loom models and small tests).
+    /// A zeroed, page-aligned heap allocation (used by loom models, small tests and Miri).
     Heap,
 }
 
+/// The largest pcp `batch` accepted: `PAGE_SHIFT * 8` (96), the cap 3.17's
+/// `pageset_set_high` (the `vm.percpu_pagelist_fraction` path) puts on `batch`.
+/// `zone_batchsize`'s default never exceeds 31.
+pub(crate) const PCP_BATCH_MAX: u32 = crate::types::PAGE_SHIFT * 8;
+
 /// pcp sizing overrides (`high`, `batch`), for tests that want caches on a tiny zone.
+///
+/// [`ZoneConfig::geometry`] refuses ([`ConfigError::BadPcp`]) values outside these bounds,
+/// which keep every pcp computation far from overflow:
+/// - `high` ≤ max(pages in the zone, 96): a pcp cannot usefully cache more pages than the
+///   zone has (3.17's `percpu_pagelist_fraction` path gives at most an eighth of them); the
+///   floor of 96 lets tiny test zones keep a fixed pcp such as [`ZoneConfig::tiny`]'s;
+/// - 1 ≤ `batch` ≤ min(max(`high`, 1), 96): 96 is `PAGE_SHIFT * 8`, 3.17's cap on `batch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PcpConfig {
-    /// Free to the buddy lists when a pcp holds this many pages.
+    /// Free to the buddy lists when a pcp holds this many pages. At most the zone's page
+    /// count, or 96 if that is larger.
     pub high: u32,
-    /// Pages moved per refill (`rmqueue_bulk`) and per high-watermark free.
+    /// Pages moved per refill (`rmqueue_bulk`) and per high-watermark free. In
+    /// `1..=min(max(high, 1), 96)`.
     pub batch: u32,
 }
 
@@ -165,7 +179,9 @@ impl ZoneConfig {
         let managed = nr_pages;
         let (high, batch) = match self.pcp {
             Some(p) => {
-                if p.batch == 0 || p.batch > p.high.max(1) {
+                // nr_pages <= u32::MAX / 2 (checked above), so high + batch cannot overflow.
+                let max_high = (nr_pages as u32).max(PCP_BATCH_MAX);
+                if p.high > max_high || p.batch == 0 || p.batch > p.high.clamp(1, PCP_BATCH_MAX) {
                     return Err(ConfigError::BadPcp {
                         high: p.high,
                         batch: p.batch,
@@ -350,5 +366,95 @@ mod tests {
             c(|c| c.size = 1 << 46),
             ConfigError::TooManyPages { .. }
         ));
+    }
+
+    fn pcp(cfg: ZoneConfig, high: u32, batch: u32) -> Result<Geometry, ConfigError> {
+        ZoneConfig {
+            pcp: Some(PcpConfig { high, batch }),
+            ..cfg
+        }
+        .geometry()
+    }
+
+    #[track_caller]
+    fn assert_bad_pcp(cfg: ZoneConfig, high: u32, batch: u32) {
+        match pcp(cfg, high, batch) {
+            Err(ConfigError::BadPcp { high: h, batch: b }) => assert_eq!((h, b), (high, batch)),
+            other => panic!("high {high} batch {batch}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pcp_batch_is_capped_at_page_shift_times_8() {
+        assert_eq!(PCP_BATCH_MAX, 96);
+        let z = ZoneConfig::default; // 262,144 pages
+        let g = pcp(z(), 1000, 96).unwrap();
+        assert_eq!((g.pcp_high, g.pcp_batch), (1000, 96));
+        assert_bad_pcp(z(), 1000, 97);
+        assert_bad_pcp(z(), 1000, u32::MAX);
+        assert_bad_pcp(z(), 1000, 0);
+        // batch never exceeds high (or 1 when high is 0).
+        assert!(pcp(z(), 0, 1).is_ok());
+        assert_bad_pcp(z(), 0, 2);
+        assert!(pcp(z(), 50, 50).is_ok());
+        assert_bad_pcp(z(), 50, 51);
+    }
+
+    #[test]
+    fn pcp_high_is_bounded_by_the_zone() {
+        let z = ZoneConfig::default; // 262,144 pages
+        let g = pcp(z(), 262_144, 96).unwrap();
+        assert_eq!(g.pcp_high, 262_144);
+        assert_bad_pcp(z(), 262_145, 96);
+        assert_bad_pcp(z(), u32::MAX, 1);
+        assert_bad_pcp(z(), u32::MAX, u32::MAX);
+        // A zone smaller than 96 pages still accepts high up to 96.
+        let tiny = || ZoneConfig::tiny(8);
+        assert!(pcp(tiny(), 96, 96).is_ok());
+        assert_bad_pcp(tiny(), 97, 1);
+        // The largest zone the geometry accepts: high up to its page count, and high + batch
+        // still fits in a u32.
+        let huge = || ZoneConfig {
+            size: (u32::MAX as usize / 2 + 1 - 1024) * PAGE_SIZE,
+            ..ZoneConfig::default()
+        };
+        let n = huge().geometry().unwrap().nr_pages as u32;
+        let g = pcp(huge(), n, 96).unwrap();
+        assert!(g.pcp_high.checked_add(g.pcp_batch).is_some());
+        assert_bad_pcp(huge(), n + 1, 96);
+    }
+
+    #[test]
+    fn every_shipped_pcp_geometry_still_validates() {
+        // ZoneConfig::tiny (high 4, batch 2) down to a single page.
+        for pages in [1, 4, 8, 16, 64] {
+            let g = ZoneConfig {
+                max_order: 1,
+                pageblock_order: 0,
+                ..ZoneConfig::tiny(pages)
+            }
+            .geometry()
+            .unwrap();
+            assert_eq!((g.pcp_high, g.pcp_batch), (4, 2));
+        }
+        assert!(ZoneConfig::tiny(8).geometry().is_ok());
+        // The tests' overrides on 16 and 32 MiB zones and on tiny ones.
+        let mib = |m: usize| ZoneConfig {
+            size: m << 20,
+            ..ZoneConfig::default()
+        };
+        for (high, batch) in [(8, 4), (64, 16), (186, 31)] {
+            assert!(pcp(mib(16), high, batch).is_ok(), "{high}/{batch}");
+        }
+        for (high, batch) in [(8, 4), (32, 8)] {
+            assert!(pcp(ZoneConfig::tiny(64), high, batch).is_ok());
+        }
+        // cma_stress's percpu_pagelist_fraction = 8 on 1 GiB: high 32768, batch 96.
+        assert!(pcp(ZoneConfig::default(), 32_768, 96).is_ok());
+        // The computed defaults, small to large zones.
+        for m in [4, 16, 512, 1024, 4 << 20] {
+            let g = mib(m).geometry().unwrap();
+            assert!(g.pcp_batch <= 31 && g.pcp_high <= 186, "{m} MiB: {g:?}");
+        }
     }
 }

@@ -48,7 +48,8 @@ pub enum ConfigError {
         /// Required alignment in bytes.
         align: usize,
     },
-    /// The pcp `batch` is zero or larger than `high` allows.
+    /// The pcp sizes are out of bounds: `high` above max(pages in the zone, 96), or `batch`
+    /// outside `1..=min(max(high, 1), 96)` (see [`PcpConfig`](crate::PcpConfig)).
     BadPcp {
         /// Requested `high`.
         high: u32,
@@ -60,6 +61,12 @@ pub enum ConfigError {
     ReserveRemoved {
         /// The requested number of `Reserve` pageblocks.
         reserve: u64,
+    },
+    /// The heap-backend arena ([`Backend::Heap`](crate::Backend::Heap)) could not be
+    /// allocated (the allocator refused a zeroed, page-aligned block of this size).
+    ArenaAlloc {
+        /// Bytes asked for (the arena size).
+        bytes: usize,
     },
     /// The side tables (page metadata) could not be allocated.
     MetadataAlloc {
@@ -104,7 +111,15 @@ impl fmt::Display for ConfigError {
             ConfigError::BadPcp { high, batch } => {
                 write!(
                     f,
-                    "pcp batch {batch} must be in 1..=max(high, 1) (high {high})"
+                    "pcp high {high} / batch {batch} out of bounds: high must be at most the \
+                     zone's page count or 96, whichever is larger, and batch in \
+                     1..=min(max(high, 1), 96)"
+                )
+            }
+            ConfigError::ArenaAlloc { bytes } => {
+                write!(
+                    f,
+                    "could not allocate the arena ({bytes} bytes on the heap)"
                 )
             }
             ConfigError::ReserveRemoved { reserve } => write!(

@@ -79,7 +79,9 @@ impl Drop for UndoIsolation<'_> {
 }
 
 impl ZoneInner {
-    /// Validate `[start, end)`: inside the zone, non-empty, aligned to `align` pages.
+    /// Validate `[start, end)`: inside the zone, non-empty, aligned to `align` pages. Does no
+    /// arithmetic on the caller's pfns, so any `u64` values are safe here; once it passes,
+    /// `start < end <= nr_pages`, and the callers' steps through the range cannot overflow.
     pub(crate) fn check_range(&self, start: Pfn, end: Pfn, align: u64) -> Result<(), IsolateError> {
         if start >= end || end.0 > self.geo.nr_pages {
             return Err(IsolateError::OutOfZone { start, end });
@@ -406,7 +408,8 @@ impl Zone {
         if pfn.0 >= self.inner.geo.nr_pages {
             return Err(IsolateError::OutOfZone {
                 start: pfn,
-                end: pfn.add(1),
+                // Saturating: `pfn` is the caller's and may be `u64::MAX`.
+                end: Pfn(pfn.0.saturating_add(1)),
             });
         }
         self.inner.set_migratetype_isolate(pfn)
@@ -418,7 +421,8 @@ impl Zone {
         if pfn.0 >= self.inner.geo.nr_pages {
             return Err(IsolateError::OutOfZone {
                 start: pfn,
-                end: pfn.add(1),
+                // Saturating: `pfn` is the caller's and may be `u64::MAX`.
+                end: Pfn(pfn.0.saturating_add(1)),
             });
         }
         if mt.is_isolate() {

@@ -27,17 +27,18 @@
 //! | `types` | [`Pfn`], [`Order`], [`PageblockIdx`], [`Migratetype`] | `mmzone.h` |
 //! | `config` | [`ZoneConfig`], [`Geometry`] | `zone_batchsize`, watermarks |
 //! | `arena` | the mmap'd pages | the memory map |
-//! | `page` | the `struct page` side tables | `struct page` |
-//! | `pageblock` | per-pageblock migratetype | `pageblock_flags` |
-//! | `zone` | [`Zone`], free lists, merge/split/fallback, counters | `mm/page_alloc.c` |
+//! | `page` | the `struct page` side tables, block ownership (held by a handle or not) | `struct page` |
+//! | `zone::pageblock` | per-pageblock migratetype | `pageblock_flags` |
+//! | `zone::buddy` | the buddy core: free lists, merge/split/fallback, the counters, under the zone lock | `mm/page_alloc.c` |
+//! | `zone` | [`Zone`], `free_one_page`, the allocation entry, checked pfn frees | `mm/page_alloc.c` |
 //! | `pcp` | per-thread caches, `drain_all_pages` | `per_cpu_pages` |
 //! | `isolate` | pageblock isolation, memory offline | `mm/page_isolation.c`, `mm/memory_hotplug.c` |
 //! | `cma` | [`Cma`], `alloc_contig_range` | `mm/cma.c`, `mm/page_alloc.c` |
 //! | `fixes` | [`Fixes`]: the 2014 patches and the 2016 fix as flags | the decision table |
-//! | `hook` | [`RaceHook`]: race-window injection | — |
-//! | `audit` | [`Zone::audit`], [`AuditReport`] | — |
+//! | `hook` | [`RaceHook`]: race-window injection, and what a hook may call from each window ([`RaceWindow`]) | — |
+//! | `audit` | [`Zone::audit`], [`Zone::audit_coalescing`], [`AuditReport`] | — |
 //! | `procfs` | `/proc/buddyinfo`, `pagetypeinfo`, `zoneinfo`, `vmstat` text | `mm/vmstat.c` |
-//! | `handle` | [`Pages`], the owned allocation handle | — |
+//! | `handle` | [`Pages`] and [`OwnedPages`], the owned allocation handles | — |
 //! | `migrate` | [`MovablePages`], pins, page migration | `mm/migrate.c` |
 //!
 //! ## Locks

@@ -106,7 +106,10 @@ impl Drop for InUse<'_> {
 
 impl Pcp {
     fn new(high: u32, batch: u32) -> Pcp {
-        let cap = (high + batch) as usize;
+        // Room for a full list without regrowth at the usual sizes (186 + 31), in usize so no
+        // `high` overflows; capped so a large `high` (up to the zone's page count) does not
+        // preallocate huge lists: they grow on demand past 1024 entries.
+        let cap = (high as usize + batch as usize).min(1024);
         Pcp {
             in_use: AtomicBool::new(false),
             remote: AtomicBool::new(false),

@@ -263,7 +263,8 @@ pub(crate) fn heavy_barrier() {
 }
 
 /// Register the process for expedited private membarriers (once). Call before sharing any
-/// structure whose owner side uses a [`LightBarrier`] (create those after this call).
+/// structure whose owner side uses a [`LightBarrier`] (create those after this call). Under
+/// Miri (`cfg(miri)`) membarrier counts as unavailable: full fences on both sides.
 pub(crate) fn init_barriers() {
     #[cfg(not(loom))]
     membarrier::init();
@@ -296,7 +297,9 @@ mod membarrier {
 
     pub(super) fn init() {
         INIT.call_once(|| {
-            if std::env::var_os("PAGEALLOC_NO_MEMBARRIER").is_some() {
+            // Miri cannot run the `membarrier` syscall (`libc::syscall` is unsupported there):
+            // treat it as unavailable, so both sides of every barrier are full fences.
+            if cfg!(miri) || std::env::var_os("PAGEALLOC_NO_MEMBARRIER").is_some() {
                 return;
             }
             let q = sys(MEMBARRIER_CMD_QUERY);
