@@ -1,7 +1,7 @@
 //! `audit()`: recount everything under the locks and report drift. It never fixes anything.
 //!
 //! With every pcp lock and the zone lock held (lock order registry → pcps → zone), it walks
-//! every free list, every pcp list and the allocation-state table, and checks (DESIGN §5):
+//! every free list, every pcp list and the allocation-state table, and checks:
 //! - `F == F*`, `C == C*`: `NR_FREE_PAGES` against the pages on non-`Isolate` lists,
 //!   `NR_FREE_CMA_PAGES` against the pages on `CMA` lists (signed drift `F - F*`, `C - C*`);
 //! - `free_area[o].nr_free` == blocks on the order-`o` lists;
@@ -532,7 +532,7 @@ impl crate::Zone {
     }
 
     /// Recount every free list, pcp and allocation under the locks and compare with the
-    /// counters (DESIGN §5). Never changes anything.
+    /// counters. Never changes anything.
     ///
     /// Pages cached on a thread's pcp count as allocated until that pcp is drained: at thread
     /// exit (the pcp's thread-local destructor), by [`drain_all_pages`](crate::Zone::drain_all_pages),

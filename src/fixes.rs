@@ -1,38 +1,61 @@
-//! Which of the 2014 (and 2016) fixes are on: one flag per decision point of the reference's
-//! decision table (§3.6), selectable at run time.
-//!
-//! | flag | kernel change | decision point |
-//! | --- | --- | --- |
-//! | [`Fixes::RECHECK_FREE_ONE_PAGE`] | patch 1 (v3) | `free_one_page` re-reads the pageblock type under the zone lock when `nr_isolate_pageblock > 0` |
-//! | [`Fixes::RECHECK_ISOLATE_MT`] | patch 1 (v4+, merged) | ... and also when the caller's type is `Isolate` |
-//! | [`Fixes::RECHECK_PCP_BULK`] | patch 2 | `free_pcppages_bulk` re-reads the pageblock type when `nr_isolate_pageblock > 0`, and counts by it |
-//! | [`Fixes::COUNT_AT_ENTRY`] | patch 3 | the freed block is counted once, by its chosen type, at entry to `__free_one_page` |
-//! | [`Fixes::ISOLATE_MERGE_LIMIT`] | patch 4 (v3) | an `Isolate`-typed free merges at most up to `pageblock_order` |
-//! | [`Fixes::UNSET_REFREE`] | patch 4 (v5, merged) | un-isolation pulls off a free block of order ≥ `pageblock_order` whose buddy is not isolated and re-frees it so it merges |
-//! | [`Fixes::NO_ISOLATE_MERGE`] | d9dddbf55667 (2016) | above `pageblock_order`, merge only when the types match or neither is `Isolate` |
-//! | [`Fixes::NO_MIXED_MERGE`] | 1dd214b8f21c (2022) | above `pageblock_order`, blocks of different types merge only when both are pcp types (CMA, Reserve, Isolate merge only with their own kind) |
-//! | [`Fixes::ISOLATE_HYGIENE`] | "freelist migratetype hygiene" (2024, v6.10) | isolation changes split a free block that straddles the pageblock (`move_freepages_block_isolate`), and blocks leaving or moving between free lists outside the alloc/free paths are counted by the list they were on (`account_freepages` at the freelist boundary) |
-//!
-//! | [`Fixes::ISOLATE_KEEPS_TYPE`] | "Make MIGRATE_ISOLATE a standalone bit" (2025) | isolation keeps the pageblock's type and un-isolation restores it, whatever type the caller passes |
-//! | [`Fixes::NO_RESERVE`] | 974a786e63c9 "mm, page_alloc: remove MIGRATE_RESERVE" (v4.4) | no static `Reserve` pageblocks: `setup_zone_migrate_reserve` is gone |
-//!
-//! Presets: [`Fixes::NONE`] (linux-next-20140826 / 3.17), [`Fixes::SEED`] (the four patches as
-//! posted in v3), [`Fixes::V3_18`] (as merged), [`Fixes::V4_6`] (3.18 + 2016, and 4.4's removal
-//! of `MIGRATE_RESERVE`), [`Fixes::ALL`] (+ 2022, 2024, 2025).
-//!
-//! The later presets have no `Reserve` pageblocks: see [`Fixes::NO_RESERVE`].
-//!
-//! Why `ALL` needs the later fixes: 3.18 + 2016 still double-counts a pageblock when a free block
-//! straddles two pageblocks of which only one is isolated (race R3c: isolating or un-isolating
-//! one half leaves the other half's pages on a counted list inside an isolated pageblock, and
-//! `__isolate_free_page` then takes them off uncounted because of the pageblock's type); and an
-//! isolation undone with the caller's type can retype a CMA pageblock Movable, after which a CMA
-//! block merges with it onto the CMA list (`NR_FREE_CMA_PAGES` drifts) unless 2022's merge rule
-//! stops it.
+//! [`Fixes`]: which of the 2014 fixes (and the kernel's later ones) are on, one flag per
+//! decision point, selectable at run time. The tables are on [`Fixes`], where rustdoc shows
+//! them.
 
 use core::fmt;
 
-/// A set of fixes (a bit set). See the module docs for the table.
+/// A set of fixes (a bit set): one flag per decision point of the free-page accounting, so the
+/// same binary runs Linux 3.17's code paths, the patchset as posted, as merged, and the later
+/// fixes the kernel needed.
+///
+/// "Seed" in [`SEED`](Self::SEED) means the seed document of this project, Joonsoo Kim's
+/// patchset "fix freepage count problems in memory isolation" as posted (v3, 26 Aug 2014), not
+/// a PRNG seed.
+///
+/// # The flags
+/// | flag | kernel change | decision point |
+/// | --- | --- | --- |
+/// | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) | patch 1 (v3) | `free_one_page` re-reads the pageblock type under the zone lock when `nr_isolate_pageblock > 0` |
+/// | [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) | patch 1 (v4+, merged as ad53f92eb416) | ... and also when the caller's type is `Isolate` |
+/// | [`RECHECK_PCP_BULK`](Self::RECHECK_PCP_BULK) | patch 2 (merged as 51bb1a4093cc) | `free_pcppages_bulk` re-reads the pageblock type when `nr_isolate_pageblock > 0`, and frees and counts by it |
+/// | [`COUNT_AT_ENTRY`](Self::COUNT_AT_ENTRY) | patch 3 | the freed block is counted once, by its chosen type, at entry to `__free_one_page` |
+/// | [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT) | patch 4 (v3) | an `Isolate`-typed free merges at most up to `pageblock_order` |
+/// | [`UNSET_REFREE`](Self::UNSET_REFREE) | patch 4 (v5, merged as 3c605096d315) | un-isolation pulls off a free block of order ≥ `pageblock_order` whose buddy is not isolated and re-frees it so it merges |
+/// | [`NO_ISOLATE_MERGE`](Self::NO_ISOLATE_MERGE) | d9dddbf55667 (2016, v4.6) | above `pageblock_order`, merge only when the types match or neither is `Isolate` |
+/// | [`NO_RESERVE`](Self::NO_RESERVE) | 974a786e63c9 (v4.4) | no static `Reserve` pageblocks |
+/// | [`NO_MIXED_MERGE`](Self::NO_MIXED_MERGE) | 1dd214b8f21c (2022) | above `pageblock_order`, blocks of different types merge only when both are pcp types (CMA, Reserve, Isolate merge only with their own kind) |
+/// | [`ISOLATE_HYGIENE`](Self::ISOLATE_HYGIENE) | "freelist migratetype hygiene" (2024, v6.10) | isolation changes split a free block that straddles the pageblock (`move_freepages_block_isolate`), and blocks leaving or moving between free lists outside the alloc/free paths are counted by the list they were on (`account_freepages`) |
+/// | [`ISOLATE_KEEPS_TYPE`](Self::ISOLATE_KEEPS_TYPE) | "Make MIGRATE_ISOLATE a standalone bit" (2025) | isolation keeps the pageblock's type and un-isolation restores it, whatever type the caller passes |
+///
+/// Presets: [`NONE`](Self::NONE) (linux-next-20140826, i.e. 3.17), [`SEED`](Self::SEED)
+/// (the four patches as posted in v3), [`V3_18`](Self::V3_18) (as merged),
+/// [`V4_6`](Self::V4_6) (3.18 + 2016, and 4.4's removal of `MIGRATE_RESERVE`),
+/// [`ALL`](Self::ALL) (+ 2022, 2024, 2025). Patch 3's mainline commit id is not confirmed here.
+///
+/// # The races
+/// The names the rest of the documentation uses. `NR_FREE_PAGES` should equal the pages on the
+/// free lists other than `Isolate`'s, `NR_FREE_CMA_PAGES` the pages on the CMA lists; each race
+/// makes one of them drift (signs: counter minus truth).
+///
+/// | race | interleaving | closed by |
+/// | --- | --- | --- |
+/// | R1a | a free reads its pageblock type as `Isolate` without the zone lock; the pageblock is un-isolated before the free takes the lock; the page lands on the `Isolate` list of a normal pageblock, uncounted | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) + [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) |
+/// | R1b | a free reads a normal type; the pageblock is isolated before the free takes the lock; the block merges onto a counted list inside the isolated pageblock | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) |
+/// | R2 | a page on a pcp caches a normal type; its pageblock is isolated; the drain frees it by the cached type onto a counted list | [`RECHECK_PCP_BULK`](Self::RECHECK_PCP_BULK) |
+/// | R3a | a free into an isolated pageblock merges past `pageblock_order` with a free block of the normal neighbour pageblock | [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT) + [`UNSET_REFREE`](Self::UNSET_REFREE) |
+/// | R3b | a free into a normal pageblock merges with the isolated neighbour's free block | [`NO_ISOLATE_MERGE`](Self::NO_ISOLATE_MERGE) |
+/// | R3c | a free block straddles two pageblocks of which only one changes isolation state: it stays on a counted list in an isolated pageblock, and `__isolate_free_page` later takes it off uncounted | [`ISOLATE_HYGIENE`](Self::ISOLATE_HYGIENE) |
+/// | R4 | `test_pages_isolated` "repairs" a misplaced block by moving it to the `Isolate` list without accounting | harmless once R1 cannot misplace blocks ([`V3_18`](Self::V3_18)) |
+///
+/// Why [`ALL`](Self::ALL) needs the later fixes: 3.18 + 2016 still double-counts a pageblock in
+/// R3c; and an isolation undone with the caller's type can retype a CMA pageblock Movable,
+/// after which a CMA block merges with it onto the CMA list (`NR_FREE_CMA_PAGES` drifts) unless
+/// 2022's merge rule stops it (2025's type-keeping isolation stops the retyping itself).
+///
+/// # Sources
+/// The v3 postings (lkml, 26 Aug 2014: `[RFC PATCH v3 0/4] fix freepage count problems in
+/// memory isolation` and its four patches), v4 (23 Oct 2014), the merged commits named in the
+/// table, and `mm/page_alloc.c` / `mm/page_isolation.c` of linux-next-20140826 and v3.18.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Fixes(u16);
 

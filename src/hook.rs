@@ -39,6 +39,8 @@ use core::cell::Cell;
 ///
 /// Blocking, spinning and yielding are allowed everywhere (that is what hooks are for); a
 /// hook that blocks forever blocks its thread with whatever the table says is held.
+///
+/// The race names (R1a ... R3b) are those of [`Fixes`](crate::Fixes#the-races).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RaceWindow {

@@ -455,7 +455,8 @@ impl Zone {
     }
 
     /// `test_pages_isolated(start, end)`: whether every page of `[start, end)` is free in an
-    /// isolated pageblock, with 3.17's test-time repair (race R4).
+    /// isolated pageblock, with 3.17's test-time repair (race R4, see
+    /// [`Fixes`](crate::Fixes#the-races)).
     pub fn test_pages_isolated(&self, start: Pfn, end: Pfn) -> Result<(), IsolateError> {
         self.inner.test_pages_isolated(start, end)
     }

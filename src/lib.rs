@@ -43,7 +43,8 @@
 //!
 //! ## Locks
 //! pcp registry → pcp lock → zone lock. The pageblock type is written under the zone lock and
-//! read without it on the free paths: that read is race R1.
+//! read without it on the free paths: that read is race R1 (the races are named and explained
+//! on [`Fixes`](Fixes#the-races)).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
