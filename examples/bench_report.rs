@@ -294,7 +294,7 @@ fn main() -> ExitCode {
     println!(
         "pagealloc bench_report ({} rounds, medians; membarrier: {})",
         rounds,
-        sync::asymmetric_barriers()
+        pagealloc::asymmetric_barriers()
     );
     println!("{:<40} {:>12}", "figure", "value");
     let rows = [
@@ -327,7 +327,7 @@ fn main() -> ExitCode {
     if o.json {
         println!(
             "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"machine_speedup_2t\":{machine_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{}}}",
-            sync::asymmetric_barriers()
+            pagealloc::asymmetric_barriers()
         );
     }
     ExitCode::SUCCESS

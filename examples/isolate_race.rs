@@ -464,7 +464,8 @@ fn hold(rng: &mut Rng, max_us: u64) {
     }
     let until = Instant::now() + Duration::from_micros(rng.below(max_us + 1));
     while Instant::now() < until {
-        pagealloc::sync::yield_now();
+        #[allow(clippy::disallowed_methods)] // the library shim is private
+        std::thread::yield_now();
     }
 }
 

@@ -312,7 +312,8 @@ fn worker<'z>(
                 // back, let the threads that hold the memory run.
                 growing = false;
                 if w.live.is_empty() {
-                    pagealloc::sync::yield_now();
+                    #[allow(clippy::disallowed_methods)] // the library shim is private
+                    std::thread::yield_now();
                 }
                 for _ in 0..8 {
                     match w.take_random() {

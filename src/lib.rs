@@ -23,7 +23,7 @@
 //! ## Map
 //! | module | owns | kernel |
 //! | --- | --- | --- |
-//! | [`sync`] | the concurrency shim (std / parking_lot / loom) | — |
+//! | `sync` | the concurrency shim (std / parking_lot / loom) | — |
 //! | `types` | [`Pfn`], [`Order`], [`PageblockIdx`], [`Migratetype`] | `mmzone.h` |
 //! | `config` | [`ZoneConfig`], [`Geometry`] | `zone_batchsize`, watermarks |
 //! | `arena` | the mmap'd pages | the memory map |
@@ -49,7 +49,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod sync;
+mod sync;
 
 mod arena;
 mod audit;
@@ -81,6 +81,14 @@ pub use types::{
     PAGE_SIZE, PageblockIdx, Pfn,
 };
 pub use zone::Zone;
+
+/// Whether the pcp owner path runs without hardware fences: the process registered for
+/// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` and remote drains pay for the barrier
+/// instead (false under Miri, under loom, with `PAGEALLOC_NO_MEMBARRIER` set, or on kernels
+/// without it). Benchmarks report it beside their figures.
+pub fn asymmetric_barriers() -> bool {
+    sync::asymmetric_barriers()
+}
 
 // The handles are `Send + Sync` like a `Box<[u8]>` (a block allocated on one thread may be
 // freed on another, where it goes to that thread's pcp, as in the kernel) and the zone is

@@ -183,7 +183,8 @@ fn worker<'z>(
                     growing = false;
                     if live.is_empty() {
                         // Nothing to give back: let the threads holding the memory run.
-                        pagealloc::sync::yield_now();
+                        #[allow(clippy::disallowed_methods)] // the library shim is private
+                        std::thread::yield_now();
                     }
                     for _ in 0..8.min(live.len()) {
                         let b = take(&mut live, &mut live_pages, &mut rng);

@@ -1,0 +1,73 @@
+//! The `--cfg loom` backend: loom's types, so every access below is one loom checks and every
+//! yield a scheduling point it explores.
+
+pub(crate) use loom::cell::UnsafeCell;
+pub(crate) use loom::thread_local;
+
+/// loom's atomics.
+pub(crate) mod atomic {
+    pub(crate) use core::sync::atomic::Ordering;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
+}
+
+/// `loom::sync::Mutex` with parking_lot's shape: poisoning cannot happen in a passing model (a
+/// panic ends the model), so the poison error is unwrapped into its guard.
+#[derive(Debug)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+/// The guard returned by [`Mutex::lock`].
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    /// A new unlocked mutex holding `value`.
+    pub(crate) fn new(value: T) -> Self {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    /// Take the lock, blocking until it is free.
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A loom scheduling point.
+#[inline]
+pub(crate) fn yield_now() {
+    loom::thread::yield_now();
+}
+
+/// A loom scheduling point, so spin loops stay under loom's branch limit.
+#[inline]
+pub(crate) fn spin_loop() {
+    loom::thread::yield_now();
+}
+
+/// The owner side of the asymmetric barrier: a `SeqCst` fence under loom.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LightBarrier;
+
+impl LightBarrier {
+    pub(crate) fn new() -> LightBarrier {
+        LightBarrier
+    }
+
+    #[inline(always)]
+    pub(crate) fn fence(self) {
+        loom::sync::atomic::fence(atomic::Ordering::SeqCst);
+    }
+}
+
+/// The remote side of the asymmetric barrier: a `SeqCst` fence under loom.
+#[inline]
+pub(crate) fn heavy_barrier() {
+    loom::sync::atomic::fence(atomic::Ordering::SeqCst);
+}
+
+/// Nothing to register under loom.
+pub(crate) fn init_barriers() {}
+
+/// No membarrier under loom.
+pub(crate) fn asymmetric_barriers() -> bool {
+    false
+}
