@@ -80,7 +80,7 @@
 //! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
 //! cargo run --release --example cma_stress -- --race-window 100   # every window widened
 //! cargo run --release --example cma_stress -- --pcp-fraction 8    # bigger pcps
-//! cargo run --release --example cma_stress -- --fixes none,seed,v3.18,all --json
+//! cargo run --release --example cma_stress -- --fixes 'none;seed;v3.18;all' --json
 //! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
 //! ```
 
@@ -113,9 +113,7 @@ aggressively, while one thread does 30 CMA allocations of 8 MiB. Each fix set ru
 fresh zone; the final audit reports the free pages missed.
 
 options:
-  --fixes LIST       fix sets to run in order, comma-separated presets (none, seed, v3.18,
-                     v4.6, all); one entry may be a '+'-joined list of flag names, e.g.
-                     recheck-free-one-page+recheck-pcp-bulk (default none,all)
+  --fixes SETS       fix sets to run in order (default 'none;all'); see below
   --threads N        worker threads (default 16)
   --arena-mib M      arena size in MiB, a multiple of 4 (default 1024)
   --cma-mib M        CMA area at the top of the arena in MiB, a multiple of 4 (default 256)
@@ -187,11 +185,18 @@ fn parse_args() -> Result<Option<Args>, String> {
         soak: false,
     };
     let mut seed = None;
+    let mut fixes_given = false;
     let mut f = Flags::from_env();
     while let Some(flag) = f.next_flag()? {
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
-            "--fixes" => a.fixes = f.fixes_list()?,
+            "--fixes" => {
+                if !fixes_given {
+                    a.fixes.clear();
+                    fixes_given = true;
+                }
+                a.fixes.extend(f.fixes_list()?);
+            }
             "--threads" => a.threads = f.num()?,
             "--arena-mib" => a.arena_mib = f.num()?,
             "--cma-mib" => a.cma_mib = f.num()?,

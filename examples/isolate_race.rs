@@ -47,7 +47,7 @@
 //!
 //! ```text
 //! cargo run --release --example isolate_race                     # none, then all, 5 s each
-//! cargo run --release --example isolate_race -- --fixes none,seed,v3.18,all --json
+//! cargo run --release --example isolate_race -- --fixes 'none;seed;v3.18;all' --json
 //! cargo run --release --example isolate_race -- --fixes 'recheck-free-one-page,recheck-pcp-bulk;all'
 //! cargo run --release --example isolate_race -- --fixes all --long   # the 10-minute run
 //! ```
@@ -62,7 +62,7 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, args_or_exit, default_seed, splitmix64};
+use common::{Flags, Rng, args_or_exit, default_seed, json_str, splitmix64};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,11 +80,7 @@ pageblock ranges and takes memory offline and online. One fresh zone per fix set
 audit of each run is reported.
 
 options:
-  --fixes LIST     fix sets to run, in order (default none,all). Entries are separated by
-                   commas or spaces, each a preset (none, seed, v3.18, all) or one flag; with
-                   ';' in LIST, entries are separated by ';' only and each may be a comma list
-                   of presets and flags (e.g. 'recheck-free-one-page,recheck-pcp-bulk;all').
-                   May be given more than once.
+  --fixes SETS     fix sets to run, in order (default 'none;all'); see below
   --threads N      worker threads (default 4), plus one isolating thread
   --seconds S      run time per fix set, 0 < S <= 19, so a run with its clean-up stays within
                    20 s (default 5)
@@ -738,26 +734,6 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
 }
 
 // ---- output ----
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 fn run_json(r: &RunResult) -> String {
     let rep = &r.report;

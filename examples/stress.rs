@@ -27,7 +27,9 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, STOP, args_or_exit, default_seed, install_signal_handlers, splitmix64};
+use common::{
+    Flags, Rng, STOP, args_or_exit, default_seed, install_signal_handlers, json_str, splitmix64,
+};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -45,7 +47,7 @@ options:
   --threads N      worker threads (default 4)
   --seed N         PRNG seed, decimal or 0x-hex (default: from the clock)
   --size-mib M     zone size in MiB, a multiple of 4 (default 1024)
-  --fixes F        fix set: none, seed, v3.18, all, or a comma list of flags (default all)
+  --fixes F        the fix set (default all); see below
   --audit-secs S   seconds between audits (default 2; 10 with --soak)
   --soak           run until Ctrl-C (or --seconds), one line per audit, no per-second lines
   --json           print one JSON object with the results as the last stdout line
@@ -84,7 +86,12 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--threads" => threads = f.num()?,
             "--seed" => seed = Some(f.u64()?),
             "--size-mib" => size_mib = f.num()?,
-            "--fixes" => fixes = f.value()?.parse::<Fixes>()?,
+            "--fixes" => {
+                fixes = match f.fixes_list()?.as_slice() {
+                    [one] => *one,
+                    _ => return Err("--fixes: stress runs one fix set (no ';')".into()),
+                }
+            }
             "--audit-secs" => audit_secs = Some(f.num::<f64>()?),
             "--soak" => soak = true,
             "--json" => json = true,
@@ -361,21 +368,6 @@ fn worker<'z>(
 }
 
 // ---- main ----
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// The final state must be: clean audit, nothing allocated or cached, every page free.
 fn final_problems(r: &AuditReport, counters: (i64, i64)) -> Vec<String> {

@@ -218,11 +218,13 @@ impl fmt::Display for Fixes {
 impl core::str::FromStr for Fixes {
     type Err = String;
 
-    /// Parse a preset (`none`, `seed`, `v3.18`, `v4.6`, `all`) or a comma list of presets and flag
-    /// names (`recheck-free-one-page,recheck-pcp-bulk`), case-insensitive.
+    /// Parse one set: a preset (`none`, `seed`, `v3.18`, `v4.6`, `all`) or presets and flag
+    /// names joined by `,` or `+` (`recheck-free-one-page,recheck-pcp-bulk`, `v3.18+no-reserve`),
+    /// case-insensitive. The union of the parts. (The examples run several sets with `;` or a
+    /// repeated `--fixes`.)
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = Fixes::NONE;
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in s.split([',', '+']).map(str::trim).filter(|p| !p.is_empty()) {
             let p = part.to_ascii_lowercase().replace('_', "-");
             let found = Self::PRESETS
                 .iter()
@@ -270,6 +272,10 @@ mod tests {
         }
         let f: Fixes = "recheck-pcp-bulk, count-at-entry".parse().unwrap();
         assert_eq!(f, Fixes::RECHECK_PCP_BULK | Fixes::COUNT_AT_ENTRY);
+        assert_eq!(
+            "recheck-pcp-bulk+count-at-entry".parse::<Fixes>().unwrap(),
+            f
+        );
         assert_eq!(f.name().parse::<Fixes>().unwrap(), f);
         assert!("bogus".parse::<Fixes>().is_err());
         assert_eq!("".parse::<Fixes>().unwrap(), Fixes::NONE);

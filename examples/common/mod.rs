@@ -68,14 +68,19 @@ pub(crate) fn args_or_exit<T>(
     usage: &str,
     parsed: Result<Option<T>, String>,
 ) -> Result<T, std::process::ExitCode> {
+    let fixes = if usage.contains("--fixes") {
+        format!("\n--fixes: {FIXES_HELP}.\n")
+    } else {
+        String::new()
+    };
     match parsed {
         Ok(Some(a)) => Ok(a),
         Ok(None) => {
-            println!("{usage}");
+            println!("{usage}{fixes}");
             Err(std::process::ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("{prog}: {e}\n\n{usage}");
+            eprintln!("{prog}: {e}\n\n{usage}{fixes}");
             Err(std::process::ExitCode::from(2))
         }
     }
@@ -140,30 +145,47 @@ impl Flags {
         .map_err(|_| format!("{}: bad value {v:?}", self.flag))
     }
 
-    /// The current flag's value as a list of fix sets: `none,all` / `none all` → two sets;
-    /// `a+b,all` or `a,b;all` → two sets, the first with flags a and b.
+    /// The current flag's value as fix sets, one grammar for every example (see
+    /// [`FIXES_HELP`]): `;` separates sets (runs); within a set, `,` and `+` join presets and
+    /// flags (their union), as `Fixes::from_str` parses it. `none;all` → two runs;
+    /// `recheck-free-one-page,recheck-pcp-bulk;all` → two runs, the first with two flags.
     pub(crate) fn fixes_list(&mut self) -> Result<Vec<Fixes>, String> {
         let v = self.value()?;
-        let entries: Vec<&str> = if v.contains(';') {
-            v.split(';').collect()
-        } else {
-            v.split(|c: char| c == ',' || c.is_whitespace()).collect()
-        };
-        let out = entries
-            .into_iter()
+        let out = v
+            .split(';')
             .map(str::trim)
             .filter(|e| !e.is_empty())
-            .map(|e| {
-                e.replace('+', ",")
-                    .parse::<Fixes>()
-                    .map_err(|err| format!("--fixes: {err}"))
-            })
+            .map(|e| e.parse::<Fixes>().map_err(|err| format!("--fixes: {err}")))
             .collect::<Result<Vec<_>, _>>()?;
         if out.is_empty() {
             return Err("--fixes: empty list".into());
         }
         Ok(out)
     }
+}
+
+/// How every example reads `--fixes` (one line of each example's `--help`).
+pub(crate) const FIXES_HELP: &str = "a fix set is a preset (none, seed, v3.18, v4.6, all) or \
+presets and flag names joined by ',' or '+' (their union); ';' separates sets to run one after \
+another, and --fixes may be repeated";
+
+/// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+pub(crate) fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A seed from the clock and the pid, for runs without `--seed`.
