@@ -2,10 +2,10 @@
 # The loom models (tests/loom_*.rs): the crate's own zone, pcp and isolation code under
 # `--cfg loom`, on tiny zones. The one way to run them.
 #
-#   ci/loom.sh                           # every model at its own preemption bound (all 3)
-#   LOOM_MAX_PREEMPTIONS=2 ci/loom.sh    # one bound for every model, e.g. 2 for a quick run
-#   LOOM_MAX_PREEMPTIONS=6 ci/loom.sh --skip conservation   # a deeper run, ~8 min, < 100 MB
-#   ci/loom.sh r3                        # extra arguments go to the test harness (filters)
+#   scripts/loom.sh                           # every model at its own preemption bound (all 3)
+#   LOOM_MAX_PREEMPTIONS=2 scripts/loom.sh    # one bound for every model, e.g. 2 for a quick run
+#   LOOM_MAX_PREEMPTIONS=6 scripts/loom.sh --skip conservation   # a deeper run, ~8 min, < 100 MB
+#   scripts/loom.sh r3                        # extra arguments go to the test harness (filters)
 #
 # Release build with debug assertions on, so every debug_assert! is an oracle inside the
 # models, in its own target directory (LOOM_TARGET_DIR, default ${CARGO_TARGET_DIR:-target}/loom)
