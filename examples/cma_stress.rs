@@ -1449,7 +1449,19 @@ fn header(args: &Args) {
         },
         args.seed
     );
+    println!("{LEGEND}");
 }
+
+/// What the per-allocation lines and the table mean (printed once, human output only).
+const LEGEND: &str = "\
+legend: 'at +N' is where the allocation landed, in pages from the CMA area's base;
+        'migrated' is the pages migrated so far in this run (a running total);
+        drift = counter minus the pages really on the free lists (NR_FREE_PAGES minus the
+        pages on non-Isolate lists, NR_FREE_CMA_PAGES minus those on CMA lists): negative
+        means free pages the counter lost ('free pages missed'), positive pages it counts
+        twice; 'audit FAILED' is the expected end of a run without the fixes.
+        The policy is the seed's aggressive CMA use ([3]) unless --policy fallback; the
+        library's own default (ZoneConfig::default) is 3.17's fallback policy.";
 
 fn soak(args: &Args) -> ExitCode {
     header(args);
