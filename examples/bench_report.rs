@@ -89,6 +89,54 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The 1-minute load average (`/proc/loadavg`), if readable.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Why this run's figures cannot be trusted, if they cannot: other load on the machine (every
+/// figure), the machine's own 2-thread scaling outside what 2 idle cores give, or parallel
+/// rounds that disagree (the 2-thread figures). An empty list means no reason was seen; the
+/// report prints each reason instead of letting an impossible figure pass for a measurement.
+fn untrusted_reasons(
+    load: Option<f64>,
+    cpus: usize,
+    machine_speedup: f64,
+    spread: f64,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if let Some(l) = load
+        && l > cpus as f64 - 1.0 + 0.5
+    {
+        why.push(format!(
+            "load average {l:.2} before the run on {cpus} CPUs: the benchmark shares the machine \\
+             (every figure)"
+        ));
+    }
+    if cpus < 2 {
+        why.push(format!(
+            "{cpus} CPU available: 2 threads cannot run in parallel"
+        ));
+    }
+    if !(1.5..=2.2).contains(&machine_speedup) {
+        why.push(format!(
+            "a plain arithmetic loop scaled {machine_speedup:.2}x on 2 threads (2 idle cores give \
+             about 2): other load or clock changes"
+        ));
+    }
+    if spread > 1.25 {
+        why.push(format!(
+            "the rounds of the parallel runs differ by {spread:.2}x (slowest/fastest)"
+        ));
+    }
+    why
+}
+
 /// Median over `rounds` of the ns per iteration of `f(iters)`.
 fn ns_per_op(rounds: usize, iters: u64, mut f: impl FnMut(u64)) -> f64 {
     f(iters / 10); // warm up
@@ -181,32 +229,38 @@ fn main() -> ExitCode {
     // page_bench03 style: each thread allocates and frees its own pages; start barrier; each
     // thread pinned to its own CPU where the OS allows. The same harness runs a plain
     // arithmetic loop: the machine's own scaling (clock boost drops when both cores run).
+    let load_before = loadavg();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spread = std::cell::Cell::new(1.0f64);
     let par = |threads: usize, n: u64, work: &(dyn Fn(&Zone, u64) + Sync)| -> f64 {
         let z = zone(size, Fixes::ALL);
-        median(
-            (0..rounds)
-                .map(|_| {
-                    let start = Barrier::new(threads);
-                    let t = std::thread::scope(|s| {
-                        let hs: Vec<_> = (0..threads)
-                            .map(|t| {
-                                let (z, start) = (&z, &start);
-                                s.spawn(move || {
-                                    common::pin_to_cpu(t);
-                                    work(z, n / 10);
-                                    start.wait();
-                                    let t = Instant::now();
-                                    work(z, n);
-                                    t.elapsed()
-                                })
+        let per_round: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let start = Barrier::new(threads);
+                let t = std::thread::scope(|s| {
+                    let hs: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let (z, start) = (&z, &start);
+                            s.spawn(move || {
+                                common::pin_to_cpu(t);
+                                work(z, n / 10);
+                                start.wait();
+                                let t = Instant::now();
+                                work(z, n);
+                                t.elapsed()
                             })
-                            .collect();
-                        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
-                    });
-                    (threads as u64 * n) as f64 / t.as_secs_f64()
-                })
-                .collect(),
-        )
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+                });
+                (threads as u64 * n) as f64 / t.as_secs_f64()
+            })
+            .collect();
+        let (lo, hi) = per_round
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        spread.set(spread.get().max(hi / lo));
+        median(per_round)
     };
     let ops1 = par(1, 2_000_000 * scale, &pcp_pairs);
     let ops2 = par(2, 2_000_000 * scale, &pcp_pairs);
@@ -218,6 +272,7 @@ fn main() -> ExitCode {
         }
     };
     let machine_speedup_2t = par(2, 2_000_000 * scale, &spin) / par(1, 2_000_000 * scale, &spin);
+    let untrusted = untrusted_reasons(load_before, cpus, machine_speedup_2t, spread.get());
 
     // Fixes overhead on a workload with no isolation, and with one top-order block isolated
     // elsewhere in the zone (then the rechecks run). Two pageblocks, the smallest range
@@ -320,14 +375,23 @@ fn main() -> ExitCode {
     for (k, v) in rows {
         println!("{k:<40} {v:>12.3}");
     }
+    for why in &untrusted {
+        println!("NOT TRUSTWORTHY: {why}");
+    }
     if !audit.is_ok() {
         eprintln!("bench_report: audit after the CMA rounds failed: {audit}");
         return ExitCode::from(1);
     }
     if o.json {
         println!(
-            "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"machine_speedup_2t\":{machine_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{}}}",
-            pagealloc::asymmetric_barriers()
+            "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"machine_speedup_2t\":{machine_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{},\"trustworthy\":{},\"untrusted_reasons\":[{}]}}",
+            pagealloc::asymmetric_barriers(),
+            untrusted.is_empty(),
+            untrusted
+                .iter()
+                .map(|w| common::json_str(w))
+                .collect::<Vec<_>>()
+                .join(",")
         );
     }
     ExitCode::SUCCESS
