@@ -114,7 +114,7 @@ fn untrusted_reasons(
         && l > cpus as f64 - 1.0 + 0.5
     {
         why.push(format!(
-            "load average {l:.2} before the run on {cpus} CPUs: the benchmark shares the machine \\
+            "load average {l:.2} before the run on {cpus} CPUs: the benchmark shares the machine \
              (every figure)"
         ));
     }
