@@ -26,7 +26,7 @@ step "tests with debug assertions (internal invariant checks)"
 cargo test --lib --tests
 
 step "clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "fmt"
 cargo fmt --all -- --check
@@ -36,6 +36,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --examples
 
 step "benches compile"
 cargo bench --no-run
+
+step "the README's demo command builds (demo/: the examples as binaries, no dev-dependencies)"
+cargo build --release -p pagealloc-demo
 
 step "memcheck: the stress example under valgrind (small zone)"
 if ! command -v valgrind >/dev/null 2>&1; then
