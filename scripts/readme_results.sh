@@ -20,11 +20,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 load0=$(cut -d' ' -f1 /proc/loadavg)
+# The programs exit non-zero when a run without the fixes drifts (as expected): keep the JSON,
+# and check it is there.
+run() { # args: output file, program, arguments
+  local out=$1
+  shift
+  "$@" --json 2>/dev/null | tail -1 >"$out" || true
+  grep -q '"runs"' "$out" || { echo "no JSON from: $*" >&2; exit 1; }
+}
 for i in $(seq 1 "$RUNS"); do
-  seed=$((100 + i))
-  "$bin/cma_stress" --fixes 'none;all' --seed "$seed" --json 2>/dev/null | tail -1 >"$tmp/cma.$i.json"
-  "$bin/cma_stress" --fixes 'none;all' --seed "$i" --race-window park --json 2>/dev/null | tail -1 >"$tmp/park.$i.json"
-  "$bin/isolate_race" --fixes 'none;all' --seed "$((1 + i))" --seconds 5 --json 2>/dev/null | tail -1 >"$tmp/iso.$i.json"
+  run "$tmp/cma.$i.json" "$bin/cma_stress" --fixes 'none;all' --seed "$((100 + i))"
+  run "$tmp/park.$i.json" "$bin/cma_stress" --fixes 'none;all' --seed "$i" --race-window park
+  run "$tmp/iso.$i.json" "$bin/isolate_race" --fixes 'none;all' --seed "$((1 + i))" --seconds 5
 done
 load1=$(cut -d' ' -f1 /proc/loadavg)
 

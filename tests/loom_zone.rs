@@ -67,7 +67,7 @@ mod harness {
 
     /// Check `f` under loom with preemption bound `bound` (`LOOM_MAX_PREEMPTIONS`, when set,
     /// overrides it for every model).
-    pub fn model(name: &str, bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    pub(crate) fn model(name: &str, bound: usize, f: impl Fn() + Sync + Send + 'static) {
         let bound = std::env::var("LOOM_MAX_PREEMPTIONS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -89,7 +89,7 @@ mod harness {
 
     /// `tests/common`'s `tiny_cma`: 16 pages, `max_order` 3 (top blocks of 4 pages = two
     /// pageblocks of 2 pages), the top 8 pages CMA.
-    pub fn tiny_cma(fixes: Fixes) -> Arc<Zone> {
+    pub(crate) fn tiny_cma(fixes: Fixes) -> Arc<Zone> {
         zone(ZoneConfig {
             cma_size: 8 * PAGE_SIZE,
             fixes,
@@ -99,7 +99,7 @@ mod harness {
 
     /// `tests/common`'s `small_cma`: 32 pages, `max_order` 4, pageblocks of 4 pages, the top
     /// 16 pages CMA: room for an order-1 block and its buddy inside one pageblock.
-    pub fn small_cma(fixes: Fixes) -> Arc<Zone> {
+    pub(crate) fn small_cma(fixes: Fixes) -> Arc<Zone> {
         zone(ZoneConfig {
             max_order: 4,
             pageblock_order: 2,
@@ -110,12 +110,12 @@ mod harness {
     }
 
     /// A shareable zone (loom values: must be called inside the model).
-    pub fn zone(cfg: ZoneConfig) -> Arc<Zone> {
+    pub(crate) fn zone(cfg: ZoneConfig) -> Arc<Zone> {
         Arc::new(Zone::new(cfg).unwrap())
     }
 
     /// Allocate every page as Movable blocks of `order`.
-    pub fn fill(zone: &Zone, order: Order) {
+    pub(crate) fn fill(zone: &Zone, order: Order) {
         let mut n = 0;
         while zone.alloc_pfn(order, Migratetype::Movable).is_ok() {
             n += 1;
@@ -124,7 +124,7 @@ mod harness {
     }
 
     /// Free a block and push it out of every pcp onto the buddy lists.
-    pub fn free_now(zone: &Zone, pfn: u64, order: u32) {
+    pub(crate) fn free_now(zone: &Zone, pfn: u64, order: u32) {
         zone.free_pfn(Pfn(pfn), Order(order)).unwrap();
         zone.drain_all_pages();
     }
@@ -132,7 +132,7 @@ mod harness {
     /// The racing core of the R1–R3 models: one loom thread per `(pfn, order)` in `frees`
     /// frees that block while the main thread runs `main` on the zone; then every thread is
     /// joined and the model [`finish`]es.
-    pub fn frees_racing(zone: &Arc<Zone>, frees: &[(u64, u32)], main: impl FnOnce(&Zone)) {
+    pub(crate) fn frees_racing(zone: &Arc<Zone>, frees: &[(u64, u32)], main: impl FnOnce(&Zone)) {
         let threads: Vec<_> = frees
             .iter()
             .map(|&(pfn, order)| {
@@ -149,7 +149,7 @@ mod harness {
 
     /// The end of every model: drain what the threads left on their pcps (a loom `join`
     /// returns before the thread's pcp destructor has run) and audit everything.
-    pub fn finish(zone: &Zone) {
+    pub(crate) fn finish(zone: &Zone) {
         zone.drain_all_pages();
         zone.audit().assert_ok();
     }
