@@ -189,13 +189,15 @@ impl ZoneInner {
     /// intersects `[start, end)` away. Returns the pages moved, or the pfn of a block that
     /// could not be moved.
     ///
-    /// Each round scans the range and migrates in pfn order; it stops at the first block it
-    /// cannot move, as 3.17's `migrate_pages` batch leaves the pages it failed on. A block that
-    /// is not movable at all fails the range at once (3.17 cannot isolate it from the LRU and
-    /// `test_pages_isolated` then reports `-EBUSY`); a pinned one is retried in the next round
-    /// (each `migrate_one` already tries [`MIGRATE_PIN_RETRIES`] times), and 5 rounds without
-    /// progress fail the range, 3.17's `++tries == 5`. So a range over busy pages costs a
-    /// bounded number of attempts on its first busy block, not on every block in it.
+    /// Each round scans the range and migrates in pfn order. A block that is not movable at
+    /// all fails the range at once (3.17 cannot isolate it from the LRU and
+    /// `test_pages_isolated` then reports `-EBUSY`). A busy one (pinned, or in the middle of
+    /// its free) is retried in the next round (each `migrate_one` already tries
+    /// [`MIGRATE_PIN_RETRIES`] times), and 5 rounds without progress fail the range, 3.17's
+    /// `++tries == 5`. A round that meets a busy block before it has moved anything stops
+    /// there: so a range over busy pages costs a bounded number of attempts on its first busy
+    /// block, not on every block in it, while a range where other blocks move keeps giving a
+    /// transiently busy block its next rounds.
     pub(crate) fn migrate_range(&self, start: Pfn, end: Pfn) -> Result<u64, Pfn> {
         let mut moved = 0;
         let mut fruitless = 0;
@@ -218,7 +220,7 @@ impl ZoneInner {
                 return Ok(moved);
             };
             let mut progress = false;
-            let mut stuck = first;
+            let mut stuck = None;
             for (p, order) in pending {
                 match self.migrate_one(p) {
                     Migrate::Moved => {
@@ -228,11 +230,16 @@ impl ZoneInner {
                     Migrate::Gone => progress = true,
                     Migrate::NotMovable => return Err(p),
                     Migrate::Busy | Migrate::NoMemory => {
-                        stuck = p;
-                        break;
+                        stuck.get_or_insert(p);
+                        if !progress {
+                            // Nothing moved before it this round: retrying the rest now would
+                            // only repeat the wait on every busy block.
+                            break;
+                        }
                     }
                 }
             }
+            let stuck = stuck.unwrap_or(first);
             if !progress {
                 fruitless += 1;
                 if fruitless >= 5 {
