@@ -75,7 +75,9 @@ pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
-pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, Pinned};
+pub use migrate::{
+    MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned,
+};
 pub use types::{
     MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,
@@ -100,6 +102,7 @@ const _: () = {
     send_sync::<Pages<'static>>();
     send_sync::<OwnedPages>();
     send_sync::<MovablePages<'static>>();
+    send_sync::<OwnedMovablePages>();
     send_sync::<CmaPages<'static>>();
     send_sync::<Cma<'static>>();
     send_sync::<ZoneConfig>();

@@ -32,6 +32,7 @@ use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use crate::sync::{Arc, Mutex};
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
 use crate::zone::{Zone, ZoneInner};
+use core::ops::Deref;
 use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 
@@ -108,6 +109,18 @@ pub(crate) enum Migrate {
 }
 
 impl ZoneInner {
+    /// Allocate a held movable block of `order` and register its slot for migration.
+    fn alloc_movable_slot(&self, order: Order) -> Result<Arc<MovableSlot>, AllocError> {
+        let pfn = self.alloc(order, Migratetype::Movable, Owner::Held)?;
+        let slot = Arc::new(MovableSlot {
+            pfn: AtomicU64::new(pfn.0),
+            order,
+            pin: AtomicU8::new(UNPINNED),
+        });
+        self.movable.insert(pfn, slot.clone());
+        Ok(slot)
+    }
+
     /// Migrate the movable block headed by `pfn`, if it is one.
     pub(crate) fn migrate_one(&self, pfn: Pfn) -> Migrate {
         let Some(slot) = self.movable.get(pfn) else {
@@ -254,12 +267,23 @@ impl ZoneInner {
 
 /// A movable allocation: its bytes are reached through [`pin`](Self::pin); while unpinned the
 /// allocator may move it elsewhere (CMA allocations and memory offline do). Freed on drop.
-pub struct MovablePages<'z> {
-    zone: &'z Zone,
+///
+/// Generic over how it holds its zone, like [`PagesIn`](crate::PagesIn):
+/// [`MovablePages<'z>`](MovablePages) borrows it ([`Zone::alloc_movable`]),
+/// [`OwnedMovablePages`] keeps an `Arc<Zone>` alive ([`Zone::alloc_movable_owned`]).
+pub struct MovablePagesIn<Z: Deref<Target = Zone>> {
+    zone: Z,
     slot: Arc<MovableSlot>,
 }
 
-impl<'z> MovablePages<'z> {
+/// A movable block borrowing its zone: what [`Zone::alloc_movable`] returns.
+pub type MovablePages<'z> = MovablePagesIn<&'z Zone>;
+
+/// A movable block that keeps its zone alive through an `Arc` (so it can move to a thread
+/// spawned with `std::thread::spawn`): what [`Zone::alloc_movable_owned`] returns.
+pub type OwnedMovablePages = MovablePagesIn<Arc<Zone>>;
+
+impl<Z: Deref<Target = Zone>> MovablePagesIn<Z> {
     /// Pin the block and get at its bytes; migration waits for the guard to drop. If a
     /// migration of this block is running, waits for it to finish first (see [`Pinned`] for
     /// what a leaked guard does).
@@ -297,7 +321,7 @@ impl<'z> MovablePages<'z> {
     }
 }
 
-impl Drop for MovablePages<'_> {
+impl<Z: Deref<Target = Zone>> Drop for MovablePagesIn<Z> {
     fn drop(&mut self) {
         while self
             .slot
@@ -315,7 +339,7 @@ impl Drop for MovablePages<'_> {
     }
 }
 
-impl core::fmt::Debug for MovablePages<'_> {
+impl<Z: Deref<Target = Zone>> core::fmt::Debug for MovablePagesIn<Z> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("MovablePages")
             .field("pfn", &self.pfn())
@@ -380,14 +404,21 @@ impl Zone {
     /// Allocate a movable block of `2^order` pages that the allocator may migrate while it is
     /// not pinned (so CMA allocations and memory offline can take its pages).
     pub fn alloc_movable(&self, order: Order) -> Result<MovablePages<'_>, AllocError> {
-        let pfn = self.inner.alloc(order, Migratetype::Movable, Owner::Held)?;
-        let slot = Arc::new(MovableSlot {
-            pfn: AtomicU64::new(pfn.0),
-            order,
-            pin: AtomicU8::new(UNPINNED),
-        });
-        self.inner.movable.insert(pfn, slot.clone());
-        Ok(MovablePages { zone: self, slot })
+        let slot = self.inner.alloc_movable_slot(order)?;
+        Ok(MovablePagesIn { zone: self, slot })
+    }
+
+    /// [`alloc_movable`](Self::alloc_movable) for a zone shared by `Arc`: the handle keeps the
+    /// zone alive, so it is `'static` and can move to any thread.
+    pub fn alloc_movable_owned(
+        self: &Arc<Self>,
+        order: Order,
+    ) -> Result<OwnedMovablePages, AllocError> {
+        let slot = self.inner.alloc_movable_slot(order)?;
+        Ok(MovablePagesIn {
+            zone: self.clone(),
+            slot,
+        })
     }
 
     /// Number of live [`MovablePages`] handles.

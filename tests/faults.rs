@@ -2,6 +2,9 @@
 //! operations leave no lock held and lose no page.
 #![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
 
+mod common;
+
+use common::all_free;
 use pagealloc::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,12 +21,6 @@ fn cma_zone(hook: Option<Arc<dyn RaceHook>>) -> Zone {
     .unwrap()
 }
 
-fn all_free(z: &Zone) {
-    z.drain_all_pages();
-    let r = z.audit();
-    assert!(r.is_ok(), "{r}");
-    assert_eq!(r.true_free_pages, z.geometry().nr_pages, "{r}");
-}
 
 #[test]
 fn panic_while_pinned_unpins_and_frees() {

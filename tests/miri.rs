@@ -522,7 +522,8 @@ fn free_contig_range_refuses_a_range_with_a_handle_in_it() {
     all_free(&zone, "heap");
 }
 
-/// `OwnedPages` keeps an `Arc<Zone>` alive on a thread spawned with `std::thread::spawn`.
+/// `OwnedPages` and `OwnedMovablePages` keep an `Arc<Zone>` alive on a thread spawned with
+/// `std::thread::spawn`.
 #[test]
 fn owned_pages_on_a_spawned_thread() {
     let zone = std::sync::Arc::new(heap_zone());
@@ -535,6 +536,16 @@ fn owned_pages_on_a_spawned_thread() {
     let p = t.join().unwrap();
     assert!(p.iter().all(|&b| b == 6));
     drop(p);
+    // The movable form too: pinned and written on the spawned thread, checked here.
+    let z = zone.clone();
+    let t = std::thread::spawn(move || {
+        let mut m = z.alloc_movable_owned(Order(0)).unwrap();
+        m.pin().as_mut_slice().fill(8);
+        m
+    });
+    let mut m = t.join().unwrap();
+    assert!(m.pin().as_slice().iter().all(|&b| b == 8));
+    drop(m);
     all_free(&zone, "heap");
 }
 

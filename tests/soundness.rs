@@ -4,6 +4,9 @@
 //! the panic message, and ends with a clean audit and every page free.
 #![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
 
+mod common;
+
+use common::all_free;
 use pagealloc::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,17 +22,6 @@ fn zone(cma_mib: usize) -> Zone {
     .unwrap()
 }
 
-/// Every page free, the counters exact, nothing isolated or reserved.
-fn all_free(z: &Zone) {
-    z.drain_all_pages();
-    let r = z.audit();
-    assert!(r.is_ok(), "{r}");
-    assert_eq!(r.true_free_pages, z.geometry().nr_pages, "{r}");
-    assert_eq!(z.nr_isolate_pageblock(), 0);
-    if let Some(cma) = z.cma() {
-        assert_eq!(cma.area().used(), 0, "CMA bitmap bits left reserved");
-    }
-}
 
 fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
     match e.downcast::<String>() {

@@ -31,6 +31,18 @@ pub(crate) fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
     .unwrap()
 }
 
+/// Every page free, the counters exact, nothing isolated or reserved (drains first).
+pub(crate) fn all_free(z: &Zone) {
+    z.drain_all_pages();
+    let r = z.audit();
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.true_free_pages, z.geometry().nr_pages, "{r}");
+    assert_eq!(z.nr_isolate_pageblock(), 0);
+    if let Some(cma) = z.cma() {
+        assert_eq!(cma.area().used(), 0, "CMA bitmap bits left reserved");
+    }
+}
+
 /// Allocate every page of the zone as Movable blocks of `order`; returns the sorted pfns.
 pub(crate) fn fill(zone: &Zone, order: Order) -> Vec<Pfn> {
     let mut v = Vec::new();
