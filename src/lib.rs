@@ -75,9 +75,7 @@ pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
-pub use migrate::{
-    MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned,
-};
+pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned};
 pub use types::{
     MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,

@@ -21,7 +21,6 @@ fn cma_zone(hook: Option<Arc<dyn RaceHook>>) -> Zone {
     .unwrap()
 }
 
-
 #[test]
 fn panic_while_pinned_unpins_and_frees() {
     let z = cma_zone(None);

@@ -22,7 +22,6 @@ fn zone(cma_mib: usize) -> Zone {
     .unwrap()
 }
 
-
 fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
     match e.downcast::<String>() {
         Ok(s) => *s,
