@@ -383,18 +383,42 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if o.json {
-        println!(
-            "{{\"pcp_pair_ns\":{pcp_pair_ns:.3},\"peer_pair_ns\":{peer_pair_ns:.3},\"zone_odr3_pair_ns\":{zone_odr3_pair_ns:.3},\"peer_odr3_pair_ns\":{peer_odr3_pair_ns:.3},\"parallel_speedup_2t\":{parallel_speedup_2t:.3},\"machine_speedup_2t\":{machine_speedup_2t:.3},\"fixes_overhead_ratio\":{fixes_overhead_ratio:.4},\"fixes_overhead_ratio_isolated\":{fixes_overhead_ratio_isolated:.4},\"cma_8mib_idle_ms\":{cma_8mib_idle_ms:.3},\"cma_8mib_busy_ms\":{cma_8mib_busy_ms:.3},\"membarrier\":{},\"trustworthy\":{},\"untrusted_reasons\":[{}]}}",
-            pagealloc::asymmetric_barriers(),
-            untrusted.is_empty(),
-            untrusted
-                .iter()
-                .map(|w| common::json_str(w))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let json = Json {
+            pcp_pair_ns,
+            peer_pair_ns,
+            zone_odr3_pair_ns,
+            peer_odr3_pair_ns,
+            parallel_speedup_2t,
+            machine_speedup_2t,
+            fixes_overhead_ratio,
+            fixes_overhead_ratio_isolated,
+            cma_8mib_idle_ms,
+            cma_8mib_busy_ms,
+            membarrier: pagealloc::asymmetric_barriers(),
+            trustworthy: untrusted.is_empty(),
+            untrusted_reasons: untrusted.clone(),
+        };
+        println!("{}", serde_json::to_string(&json).expect("JSON"));
     }
     ExitCode::SUCCESS
+}
+
+/// The `--json` line; the schema is this type.
+#[derive(serde::Serialize)]
+struct Json {
+    pcp_pair_ns: f64,
+    peer_pair_ns: f64,
+    zone_odr3_pair_ns: f64,
+    peer_odr3_pair_ns: f64,
+    parallel_speedup_2t: f64,
+    machine_speedup_2t: f64,
+    fixes_overhead_ratio: f64,
+    fixes_overhead_ratio_isolated: f64,
+    cma_8mib_idle_ms: f64,
+    cma_8mib_busy_ms: f64,
+    membarrier: bool,
+    trustworthy: bool,
+    untrusted_reasons: Vec<String>,
 }
 
 fn ms(d: Duration) -> f64 {

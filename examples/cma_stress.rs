@@ -1319,47 +1319,73 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
 
 // ---- output ----
 
-fn json_run(r: &RunResult, args: &Args) -> String {
+/// One run in the `--json` line; the schema is this type.
+#[derive(serde::Serialize)]
+struct RunJson {
+    fixes: String,
+    cma_attempts: u32,
+    cma_ok: u32,
+    cma_busy: u32,
+    migrated_pages: u64,
+    drift_free: i64,
+    drift_cma: i64,
+    misplaced_blocks: usize,
+    unmerged_blocks: usize,
+    audit_ok: bool,
+    elapsed_ms: u128,
+    free_pages_missed: u64,
+    cma_free_pages_missed: u64,
+    verify_errors: u64,
+    cma_ms_max: f64,
+    worker_allocs: u64,
+    worker_frees: u64,
+    alloc_failures: u64,
+    interrupted: bool,
+    policy: &'static str,
+    threads: usize,
+    race_window: String,
+    parked_frees: u64,
+    hold: bool,
+    pcp_fraction: u64,
+    seed: u64,
+}
+
+/// The `--json` line.
+#[derive(serde::Serialize)]
+struct Json {
+    runs: Vec<RunJson>,
+}
+
+fn json_run(r: &RunResult, args: &Args) -> RunJson {
     let rep = &r.report;
-    format!(
-        concat!(
-            "{{\"fixes\":\"{}\",\"cma_attempts\":{},\"cma_ok\":{},\"cma_busy\":{},",
-            "\"migrated_pages\":{},\"drift_free\":{},\"drift_cma\":{},\"misplaced_blocks\":{},",
-            "\"unmerged_blocks\":{},",
-            "\"audit_ok\":{},\"elapsed_ms\":{},\"free_pages_missed\":{},",
-            "\"cma_free_pages_missed\":{},\"verify_errors\":{},\"cma_ms_max\":{:.3},",
-            "\"worker_allocs\":{},\"worker_frees\":{},\"alloc_failures\":{},",
-            "\"interrupted\":{},\"policy\":\"{}\",\"threads\":{},\"race_window\":\"{}\",",
-            "\"parked_frees\":{},",
-            "\"hold\":{},\"pcp_fraction\":{},\"seed\":{}}}"
-        ),
-        r.fixes.name(),
-        r.attempts,
-        r.ok,
-        r.busy,
-        r.migrated,
-        rep.drift_free,
-        rep.drift_cma,
-        rep.misplaced_blocks.len(),
-        rep.unmerged_blocks.len(),
-        r.audit_ok(),
-        r.elapsed.as_millis(),
-        rep.drift_free.unsigned_abs(),
-        rep.drift_cma.unsigned_abs(),
-        r.verify_errors,
-        r.cma_ms_max,
-        r.workers.allocs,
-        r.workers.frees,
-        r.workers.alloc_failures,
-        r.interrupted,
-        policy_name(args.policy),
-        args.threads,
-        args.race_window.name(),
-        r.parked_frees,
-        args.hold,
-        args.pcp_fraction.unwrap_or(0),
-        args.seed
-    )
+    RunJson {
+        fixes: r.fixes.name(),
+        cma_attempts: r.attempts,
+        cma_ok: r.ok,
+        cma_busy: r.busy,
+        migrated_pages: r.migrated,
+        drift_free: rep.drift_free,
+        drift_cma: rep.drift_cma,
+        misplaced_blocks: rep.misplaced_blocks.len(),
+        unmerged_blocks: rep.unmerged_blocks.len(),
+        audit_ok: r.audit_ok(),
+        elapsed_ms: r.elapsed.as_millis(),
+        free_pages_missed: rep.drift_free.unsigned_abs(),
+        cma_free_pages_missed: rep.drift_cma.unsigned_abs(),
+        verify_errors: r.verify_errors,
+        cma_ms_max: r.cma_ms_max,
+        worker_allocs: r.workers.allocs,
+        worker_frees: r.workers.frees,
+        alloc_failures: r.workers.alloc_failures,
+        interrupted: r.interrupted,
+        policy: policy_name(args.policy),
+        threads: args.threads,
+        race_window: args.race_window.name().to_string(),
+        parked_frees: r.parked_frees,
+        hold: args.hold,
+        pcp_fraction: args.pcp_fraction.unwrap_or(0),
+        seed: args.seed,
+    }
 }
 
 fn print_table(runs: &[RunResult]) {
@@ -1560,8 +1586,10 @@ fn main() -> ExitCode {
         }
     }
     if args.json {
-        let items: Vec<String> = runs.iter().map(|r| json_run(r, &args)).collect();
-        println!("{{\"runs\":[{}]}}", items.join(","));
+        let json = Json {
+            runs: runs.iter().map(|r| json_run(r, &args)).collect(),
+        };
+        println!("{}", serde_json::to_string(&json).expect("JSON"));
     }
     if failed {
         ExitCode::from(1)

@@ -62,8 +62,7 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, args_or_exit, default_seed, json_str, splitmix64};
-use std::fmt::Write as _;
+use common::{Flags, Rng, args_or_exit, default_seed, splitmix64};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -735,58 +734,100 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
 
 // ---- output ----
 
-fn run_json(r: &RunResult) -> String {
+/// One run in the `--json` line; the schema is this type.
+#[derive(serde::Serialize)]
+struct RunJson {
+    fixes: String,
+    fixes_bits: u16,
+    seed: u64,
+    seconds: f64,
+    drift_free: i64,
+    drift_cma: i64,
+    misplaced_blocks: usize,
+    unmerged_blocks: usize,
+    audit_ok: bool,
+    audit_errors: usize,
+    clean: bool,
+    must_be_clean: bool,
+    isolations: u64,
+    isolate_failures: u64,
+    tests_passed: u64,
+    skipped_ranges: u64,
+    offlines: u64,
+    offline_failures: u64,
+    onlines: u64,
+    ops: u64,
+    allocs: u64,
+    frees: u64,
+    cross_frees: u64,
+    alloc_failures: u64,
+    left_isolated: u64,
+    mid_audits: u64,
+    mid_max_abs_drift_free: i64,
+    nr_free_pages: i64,
+    true_free_pages: u64,
+    nr_free_cma_pages: i64,
+    true_free_cma_pages: u64,
+    managed_pages: u64,
+    elapsed_ms: u128,
+    report: String,
+}
+
+/// The `--json` line: every run and the settings they shared.
+#[derive(serde::Serialize)]
+struct Json {
+    runs: Vec<RunJson>,
+    seed: u64,
+    threads: u64,
+    race_window: u64,
+    size_mib: u64,
+    cma_mib: u64,
+    align: &'static str,
+    undo: &'static str,
+    hold_us: u64,
+    ok: bool,
+}
+
+fn run_json(r: &RunResult) -> RunJson {
     let rep = &r.report;
     let w = &r.workers;
     let i = &r.iso;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "{{\"fixes\":{},\"fixes_bits\":{},\"seed\":{},\"seconds\":{},\
-         \"drift_free\":{},\"drift_cma\":{},\"misplaced_blocks\":{},\"unmerged_blocks\":{},\"audit_ok\":{},\
-         \"audit_errors\":{},\"clean\":{},\"must_be_clean\":{},\
-         \"isolations\":{},\"isolate_failures\":{},\"tests_passed\":{},\"skipped_ranges\":{},\
-         \"offlines\":{},\"offline_failures\":{},\"onlines\":{},\
-         \"ops\":{},\"allocs\":{},\"frees\":{},\"cross_frees\":{},\"alloc_failures\":{},\
-         \"left_isolated\":{},\"mid_audits\":{},\"mid_max_abs_drift_free\":{},\
-         \"nr_free_pages\":{},\"true_free_pages\":{},\"nr_free_cma_pages\":{},\
-         \"true_free_cma_pages\":{},\"managed_pages\":{},\"elapsed_ms\":{},\"report\":{}}}",
-        json_str(&r.fixes.name()),
-        r.fixes.bits(),
-        r.seed,
-        r.seconds,
-        rep.drift_free,
-        rep.drift_cma,
-        rep.misplaced_blocks.len(),
-        rep.unmerged_blocks.len(),
-        rep.is_ok(),
-        rep.errors.len(),
-        r.clean(),
-        r.must_be_clean(),
-        i.isolations,
-        i.isolate_failures,
-        i.tests_passed,
-        i.skipped,
-        i.offlines,
-        i.offline_failures,
-        i.onlines,
-        w.ops(),
-        w.allocs,
-        w.frees,
-        w.cross_frees,
-        w.alloc_failures,
-        r.left_isolated,
-        r.mid_audits,
-        r.mid_max_abs_drift_free,
-        rep.nr_free_pages,
-        rep.true_free_pages,
-        rep.nr_free_cma_pages,
-        rep.true_free_cma_pages,
-        rep.managed_pages,
-        r.elapsed.as_millis(),
-        json_str(&rep.to_string()),
-    );
-    s
+    RunJson {
+        fixes: r.fixes.name(),
+        fixes_bits: r.fixes.bits(),
+        seed: r.seed,
+        seconds: r.seconds,
+        drift_free: rep.drift_free,
+        drift_cma: rep.drift_cma,
+        misplaced_blocks: rep.misplaced_blocks.len(),
+        unmerged_blocks: rep.unmerged_blocks.len(),
+        audit_ok: rep.is_ok(),
+        audit_errors: rep.errors.len(),
+        clean: r.clean(),
+        must_be_clean: r.must_be_clean(),
+        isolations: i.isolations,
+        isolate_failures: i.isolate_failures,
+        tests_passed: i.tests_passed,
+        skipped_ranges: i.skipped,
+        offlines: i.offlines,
+        offline_failures: i.offline_failures,
+        onlines: i.onlines,
+        ops: w.ops(),
+        allocs: w.allocs,
+        frees: w.frees,
+        cross_frees: w.cross_frees,
+        alloc_failures: w.alloc_failures,
+        left_isolated: r.left_isolated,
+        mid_audits: r.mid_audits,
+        mid_max_abs_drift_free: r.mid_max_abs_drift_free,
+        nr_free_pages: rep.nr_free_pages,
+        true_free_pages: rep.true_free_pages,
+        nr_free_cma_pages: rep.nr_free_cma_pages,
+        true_free_cma_pages: rep.true_free_cma_pages,
+        managed_pages: rep.managed_pages,
+        elapsed_ms: r.elapsed.as_millis(),
+        report: rep.to_string(),
+    }
 }
 
 fn print_table(results: &[RunResult]) {
@@ -921,21 +962,19 @@ fn main() -> ExitCode {
         }
     }
     if args.json {
-        let runs: Vec<String> = results.iter().map(run_json).collect();
-        println!(
-            "{{\"runs\":[{}],\"seed\":{},\"threads\":{},\"race_window\":{},\"size_mib\":{},\
-             \"cma_mib\":{},\"align\":{},\"undo\":{},\"hold_us\":{},\"ok\":{}}}",
-            runs.join(","),
-            args.seed,
-            args.threads,
-            args.race_window,
-            args.size_mib,
-            args.cma_mib,
-            json_str(args.iso.align.name()),
-            json_str(args.iso.undo.name()),
-            args.iso.hold_us,
-            !failed
-        );
+        let json = Json {
+            runs: results.iter().map(run_json).collect(),
+            seed: args.seed,
+            threads: args.threads as u64,
+            race_window: args.race_window as u64,
+            size_mib: args.size_mib as u64,
+            cma_mib: args.cma_mib as u64,
+            align: args.iso.align.name(),
+            undo: args.iso.undo.name(),
+            hold_us: args.iso.hold_us,
+            ok: !failed,
+        };
+        println!("{}", serde_json::to_string(&json).expect("JSON"));
     }
     if failed {
         ExitCode::FAILURE

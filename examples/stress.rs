@@ -27,9 +27,7 @@ use pagealloc::{
 };
 mod common;
 
-use common::{
-    Flags, Rng, STOP, args_or_exit, default_seed, install_signal_handlers, json_str, splitmix64,
-};
+use common::{Flags, Rng, STOP, args_or_exit, default_seed, install_signal_handlers, splitmix64};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -369,6 +367,32 @@ fn worker<'z>(
 
 // ---- main ----
 
+/// The `--json` line: one object, its schema this type.
+#[derive(serde::Serialize)]
+struct Summary {
+    ops: u64,
+    threads: usize,
+    seconds: f64,
+    seed: u64,
+    size_mib: usize,
+    fixes: String,
+    audit_ok: bool,
+    drift_free: i64,
+    drift_cma: i64,
+    max_abs_drift: i64,
+    verify_errors: u64,
+    audits: u64,
+    audit_failures: u64,
+    alloc_failures: u64,
+    allocs: u64,
+    frees: u64,
+    cross_thread_frees: u64,
+    true_free_pages: u64,
+    managed_pages: u64,
+    unmerged_blocks: usize,
+    ok: bool,
+}
+
 /// The final state must be: clean audit, nothing allocated or cached, every page free.
 fn final_problems(r: &AuditReport, counters: (i64, i64)) -> Vec<String> {
     let mut p = Vec::new();
@@ -601,30 +625,30 @@ fn main() -> ExitCode {
     eprintln!("stress: {}", if ok { "PASS" } else { "FAIL" });
 
     if args.json {
-        println!(
-            "{{\"ops\":{},\"threads\":{},\"seconds\":{:.3},\"seed\":{},\"size_mib\":{},\"fixes\":{},\"audit_ok\":{},\"drift_free\":{},\"drift_cma\":{},\"max_abs_drift\":{},\"verify_errors\":{},\"audits\":{},\"audit_failures\":{},\"alloc_failures\":{},\"allocs\":{},\"frees\":{},\"cross_thread_frees\":{},\"true_free_pages\":{},\"managed_pages\":{},\"unmerged_blocks\":{},\"ok\":{}}}",
-            total.ops(),
-            args.threads,
-            elapsed,
-            args.seed,
-            args.size_mib,
-            json_str(&args.fixes.name()),
-            problems.is_empty() && audit_failures == 0,
-            r.drift_free,
-            r.drift_cma,
+        let summary = Summary {
+            ops: total.ops(),
+            threads: args.threads,
+            seconds: elapsed,
+            seed: args.seed,
+            size_mib: args.size_mib,
+            fixes: args.fixes.name(),
+            audit_ok: problems.is_empty() && audit_failures == 0,
+            drift_free: r.drift_free,
+            drift_cma: r.drift_cma,
             max_abs_drift,
-            total.verify_errors,
+            verify_errors: total.verify_errors,
             audits,
             audit_failures,
-            total.alloc_failures,
-            total.allocs,
-            total.frees,
-            total.cross_frees,
-            r.true_free_pages,
-            r.managed_pages,
-            r.unmerged_blocks.len(),
+            alloc_failures: total.alloc_failures,
+            allocs: total.allocs,
+            frees: total.frees,
+            cross_thread_frees: total.cross_frees,
+            true_free_pages: r.true_free_pages,
+            managed_pages: r.managed_pages,
+            unmerged_blocks: r.unmerged_blocks.len(),
             ok,
-        );
+        };
+        println!("{}", serde_json::to_string(&summary).expect("JSON"));
     }
     if ok {
         ExitCode::SUCCESS

@@ -18,26 +18,16 @@ pub(crate) fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-    // A second signal kills the process the default way.
-    // SAFETY: `signal` is async-signal-safe; restoring the default disposition is always valid.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-    }
-}
-
-/// Make SIGINT and SIGTERM set [`STOP`] (once; a second signal kills the process).
+/// Make SIGINT and SIGTERM set [`STOP`] (the first one; a second one exits at once, with
+/// status 130), through `ctrlc`.
 pub(crate) fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic and calls `signal`, both
-        // async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
+    let result = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
         }
+    });
+    if let Err(e) = result {
+        eprintln!("warning: no Ctrl-C handler ({e}); stop the run with a timeout instead");
     }
 }
 
@@ -168,25 +158,6 @@ impl Flags {
 pub(crate) const FIXES_HELP: &str = "a fix set is a preset (none, seed, v3.18, v4.6, all) or \
 presets and flag names joined by ',' or '+' (their union); ';' separates sets to run one after \
 another, and --fixes may be repeated";
-
-/// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
-pub(crate) fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// A seed from the clock and the pid, for runs without `--seed`.
 pub(crate) fn default_seed() -> u64 {
