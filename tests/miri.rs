@@ -328,22 +328,27 @@ fn alloc_contig_range_migrates_a_movable_block_out_of_the_way() {
     });
 }
 
+/// A movable order-0 block inside the CMA area: allocate until one falls back into it, then
+/// free the others (room outside the area for a migration).
+fn movable_in_cma(zone: &Zone) -> MovablePages<'_> {
+    let base = zone.cma().unwrap().area().base_pfn();
+    let mut normal = Vec::new();
+    loop {
+        let m = zone.alloc_movable(Order(0)).unwrap();
+        if m.pfn() >= base {
+            return m;
+        }
+        normal.push(m);
+    }
+}
+
 #[test]
 fn cma_alloc_migrates_a_movable_block_out_of_the_area() {
     each_backend(|zone| {
         let cma = zone.cma().unwrap();
         let base = cma.area().base_pfn();
-        // Movable order-0 blocks until one falls back into the CMA area.
-        let mut normal = Vec::new();
-        let mut m = loop {
-            let m = zone.alloc_movable(Order(0)).unwrap();
-            if m.pfn() >= base {
-                break m;
-            }
-            normal.push(m);
-        };
+        let mut m = movable_in_cma(zone);
         pin_fill(&mut m, 70);
-        drop(normal); // room outside the area for the migration
         let mut all = cma.alloc(cma.area().count(), Order(0)).unwrap();
         assert!(m.pfn() < base, "the movable block left the CMA area");
         pin_check(&mut m, 70);
@@ -359,15 +364,7 @@ fn migration_races_the_owner_pinning_on_another_thread() {
     each_backend(|zone| {
         let cma = zone.cma().unwrap();
         let base = cma.area().base_pfn();
-        let mut normal = Vec::new();
-        let mut m = loop {
-            let m = zone.alloc_movable(Order(0)).unwrap();
-            if m.pfn() >= base {
-                break m;
-            }
-            normal.push(m);
-        };
-        drop(normal);
+        let mut m = movable_in_cma(zone);
         pin_fill(&mut m, 80);
         let owner_done = AtomicBool::new(false);
         let start = Barrier::new(2);

@@ -22,6 +22,23 @@ fn zone(cma_mib: usize) -> Zone {
     .unwrap()
 }
 
+/// Run `op` on two threads released together; how many of them it succeeded on.
+fn winners_of_two(op: impl Fn() -> bool + Sync) -> u64 {
+    let wins = AtomicU64::new(0);
+    let b = Barrier::new(2);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                b.wait();
+                if op() {
+                    wins.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    wins.load(Ordering::Relaxed)
+}
+
 fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
     match e.downcast::<String>() {
         Ok(s) => *s,
@@ -137,19 +154,7 @@ fn racing_pfn_frees_of_one_block_exactly_one_wins() {
     let z = zone(0);
     for _ in 0..200 {
         let p = z.alloc_pfn(Order(0), Migratetype::Movable).unwrap();
-        let wins = AtomicU64::new(0);
-        let b = Barrier::new(2);
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    b.wait();
-                    if z.free_pfn(p, Order(0)).is_ok() {
-                        wins.fetch_add(1, Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        assert_eq!(wins.load(Ordering::Relaxed), 1);
+        assert_eq!(winners_of_two(|| z.free_pfn(p, Order(0)).is_ok()), 1);
     }
     all_free(&z);
 }
@@ -210,19 +215,7 @@ fn racing_cma_releases_of_one_range_exactly_one_wins() {
     let cma = z.cma().unwrap();
     for _ in 0..100 {
         let p = cma.alloc(4, Order(2)).unwrap().into_pfn();
-        let wins = AtomicU64::new(0);
-        let b = Barrier::new(2);
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    b.wait();
-                    if cma.release_pfn(p, 4).is_ok() {
-                        wins.fetch_add(1, Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        assert_eq!(wins.load(Ordering::Relaxed), 1);
+        assert_eq!(winners_of_two(|| cma.release_pfn(p, 4).is_ok()), 1);
     }
     all_free(&z);
 }
