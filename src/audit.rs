@@ -17,6 +17,7 @@
 use crate::page::state;
 use crate::pcp::RemotePcp;
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, PageblockIdx, Pfn};
+use crate::vmstat::ZoneStatItem;
 use crate::zone::{ZoneFree, ZoneInner};
 use core::fmt;
 
@@ -49,10 +50,15 @@ pub struct UnmergedBlock {
 /// The result of [`Zone::audit`](crate::Zone::audit).
 #[derive(Clone, Debug, Default)]
 pub struct AuditReport {
-    /// `NR_FREE_PAGES` as counted.
+    /// `NR_FREE_PAGES` as counted, exactly (the folded vmstat value plus every CPU's diff).
     pub nr_free_pages: i64,
-    /// `NR_FREE_CMA_PAGES` as counted.
+    /// `NR_FREE_CMA_PAGES` as counted, exactly.
     pub nr_free_cma_pages: i64,
+    /// `NR_FREE_PAGES` as a 3.17 reader saw it at the audit: the folded value alone
+    /// ([`Zone::zone_page_state`](crate::Zone::zone_page_state) before its clamp at 0).
+    pub vmstat_free_pages: i64,
+    /// `NR_FREE_CMA_PAGES` as a 3.17 reader saw it, the same way.
+    pub vmstat_free_cma_pages: i64,
     /// F*: pages on non-`Isolate` free lists.
     pub true_free_pages: u64,
     /// C*: pages on `CMA` free lists.
@@ -215,6 +221,8 @@ impl ZoneInner {
             let mut r = AuditReport {
                 nr_free_pages: zf.nr_free_pages(),
                 nr_free_cma_pages: zf.nr_free_cma_pages(),
+                vmstat_free_pages: self.vm_stat.read(ZoneStatItem::NrFreePages),
+                vmstat_free_cma_pages: self.vm_stat.read(ZoneStatItem::NrFreeCmaPages),
                 nr_free: zf.nr_free().to_vec(),
                 free_blocks: vec![[0; MIGRATE_TYPES]; g.max_order as usize],
                 managed_pages: g.nr_pages,
@@ -222,6 +230,18 @@ impl ZoneInner {
                 offline_pages: zf.offline_pages(),
                 ..AuditReport::default()
             };
+            for (item, exact) in [
+                (ZoneStatItem::NrFreePages, r.nr_free_pages),
+                (ZoneStatItem::NrFreeCmaPages, r.nr_free_cma_pages),
+            ] {
+                let snapshot = zf.vmstat().snapshot(item);
+                if snapshot != exact {
+                    r.errors.push(format!(
+                        "vmstat: {} folded + per-CPU diffs = {snapshot}, but the exact count is {exact}",
+                        item.name()
+                    ));
+                }
+            }
             self.audit_free_lists(&zf, &mut r, &mut census);
             self.audit_pcps(pcps, &mut r, &mut census);
             self.audit_allocated(&mut r, &mut census);

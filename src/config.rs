@@ -57,6 +57,25 @@ pub enum CmaPolicy {
     Aggressive,
 }
 
+/// Whose pcp a thread uses, and whose vmstat diffs its updates go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PcpMode {
+    /// One pcp per OS thread per zone (the fast default for allocator users): the owner uses
+    /// it without a lock or a read-modify-write; other threads reach it only to drain it; a
+    /// thread's pcp is drained when the thread exits and reused by the next new thread.
+    #[default]
+    PerThread,
+    /// The kernel's: `n` CPUs, each with one pcp, used by whichever thread runs on that CPU
+    /// (see [`set_thread_cpu`](crate::set_thread_cpu)) inside one short per-CPU critical
+    /// section (3.17's interrupts-off section); `drain_all_pages` drains each CPU with pages in
+    /// turn, as its IPI would; nothing is drained at thread exit. `n` is in `1..=4096`.
+    PerCpu(u32),
+}
+
+/// The largest CPU count [`PcpMode::PerCpu`] accepts (3.17's `NR_CPUS` default on x86_64 is
+/// 64; distributions build with up to 8192).
+pub const MAX_CPUS: u32 = 4096;
+
 /// Configuration of one zone. Build it with struct update syntax from
 /// [`ZoneConfig::default`] or [`ZoneConfig::tiny`].
 #[derive(Clone)]
@@ -84,6 +103,8 @@ pub struct ZoneConfig {
     pub race_hook: Option<Arc<dyn RaceHook>>,
     /// Where the arena's bytes come from.
     pub backend: Backend,
+    /// Per-thread or per-CPU pcps (and vmstat diffs). Default [`PcpMode::PerThread`].
+    pub pcp_mode: PcpMode,
 }
 
 impl Default for ZoneConfig {
@@ -99,6 +120,7 @@ impl Default for ZoneConfig {
             fixes: Fixes::NONE,
             race_hook: None,
             backend: Backend::Mmap,
+            pcp_mode: PcpMode::PerThread,
         }
     }
 }
@@ -116,6 +138,7 @@ impl fmt::Debug for ZoneConfig {
             .field("fixes", &self.fixes)
             .field("race_hook", &self.race_hook.is_some())
             .field("backend", &self.backend)
+            .field("pcp_mode", &self.pcp_mode)
             .finish()
     }
 }
@@ -176,6 +199,18 @@ impl ZoneConfig {
                 align: block,
             });
         }
+        let cpus = match self.pcp_mode {
+            PcpMode::PerCpu(n) if !(1..=MAX_CPUS).contains(&n) => {
+                return Err(ConfigError::BadCpus { cpus: n });
+            }
+            PcpMode::PerCpu(n) => Some(n),
+            PcpMode::PerThread => None,
+        };
+        // num_online_cpus() for stat_threshold: the modelled CPUs, or this machine's.
+        let online_cpus = cpus.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get().min(MAX_CPUS as usize) as u32)
+        });
         let managed = nr_pages;
         let (high, batch) = match self.pcp {
             Some(p) => {
@@ -219,6 +254,8 @@ impl ZoneConfig {
             pcp_batch: batch,
             reserve_pageblocks: reserve,
             wmark,
+            cpus,
+            stat_threshold: crate::vmstat::calculate_normal_threshold(managed, online_cpus),
         })
     }
 }
@@ -301,6 +338,11 @@ pub struct Geometry {
     pub reserve_pageblocks: u64,
     /// Watermarks (informational).
     pub wmark: Watermarks,
+    /// The CPU count of [`PcpMode::PerCpu`], `None` in [`PcpMode::PerThread`].
+    pub cpus: Option<u32>,
+    /// vmstat's `stat_threshold` (3.17's `calculate_normal_threshold`, from the managed pages
+    /// and the CPU count: this machine's in [`PcpMode::PerThread`]).
+    pub stat_threshold: u8,
 }
 
 impl Geometry {

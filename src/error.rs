@@ -56,6 +56,12 @@ pub enum ConfigError {
         /// Requested `batch`.
         batch: u32,
     },
+    /// [`PcpMode::PerCpu`](crate::PcpMode::PerCpu) with 0 CPUs or more than
+    /// [`MAX_CPUS`](crate::MAX_CPUS).
+    BadCpus {
+        /// Requested CPU count.
+        cpus: u32,
+    },
     /// `reserve_pageblocks` asks for `Reserve` pageblocks with fixes that include
     /// [`Fixes::NO_RESERVE`](crate::Fixes::NO_RESERVE) (kernels from 4.4 on have none).
     ReserveRemoved {
@@ -116,6 +122,11 @@ impl fmt::Display for ConfigError {
                      1..=min(max(high, 1), 96)"
                 )
             }
+            ConfigError::BadCpus { cpus } => write!(
+                f,
+                "PcpMode::PerCpu({cpus}): the CPU count must be in 1..={}",
+                crate::config::MAX_CPUS
+            ),
             ConfigError::ArenaAlloc { bytes } => {
                 write!(
                     f,

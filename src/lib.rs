@@ -31,7 +31,9 @@
 //! | `zone::pageblock` | per-pageblock migratetype | `pageblock_flags` |
 //! | `zone::buddy` | the buddy core: free lists, merge/split/fallback, the counters, under the zone lock | `mm/page_alloc.c` |
 //! | `zone` | [`Zone`], `free_one_page`, the allocation entry, checked pfn frees | `mm/page_alloc.c` |
-//! | `pcp` | per-thread caches, `drain_all_pages` | `per_cpu_pages` |
+//! | `cpu` | which CPU a thread is on ([`set_thread_cpu`]) for [`PcpMode::PerCpu`] | `smp_processor_id` |
+//! | `vmstat` | [`ZoneStatItem`]: per-CPU counter diffs folded past `stat_threshold` | `mm/vmstat.c` |
+//! | `pcp` | per-thread or per-CPU caches ([`PcpMode`]), `drain_all_pages` | `per_cpu_pages` |
 //! | `isolate` | pageblock isolation, memory offline | `mm/page_isolation.c`, `mm/memory_hotplug.c` |
 //! | `cma` | [`Cma`], `alloc_contig_range` | `mm/cma.c`, `mm/page_alloc.c` |
 //! | `fixes` | [`Fixes`]: the 2014 patches and the 2016 fix as flags | the decision table |
@@ -55,6 +57,7 @@ mod arena;
 mod audit;
 mod cma;
 mod config;
+mod cpu;
 mod error;
 mod fixes;
 mod handle;
@@ -66,11 +69,15 @@ mod page;
 mod pcp;
 mod procfs;
 mod types;
+mod vmstat;
 mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages};
-pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, Watermarks, ZoneConfig};
+pub use config::{
+    Backend, CmaPolicy, Geometry, MAX_CPUS, PcpConfig, PcpMode, Watermarks, ZoneConfig,
+};
+pub use cpu::{set_thread_cpu, thread_cpu};
 pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use handle::{OwnedPages, Pages, PagesIn};
@@ -80,6 +87,7 @@ pub use types::{
     MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,
 };
+pub use vmstat::ZoneStatItem;
 pub use zone::Zone;
 
 /// Whether the pcp owner path runs without hardware fences: the process registered for

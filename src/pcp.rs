@@ -30,7 +30,8 @@ use crate::page::Owner;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard, UnsafeCell, Weak};
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
-use crate::zone::{ZoneFree, ZoneInner, ZoneStat};
+use crate::vmstat::{VmStatDiffs, ZoneStatItem};
+use crate::zone::{ZoneFree, ZoneInner};
 use crossbeam_utils::CachePadded;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -54,6 +55,9 @@ pub(crate) struct PcpEvents {
 /// A pcp's lists (`struct per_cpu_pages`), behind the pcp lock.
 #[derive(Debug)]
 pub(crate) struct PcpLists {
+    /// This pcp's "CPU" (its index in the zone's registry): whose vmstat diffs the zone-lock
+    /// sections it runs update.
+    pub(crate) cpu: usize,
     /// Pages on all lists.
     pub(crate) count: u32,
     /// `lists[MIGRATE_PCPTYPES]`; the front is the list head (hot end).
@@ -84,8 +88,12 @@ pub(crate) struct Pcp {
     barrier: crate::sync::LightBarrier,
     remote_lock: Mutex<()>,
     lists: UnsafeCell<PcpLists>,
-    /// Whether a live thread owns this pcp (false: free for reuse by a new thread).
+    /// Whether a live thread owns this pcp (false: free for reuse by a new thread). Per-CPU
+    /// pcps are always owned.
     owned: AtomicBool,
+    /// Its index in the registry (its "CPU"), as in `PcpLists::cpu`, readable outside the
+    /// lists.
+    cpu: usize,
 }
 
 // SAFETY: the lists in the `UnsafeCell` are only reached by the owner thread between its
@@ -105,7 +113,7 @@ impl Drop for InUse<'_> {
 }
 
 impl Pcp {
-    fn new(high: u32, batch: u32) -> Pcp {
+    fn new(high: u32, batch: u32, cpu: usize) -> Pcp {
         // Room for a full list without regrowth at the usual sizes (186 + 31), in usize so no
         // `high` overflows; capped so a large `high` (up to the zone's page count) does not
         // preallocate huge lists: they grow on demand past 1024 entries.
@@ -116,11 +124,13 @@ impl Pcp {
             barrier: crate::sync::LightBarrier::new(),
             remote_lock: Mutex::new(()),
             lists: UnsafeCell::new(PcpLists {
+                cpu,
                 count: 0,
                 lists: core::array::from_fn(|_| VecDeque::with_capacity(cap)),
                 events: PcpEvents::default(),
             }),
             owned: AtomicBool::new(true),
+            cpu,
         }
     }
 
@@ -146,10 +156,22 @@ impl Pcp {
 
     #[cold]
     fn owner_slow<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
+        self.locked(f)
+    }
+
+    /// Run `f` on the lists under `remote_lock`: the owner's slow path in
+    /// [`PcpMode::PerThread`](crate::PcpMode::PerThread), and every use of a CPU's pcp in
+    /// [`PcpMode::PerCpu`](crate::PcpMode::PerCpu) (3.17's interrupts-off section: whichever
+    /// thread is on the CPU, or the drain the CPU runs for an IPI). Per-CPU pcps never set
+    /// `in_use`, so the lock alone excludes everyone else.
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
         let _excl = self.remote_lock.lock();
         let p = self.lists.get_mut();
         // SAFETY: holding `remote_lock` excludes every remote session (they hold it for their
-        // whole duration), and this is the owner thread, so nobody else uses the lists.
+        // whole duration) and every other `locked` caller; the only other way to the lists is
+        // the owner fast path of a per-thread pcp, which the caller is (owner_slow) or which
+        // per-CPU pcps never take (they have no owner thread and are never in `CURRENT`).
         f(unsafe { p.deref() })
     }
 
@@ -190,16 +212,31 @@ impl Drop for RemotePcp<'_> {
     }
 }
 
-/// All pcps of a zone, in creation order (the "cpu" numbers `zoneinfo()` prints).
+/// All pcps of a zone, in creation order (the "cpu" numbers `zoneinfo()` prints): the
+/// per-thread pcps claimed so far, or the fixed per-CPU pcps.
 pub(crate) struct PcpRegistry {
     pcps: Mutex<Vec<Arc<CachePadded<Pcp>>>>,
+    /// [`PcpMode::PerCpu`](crate::PcpMode::PerCpu)'s pcps, CPU by CPU (also in `pcps`);
+    /// empty in per-thread mode.
+    per_cpu: Box<[Arc<CachePadded<Pcp>>]>,
 }
 
 impl PcpRegistry {
-    pub(crate) fn new() -> Self {
+    /// The registry of a zone with `cpus` CPUs (`None`: per-thread pcps, created on demand).
+    pub(crate) fn new(cpus: Option<u32>, high: u32, batch: u32) -> Self {
+        let per_cpu: Box<[_]> = (0..cpus.unwrap_or(0) as usize)
+            .map(|cpu| Arc::new(CachePadded::new(Pcp::new(high, batch, cpu))))
+            .collect();
         PcpRegistry {
-            pcps: Mutex::new(Vec::new()),
+            pcps: Mutex::new(per_cpu.to_vec()),
+            per_cpu,
         }
+    }
+
+    /// The number of CPUs in per-CPU mode, 0 in per-thread mode.
+    #[inline]
+    pub(crate) fn nr_cpus(&self) -> usize {
+        self.per_cpu.len()
     }
 
     /// Open a remote session on every pcp (in registry order, with one heavy barrier for all)
@@ -236,7 +273,7 @@ impl PcpRegistry {
                 return p.clone();
             }
         }
-        let p = Arc::new(CachePadded::new(Pcp::new(high, batch)));
+        let p = Arc::new(CachePadded::new(Pcp::new(high, batch, pcps.len())));
         pcps.push(p.clone());
         p
     }
@@ -280,6 +317,9 @@ impl Drop for LocalPcps {
                 }));
                 #[cfg(loom)]
                 e.pcp.owner(|l| zone.drain_pages(l));
+                // The pcp's "CPU" goes away: fold its diffs (cpu_vm_stats_fold).
+                zone.lock_on(VmStatDiffs::NO_CPU)
+                    .refresh_vm_stats(Some(e.pcp.cpu));
             }
             e.pcp.owned.store(false, Ordering::Release);
         }
@@ -335,37 +375,58 @@ impl Drop for ParkedPcp {
 }
 
 impl ZoneInner {
-    /// Run `f` with the calling thread's pcp for this zone (`this_cpu_ptr(zone->pageset)`),
-    /// registering one on first use. `None` when the thread is exiting and its thread-locals
-    /// are gone, or is running a race hook at a window that bars pcp use (callers then bypass
-    /// the pcp).
+    /// The calling thread's per-thread pcp for this zone, if the fast-path cache holds it.
     #[inline(always)]
-    fn with_this_cpu_pcp<R>(&self, f: impl FnOnce(&Pcp) -> R) -> Option<R> {
-        #[cfg(not(loom))]
-        {
-            let (id, pcp) = CURRENT.get();
-            if id == self.id {
-                // SAFETY: `CURRENT` holds `(zone id, pcp)` only for a pcp that this thread
-                // owns and that is registered in that zone's registry (set by
-                // `with_this_cpu_pcp_slow`, cleared by `LocalPcps::drop` before ownership is
-                // released). Zone ids are never reused, and `self` is that zone, alive, so its
-                // registry still holds an `Arc` to the pcp: the pointer is valid, and this thread
-                // is its owner.
-                return Some(f(unsafe { &*pcp }));
-            }
-        }
-        LOCAL_PCPS
-            .try_with(|local| self.with_this_cpu_pcp_slow(local, f))
-            .ok()
-            .flatten()
+    #[cfg(not(loom))]
+    fn cached_pcp(&self) -> Option<&Pcp> {
+        let (id, pcp) = CURRENT.get();
+        // SAFETY: `CURRENT` holds `(zone id, pcp)` only for a pcp that this thread owns and
+        // that is registered in that zone's registry (set by `this_thread_pcp_slow`, cleared by
+        // `LocalPcps::drop` before ownership is released). Zone ids are never reused, and
+        // `self` is that zone, alive for the returned borrow, so its registry holds an `Arc`
+        // to the pcp: the pointer is valid for that long.
+        (id == self.id).then(|| unsafe { &*pcp })
     }
 
+    /// Run `f` on the calling thread's pcp lists for this zone (`this_cpu_ptr(zone->pageset)`
+    /// with interrupts off): its own pcp in per-thread mode (registered on first use), the pcp
+    /// of the CPU it is on in per-CPU mode. `None` when the thread is exiting and its
+    /// thread-locals are gone, or is running a race hook at a window that bars pcp use
+    /// (callers then bypass the pcp).
+    #[inline(always)]
+    fn with_pcp_lists<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> Option<R> {
+        #[cfg(not(loom))]
+        if let Some(pcp) = self.cached_pcp() {
+            return Some(pcp.owner(f));
+        }
+        self.with_pcp_lists_uncached(f)
+    }
+
+    /// [`with_pcp_lists`](Self::with_pcp_lists) past the per-thread cache: the per-CPU
+    /// section, or a per-thread pcp's first use in a while. Cold: per-CPU mode pays for a
+    /// call, the per-thread fast path stays small.
     #[cold]
-    fn with_this_cpu_pcp_slow<R>(
-        &self,
-        local: &RefCell<LocalPcps>,
-        f: impl FnOnce(&Pcp) -> R,
-    ) -> Option<R> {
+    #[inline(never)]
+    fn with_pcp_lists_uncached<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> Option<R> {
+        let n = self.pcps.nr_cpus();
+        if n > 0 {
+            if self.hook.is_some() && crate::hook::pcp_barred().is_some() {
+                // A race hook at a free-path window: this CPU's pcp may be held below it.
+                return None;
+            }
+            return Some(self.pcps.per_cpu[crate::cpu::current(n)].locked(f));
+        }
+        let pcp = LOCAL_PCPS
+            .try_with(|local| self.this_thread_pcp_slow(local))
+            .ok()
+            .flatten()?;
+        Some(pcp.owner(f))
+    }
+
+    /// The calling thread's per-thread pcp for this zone, claimed on first use, made the
+    /// fast-path cache's entry.
+    #[cold]
+    fn this_thread_pcp_slow(&self, local: &RefCell<LocalPcps>) -> Option<Arc<CachePadded<Pcp>>> {
         if crate::hook::pcp_barred().is_some() {
             // A race hook at a free-path window: this thread's pcp (or every pcp) may be in
             // use below it. Leave the pcps alone; the caller uses the buddy lists.
@@ -393,7 +454,34 @@ impl ZoneInner {
         drop(l);
         #[cfg(not(loom))]
         CURRENT.set((self.id, &**pcp as *const Pcp));
-        Some(f(&pcp))
+        Some(pcp)
+    }
+
+    /// The "CPU" whose vmstat diffs the calling thread's zone-lock sections update: the CPU
+    /// it is on (per-CPU mode), its pcp's index (per-thread mode), or
+    /// [`VmStatDiffs::NO_CPU`] for a thread that has no pcp for this zone (it never claims
+    /// one here: this runs where the zone lock is about to be taken).
+    #[inline]
+    pub(crate) fn this_cpu(&self) -> usize {
+        let n = self.pcps.nr_cpus();
+        if n > 0 {
+            return crate::cpu::current(n);
+        }
+        #[cfg(not(loom))]
+        if let Some(pcp) = self.cached_pcp() {
+            return pcp.cpu;
+        }
+        LOCAL_PCPS
+            .try_with(|local| {
+                let l = local.try_borrow().ok()?;
+                l.entries
+                    .iter()
+                    .find(|e| e.zone_id == self.id)
+                    .map(|e| e.pcp.cpu)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(VmStatDiffs::NO_CPU)
     }
 
     /// `free_hot_cold_page(page, cold)`: an order-0 free. Reads the pageblock type without the
@@ -411,28 +499,54 @@ impl ZoneInner {
         } else {
             Migratetype::Movable
         };
-        let done = self.with_this_cpu_pcp(move |pcp| {
-            pcp.owner(move |l| {
-                let entry = PcpEntry {
-                    pfn: pfn.0 as u32,
-                    mt,
-                };
-                if cold {
-                    l.lists[list.idx()].push_back(entry);
-                } else {
-                    l.lists[list.idx()].push_front(entry);
-                }
-                l.count += 1;
-                l.events.pgfree += 1;
-                self.state.set_freed(pfn);
-                if l.count >= self.geo.pcp_high {
-                    self.free_pcppages_batch(l);
-                }
-            })
-        });
-        if done.is_none() {
-            // The thread is exiting: no pcp; free straight to the buddy lists.
+        // The per-thread fast path spelled out here rather than through `with_pcp_lists`: a
+        // closure shared with the uncached call would be built in memory before the branch.
+        #[cfg(not(loom))]
+        if let Some(pcp) = self.cached_pcp() {
+            pcp.owner(move |l| self.pcp_add(l, pfn, mt, list, cold));
+            return;
+        }
+        self.free_hot_cold_page_uncached(pfn, mt, list, cold);
+    }
+
+    /// [`free_hot_cold_page`](Self::free_hot_cold_page) past the per-thread cache.
+    #[cold]
+    #[inline(never)]
+    fn free_hot_cold_page_uncached(
+        &self,
+        pfn: Pfn,
+        mt: Migratetype,
+        list: Migratetype,
+        cold: bool,
+    ) {
+        if self
+            .with_pcp_lists_uncached(move |l| self.pcp_add(l, pfn, mt, list, cold))
+            .is_none()
+        {
+            // The thread is exiting (no pcp), or a race hook bars the pcp: free straight to
+            // the buddy lists.
             self.free_one_page(pfn, Order(0), mt);
+        }
+    }
+
+    /// Add a freed page to the pcp's `list` with its cached type `mt` (the head for a hot
+    /// page, the tail for a cold one); free a batch at `high`.
+    #[inline(always)]
+    fn pcp_add(&self, l: &mut PcpLists, pfn: Pfn, mt: Migratetype, list: Migratetype, cold: bool) {
+        let entry = PcpEntry {
+            pfn: pfn.0 as u32,
+            mt,
+        };
+        if cold {
+            l.lists[list.idx()].push_back(entry);
+        } else {
+            l.lists[list.idx()].push_front(entry);
+        }
+        l.count += 1;
+        l.events.pgfree += 1;
+        self.state.set_freed(pfn);
+        if l.count >= self.geo.pcp_high {
+            self.free_pcppages_batch(l);
         }
     }
 
@@ -447,24 +561,19 @@ impl ZoneInner {
     /// with `rmqueue_bulk` when empty; the page goes to `owner`.
     #[inline(always)]
     pub(crate) fn rmqueue_pcp(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
-        self.with_this_cpu_pcp(
+        self.with_pcp_lists(
             #[inline(always)]
-            move |pcp| {
-                pcp.owner(
-                    #[inline(always)]
-                    move |l| {
-                        let e = match l.lists[mt.idx()].pop_front() {
-                            Some(e) => e,
-                            None => self.pcp_refill_pop(mt, l)?,
-                        };
-                        l.count -= 1;
-                        l.events.pgalloc += 1;
-                        let pfn = Pfn(e.pfn as u64);
-                        self.state
-                            .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
-                        Some(pfn)
-                    },
-                )
+            move |l| {
+                let e = match l.lists[mt.idx()].pop_front() {
+                    Some(e) => e,
+                    None => self.pcp_refill_pop(mt, l)?,
+                };
+                l.count -= 1;
+                l.events.pgalloc += 1;
+                let pfn = Pfn(e.pfn as u64);
+                self.state
+                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+                Some(pfn)
             },
         )
         .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner))
@@ -483,7 +592,7 @@ impl ZoneInner {
     /// under the zone lock onto the pcp list for `mt`, each keeping the type `__rmqueue` gave
     /// it. Returns how many it got.
     fn rmqueue_bulk(&self, count: u32, mt: Migratetype, l: &mut PcpLists) -> u32 {
-        let mut zf = self.lock();
+        let mut zf = self.lock_on(l.cpu);
         let zf = &mut *zf;
         let mut i = 0;
         while i < count {
@@ -496,11 +605,11 @@ impl ZoneInner {
                 mt: cached,
             });
             if cached.is_cma() {
-                zf.mod_zone_page_state(ZoneStat::NrFreeCmaPages, -1);
+                zf.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, -1);
             }
             i += 1;
         }
-        zf.mod_zone_page_state(ZoneStat::NrFreePages, -i64::from(i));
+        zf.mod_zone_page_state(ZoneStatItem::NrFreePages, -i64::from(i));
         i
     }
 
@@ -522,7 +631,7 @@ impl ZoneInner {
         if let Some(e) = l.lists.iter().find_map(|q| q.back()) {
             self.race_window(RaceWindow::PcpBulkBeforeZoneLock, Pfn(e.pfn as u64));
         }
-        let mut zf = self.lock();
+        let mut zf = self.lock_on(l.cpu);
         let zf: &mut ZoneFree = &mut zf;
         let mut migratetype = 0usize;
         let mut batch_free = 0u32;
@@ -562,7 +671,23 @@ impl ZoneInner {
 
     /// `drain_all_pages()`: drain every pcp of this zone, synchronously. Pages freed into a
     /// pcp after its drain stay there, as in the kernel.
+    ///
+    /// Per-CPU mode follows 3.17: find the CPUs whose pcp has pages, then drain each one in
+    /// its own per-CPU section (what `on_each_cpu_mask(drain_local_pages)` runs on each CPU
+    /// with interrupts off); no two pcps are held at once. Per-thread mode opens one remote
+    /// session on every pcp (the 2022 kernel's remote drain, under the pcp locks).
     pub(crate) fn drain_all_pages(&self) {
+        let n = self.pcps.nr_cpus();
+        if n > 0 {
+            crate::hook::check_reentry("drain_all_pages");
+            let cpus_with_pcps: Vec<usize> = (0..n)
+                .filter(|&cpu| self.pcps.per_cpu[cpu].locked(|l| l.count > 0))
+                .collect();
+            for cpu in cpus_with_pcps {
+                self.pcps.per_cpu[cpu].locked(|l| self.drain_pages(l));
+            }
+            return;
+        }
         self.pcps.with_all_locked(|sessions| {
             for s in sessions {
                 s.with(|l| {
@@ -576,6 +701,6 @@ impl ZoneInner {
 
     /// Drain the calling thread's pcp for this zone.
     pub(crate) fn drain_local_pages(&self) {
-        self.with_this_cpu_pcp(|pcp| pcp.owner(|l| self.drain_pages(l)));
+        self.with_pcp_lists(|l| self.drain_pages(l));
     }
 }

@@ -1,7 +1,7 @@
 //! loom models of the crate's own zone, pcp and isolation code (DESIGN §8.3): the races R1a,
 //! R1b, R2, R3a and R3b (one model each, plus `r1` and `r3` combining them), the pcp owner /
-//! remote-drain protocol, page migration vs pin and free, and free-page conservation under
-//! alloc, free and drain.
+//! remote-drain protocol, the per-CPU pcp sections and drain, the vmstat fold, page migration
+//! vs pin and free, and free-page conservation under alloc, free and drain.
 //!
 //! Each model builds a tiny zone inside the model (loom values exist only there), brings it to
 //! the setup of the matching deterministic test in `tests/race_*.rs` on the main thread, runs
@@ -20,14 +20,14 @@
 //! message (`#[should_panic]`), and the fixed presets must pass every interleaving within the
 //! preemption bound. The buggy mode is only a [`Fixes`] value.
 //!
-//! Run with `ci/loom.sh` (release, `--cfg loom`, debug assertions on). Each model prints one
+//! Run with `scripts/loom.sh` (release, `--cfg loom`, debug assertions on). Each model prints one
 //! line: its name, the iterations loom explored (to the failure, for a failing model), the
 //! preemption bound and the time taken.
 #![cfg(loom)]
 #![allow(clippy::disallowed_types)] // std atomics count iterations outside the model
 
 #[cfg(not(debug_assertions))]
-compile_error!("loom models need debug assertions: run them with ci/loom.sh");
+compile_error!("loom models need debug assertions: run them with scripts/loom.sh");
 
 use pagealloc::{CmaPolicy, Fixes, Migratetype, Order, PAGE_SIZE, Pfn, Zone, ZoneConfig};
 use std::sync::Arc;
@@ -479,6 +479,107 @@ mod pcp {
     #[test]
     fn owner_vs_remote_drain() {
         run("pcp/owner-vs-drain");
+    }
+}
+
+/// The per-CPU pcp protocol (`PcpMode::PerCpu`): a thread on CPU 0 allocates and frees
+/// through CPU 0's pcp; a second thread starts on CPU 0 too, allocates, moves to CPU 1 and frees
+/// there (the page lands on CPU 1's pcp); the main thread runs `drain_all_pages`, which scans
+/// for CPUs with pages and drains each in its own per-CPU section. loom's `UnsafeCell` tracking
+/// checks that no two sections use a CPU's lists at once; the audit that no page is handed out
+/// twice, lost, or left both cached and free; and that the counters' per-CPU diffs plus their
+/// folded value are the exact count (checked by every audit).
+mod percpu {
+    use super::*;
+    use pagealloc::{PcpMode, set_thread_cpu};
+
+    fn run(name: &str) {
+        model(name, 3, move || {
+            // Pins down: the per-CPU sections of two threads on one CPU, a thread changing CPU
+            // between its allocation and its free, and the scan-then-drain of drain_all_pages.
+            let zone = zone(ZoneConfig {
+                pcp_mode: PcpMode::PerCpu(2),
+                ..ZoneConfig::tiny(16) // pcp high 4, batch 2
+            });
+            let mv = Migratetype::Movable;
+            let (za, zb) = (zone.clone(), zone.clone());
+            let a = thread::spawn(move || {
+                set_thread_cpu(Some(0));
+                let p = za.alloc_pfn(Order(0), mv).unwrap();
+                za.free_pfn(p, Order(0)).unwrap();
+            });
+            let b = thread::spawn(move || {
+                set_thread_cpu(Some(0));
+                let p = zb.alloc_pfn(Order(0), mv).unwrap();
+                set_thread_cpu(Some(1));
+                zb.free_pfn(p, Order(0)).unwrap();
+            });
+            zone.drain_all_pages();
+            a.join().unwrap();
+            b.join().unwrap();
+            finish(&zone);
+            assert_eq!(zone.audit().true_free_pages, 16);
+        });
+    }
+
+    #[test]
+    fn two_threads_on_a_cpu_one_moving_vs_drain() {
+        run("percpu/sections-vs-drain");
+    }
+}
+
+/// vmstat: two threads on two CPUs change `NR_FREE_PAGES` through their per-CPU diffs
+/// (order-1 allocations and frees under the zone lock, 2 pages each: with the tiny zone's
+/// `stat_threshold` of 4, the third allocation folds) while the main thread folds every CPU
+/// with `vmstat_update`. No update may be lost: after the last fold the value a 3.17 reader
+/// sees equals the exact count, and every audit checks folded value + diffs = exact.
+mod vmstat {
+    use super::*;
+    use pagealloc::{PcpMode, ZoneStatItem, set_thread_cpu};
+
+    fn run(name: &str) {
+        model(name, 3, move || {
+            // Pins down: a fold between any two updates of either CPU, and a threshold fold
+            // racing the vmstat_update fold.
+            let zone = zone(ZoneConfig {
+                pcp_mode: PcpMode::PerCpu(2),
+                ..ZoneConfig::tiny(16)
+            });
+            assert_eq!(zone.geometry().stat_threshold, 4);
+            let mv = Migratetype::Movable;
+            let workers: Vec<_> = (0..2)
+                .map(|cpu| {
+                    let z = zone.clone();
+                    thread::spawn(move || {
+                        set_thread_cpu(Some(cpu));
+                        let p = z.alloc_pfn(Order(1), mv).unwrap();
+                        let q = z.alloc_pfn(Order(1), mv).unwrap();
+                        let r = z.alloc_pfn(Order(1), mv).unwrap(); // -6: folds
+                        z.free_pfn(p, Order(1)).unwrap();
+                        [q, r]
+                    })
+                })
+                .collect();
+            zone.vmstat_update();
+            let held: Vec<Pfn> = workers
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect();
+            zone.vmstat_update();
+            let r = zone.audit();
+            r.assert_ok();
+            assert_eq!(r.nr_free_pages, 16 - 8);
+            assert_eq!(zone.zone_page_state(ZoneStatItem::NrFreePages), 16 - 8);
+            for q in held {
+                zone.free_pfn(q, Order(1)).unwrap();
+            }
+            finish(&zone);
+        });
+    }
+
+    #[test]
+    fn no_update_lost_to_a_fold() {
+        run("vmstat/updates-vs-fold");
     }
 }
 

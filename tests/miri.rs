@@ -294,6 +294,56 @@ fn remote_drain_while_the_owner_works() {
     });
 }
 
+/// `PcpMode::PerCpu(2)`: two threads share CPU 0's pcp (one moves to CPU 1 halfway) while a
+/// third drains every CPU; each thread writes and checks its pages' bytes.
+#[test]
+fn per_cpu_pcps_shared_by_threads_and_drained() {
+    let zone = Zone::new(ZoneConfig {
+        cma_size: 8 * PAGE_SIZE,
+        fixes: Fixes::ALL,
+        pcp_mode: PcpMode::PerCpu(2),
+        ..ZoneConfig::tiny(16)
+    })
+    .unwrap();
+    let zone = &zone;
+    let start = Barrier::new(3);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = [60u8, 80]
+            .into_iter()
+            .map(|tag0| {
+                let start = &start;
+                s.spawn(move || {
+                    set_thread_cpu(Some(0));
+                    start.wait();
+                    for i in 0..4u8 {
+                        if i == 2 && tag0 == 80 {
+                            set_thread_cpu(Some(1));
+                        }
+                        let mut p = zone.alloc_pages(Order(0), Migratetype::Movable).unwrap();
+                        fill(p.as_mut_slice(), tag0 + i);
+                        check(p.as_slice(), tag0 + i);
+                    }
+                })
+            })
+            .collect();
+        let drainer = s.spawn(|| {
+            start.wait();
+            let mut drains = 0;
+            while !done.load(Ordering::Acquire) || drains < 2 {
+                zone.drain_all_pages();
+                drains += 1;
+            }
+        });
+        for w in workers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        drainer.join().unwrap();
+    });
+    all_free(zone, "per-CPU");
+}
+
 #[test]
 fn alloc_contig_range_migrates_a_movable_block_out_of_the_way() {
     each_backend(|zone| {

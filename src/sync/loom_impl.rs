@@ -7,7 +7,7 @@ pub(crate) use loom::thread_local;
 /// loom's atomics.
 pub(crate) mod atomic {
     pub(crate) use core::sync::atomic::Ordering;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64};
 }
 
 /// `loom::sync::Mutex` with parking_lot's shape: poisoning cannot happen in a passing model (a

@@ -16,7 +16,7 @@ pub(crate) mod atomic {
             #[repr(transparent)]
             pub(crate) struct $name(std::sync::atomic::$name);
 
-            // One macro for the three types: not every type uses every method.
+            // One macro for the four types: not every type uses every method.
             #[allow(dead_code)]
             impl $name {
                 #[inline]
@@ -48,6 +48,7 @@ pub(crate) mod atomic {
     wrap_atomic!(AtomicBool, bool);
     wrap_atomic!(AtomicU8, u8);
     wrap_atomic!(AtomicU64, u64);
+    wrap_atomic!(AtomicI64, i64);
 }
 
 /// `parking_lot::Mutex`: `lock()` returns the guard directly.

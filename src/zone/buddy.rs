@@ -40,6 +40,7 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::page::{NIL, PageMeta};
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
+use crate::vmstat::{VmStatDiffs, ZoneStatItem, ZoneVmStat};
 
 /// What the buddy core needs to know about its zone: fixed at zone creation.
 #[derive(Debug)]
@@ -49,15 +50,8 @@ pub(crate) struct BuddyCtx {
     pub(crate) cma_policy: CmaPolicy,
     /// The pageblock table, shared with the lockless readers of the free paths.
     pub(crate) pageblock: PageblockFlags,
-}
-
-/// The zone counters `mod_zone_page_state` changes (`enum zone_stat_item`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ZoneStat {
-    /// `NR_FREE_PAGES`.
-    NrFreePages,
-    /// `NR_FREE_CMA_PAGES`.
-    NrFreeCmaPages,
+    /// The folded vmstat counters, shared with the lockless readers (`zone_page_state`).
+    pub(crate) vm_stat: ZoneVmStat,
 }
 
 /// Event counters kept under the zone lock (the pcp keeps its own; `vmstat()` sums both).
@@ -96,10 +90,14 @@ pub(crate) struct ZoneFree {
     page: Box<[PageMeta]>,
     /// `free_area[order].nr_free`: blocks (not pages) of that order on all its lists.
     nr_free: Box<[u64]>,
-    /// `NR_FREE_PAGES`.
+    /// `NR_FREE_PAGES`, exact (the folded value plus every CPU's diff).
     nr_free_pages: i64,
-    /// `NR_FREE_CMA_PAGES`.
+    /// `NR_FREE_CMA_PAGES`, exact.
     nr_free_cma_pages: i64,
+    /// The same counters as 3.17 keeps them: per-CPU diffs and the folded value.
+    vmstat: VmStatDiffs,
+    /// The CPU whose diffs this lock holder's updates go to (set when the lock is taken).
+    stat_cpu: usize,
     /// `zone->nr_isolate_pageblock` (3.18): kept in every mode, read only by the fixes.
     nr_isolate_pageblock: u64,
     /// Pages taken off the free lists by memory offline.
@@ -128,6 +126,8 @@ impl ZoneFree {
             nr_free: vec![0; geo.max_order as usize].into_boxed_slice(),
             nr_free_pages: 0,
             nr_free_cma_pages: 0,
+            vmstat: VmStatDiffs::new(ctx.vm_stat.clone(), geo.stat_threshold),
+            stat_cpu: VmStatDiffs::NO_CPU,
             nr_isolate_pageblock: 0,
             offline_pages: 0,
             events: ZoneEvents::default(),
@@ -147,16 +147,38 @@ impl ZoneFree {
 
     // ---- reading the state (the audit, /proc, the upper layers) ----
 
-    /// `NR_FREE_PAGES`.
+    /// `NR_FREE_PAGES`, exact.
     #[inline]
     pub(crate) fn nr_free_pages(&self) -> i64 {
         self.nr_free_pages
     }
 
-    /// `NR_FREE_CMA_PAGES`.
+    /// `NR_FREE_CMA_PAGES`, exact.
     #[inline]
     pub(crate) fn nr_free_cma_pages(&self) -> i64 {
         self.nr_free_cma_pages
+    }
+
+    /// The vmstat view of the counters (per-CPU diffs, `stat_threshold`).
+    pub(crate) fn vmstat(&self) -> &VmStatDiffs {
+        &self.vmstat
+    }
+
+    /// Direct this lock holder's counter updates to `cpu`'s diffs
+    /// ([`VmStatDiffs::NO_CPU`]: straight to the folded value). The zone sets it each time it
+    /// takes the lock: the lock holder is "on" that CPU.
+    #[inline]
+    pub(crate) fn set_stat_cpu(&mut self, cpu: usize) {
+        self.vmstat.reserve_cpu(cpu);
+        self.stat_cpu = cpu;
+    }
+
+    /// Fold `cpu`'s diffs (`None`: every CPU's) into the folded values (`vmstat_update`).
+    pub(crate) fn refresh_vm_stats(&mut self, cpu: Option<usize>) {
+        match cpu {
+            Some(c) => self.vmstat.fold_cpu(c),
+            None => self.vmstat.fold_all(),
+        }
     }
 
     /// `free_area[order].nr_free` for every order.
@@ -195,8 +217,8 @@ impl ZoneFree {
     /// `NR_FREE_CMA_PAGES += cma`, and one more block counted in `nr_free[order]`.
     #[cfg(test)]
     pub(crate) fn skew_for_test(&mut self, free: i64, cma: i64, order: Option<usize>) {
-        self.nr_free_pages += free;
-        self.nr_free_cma_pages += cma;
+        self.mod_zone_page_state(ZoneStatItem::NrFreePages, free);
+        self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, cma);
         if let Some(o) = order {
             self.nr_free[o] += 1;
         }
@@ -329,19 +351,20 @@ impl ZoneFree {
     /// `NR_FREE_CMA_PAGES += nr` when `mt` is CMA.
     #[inline]
     pub(crate) fn account(&mut self, nr: i64, mt: Migratetype) {
-        self.nr_free_pages += nr;
+        self.mod_zone_page_state(ZoneStatItem::NrFreePages, nr);
         if mt.is_cma() {
-            self.nr_free_cma_pages += nr;
+            self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, nr);
         }
     }
 
     /// `__mod_zone_page_state(zone, item, delta)`.
     #[inline]
-    pub(crate) fn mod_zone_page_state(&mut self, item: ZoneStat, delta: i64) {
+    pub(crate) fn mod_zone_page_state(&mut self, item: ZoneStatItem, delta: i64) {
         match item {
-            ZoneStat::NrFreePages => self.nr_free_pages += delta,
-            ZoneStat::NrFreeCmaPages => self.nr_free_cma_pages += delta,
+            ZoneStatItem::NrFreePages => self.nr_free_pages += delta,
+            ZoneStatItem::NrFreeCmaPages => self.nr_free_cma_pages += delta,
         }
+        self.vmstat.mod_state(self.stat_cpu, item, delta);
     }
 
     // ---- pageblock types and isolation (written only here, under the zone lock) ----
@@ -493,9 +516,9 @@ impl ZoneFree {
         }
         self.free_one_page_locked(pfn, Order(0), mt);
         if !self.ctx.pageblock.get(pfn).is_isolate() {
-            self.mod_zone_page_state(ZoneStat::NrFreePages, 1);
+            self.mod_zone_page_state(ZoneStatItem::NrFreePages, 1);
             if mt.is_cma() {
-                self.mod_zone_page_state(ZoneStat::NrFreeCmaPages, 1);
+                self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, 1);
             }
         }
     }
@@ -678,8 +701,9 @@ impl ZoneFree {
     /// normal vs free CMA pages, each run at least a pageblock.
     fn adjust_cma_interleave(&mut self) {
         let pb = self.ctx.geo.pageblock_nr_pages;
-        let cma = self.nr_free_cma_pages.max(0) as u64;
-        let movable = (self.nr_free_pages.max(0) as u64)
+        // The seed's patch reads the counters as 3.17 does: zone_page_state, the folded value.
+        let cma = self.ctx.vm_stat.read(ZoneStatItem::NrFreeCmaPages).max(0) as u64;
+        let movable = (self.ctx.vm_stat.read(ZoneStatItem::NrFreePages).max(0) as u64)
             .saturating_sub(cma)
             .saturating_sub(self.ctx.geo.wmark.high);
         let t = &mut self.cma_try;

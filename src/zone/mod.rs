@@ -32,12 +32,13 @@ use crate::page::{ClaimError, Owner, PageStates};
 use crate::pcp::PcpRegistry;
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::types::{Migratetype, Order, Pfn};
+use crate::vmstat::{ZoneStatItem, ZoneVmStat};
 use crossbeam_utils::CachePadded;
 
 mod buddy;
 pub(crate) mod pageblock;
 
-pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree, ZoneStat};
+pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree};
 use pageblock::PageblockFlags;
 
 /// The shared state of a zone. [`Zone`] is the public handle.
@@ -53,6 +54,8 @@ pub(crate) struct ZoneInner {
     pub(crate) pageblock: PageblockFlags,
     pub(crate) state: PageStates,
     pub(crate) lock: CachePadded<Mutex<ZoneFree>>,
+    /// The folded vmstat counters (`zone->vm_stat[]`), read without the lock.
+    pub(crate) vm_stat: ZoneVmStat,
     pub(crate) pcps: PcpRegistry,
     /// Live movable blocks by head pfn (for migration).
     pub(crate) movable: crate::migrate::MovableRegistry,
@@ -63,10 +66,20 @@ pub(crate) struct ZoneInner {
 }
 
 impl ZoneInner {
-    /// Take the zone lock (never held at a race window, so a hook may take it too).
+    /// Take the zone lock (never held at a race window, so a hook may take it too). The
+    /// holder's counter updates go to the vmstat diffs of the CPU it is on.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, ZoneFree> {
-        self.lock.lock()
+        self.lock_on(self.this_cpu())
+    }
+
+    /// Take the zone lock on behalf of `cpu` (a pcp section knows its CPU; the pcp code and
+    /// thread exit use this so that no thread-local lookup runs inside a pcp section).
+    #[inline]
+    pub(crate) fn lock_on(&self, cpu: usize) -> MutexGuard<'_, ZoneFree> {
+        let mut zf = self.lock.lock();
+        zf.set_stat_cpu(cpu);
+        zf
     }
 
     /// Call the race hook, if one is installed.
@@ -381,11 +394,13 @@ impl Zone {
         // allocated for it.
         let arena = Arena::new(cfg.size, cfg.backend)?;
         let pageblock = PageblockFlags::new(geo.nr_pageblocks, geo.pageblock_order);
+        let vm_stat = ZoneVmStat::new();
         let zone_free = ZoneFree::new(BuddyCtx {
             geo,
             fixes: cfg.fixes,
             cma_policy: cfg.cma_policy,
             pageblock: pageblock.clone(),
+            vm_stat: vm_stat.clone(),
         })?;
         let inner = Arc::new_cyclic(|me| ZoneInner {
             id: crate::sync::next_id(),
@@ -397,7 +412,8 @@ impl Zone {
             pageblock,
             state: PageStates::new(geo.nr_pages),
             lock: CachePadded::new(Mutex::new(zone_free)),
-            pcps: PcpRegistry::new(),
+            vm_stat,
+            pcps: PcpRegistry::new(geo.cpus, geo.pcp_high, geo.pcp_batch),
             movable: crate::migrate::MovableRegistry::new(),
             cma: crate::cma::CmaArea::new(&geo),
             cma_mutex: Mutex::new(()),
@@ -469,10 +485,42 @@ impl Zone {
         (pfn.0 < self.inner.geo.nr_pages).then(|| self.inner.get_pageblock_migratetype(pfn))
     }
 
-    /// `NR_FREE_PAGES` and `NR_FREE_CMA_PAGES` as the counters say (not recounted).
+    /// `NR_FREE_PAGES` and `NR_FREE_CMA_PAGES` as the counters say (not recounted), exactly:
+    /// the folded values plus every CPU's diff, read under the zone lock.
     pub fn free_counters(&self) -> (i64, i64) {
         let zf = self.inner.lock();
         (zf.nr_free_pages(), zf.nr_free_cma_pages())
+    }
+
+    /// `zone_page_state(zone, item)`: what a 3.17 reader sees — the folded value only
+    /// (lagging the truth by up to `stat_threshold` pages per CPU until the next
+    /// [`vmstat_update`](Self::vmstat_update)), clamped at 0. No lock.
+    pub fn zone_page_state(&self, item: ZoneStatItem) -> u64 {
+        self.inner.vm_stat.read(item).max(0) as u64
+    }
+
+    /// `zone_page_state_snapshot(zone, item)`: the folded value plus every CPU's diff (not
+    /// clamped; the kernel clamps this one at 0 too, which would hide a negative drift).
+    pub fn zone_page_state_snapshot(&self, item: ZoneStatItem) -> i64 {
+        self.inner.lock().vmstat().snapshot(item)
+    }
+
+    /// `vmstat_update` on every CPU: fold every CPU's counter diffs into the zone's values.
+    /// 3.17 runs it from each CPU's deferrable work about once a second
+    /// (`sysctl_stat_interval`); call it from a timer thread to model that, or before reading
+    /// [`zone_page_state`](Self::zone_page_state) to fold on demand.
+    pub fn vmstat_update(&self) {
+        self.inner
+            .lock_on(crate::vmstat::VmStatDiffs::NO_CPU)
+            .refresh_vm_stats(None);
+    }
+
+    /// This zone's pcp mode.
+    pub fn pcp_mode(&self) -> crate::PcpMode {
+        match self.inner.geo.cpus {
+            Some(n) => crate::PcpMode::PerCpu(n),
+            None => crate::PcpMode::PerThread,
+        }
     }
 
     /// `drain_all_pages()`: free every thread's pcp pages to the buddy lists, synchronously.
