@@ -25,11 +25,12 @@ use crate::config::Geometry;
 use crate::error::{FreeError, IsolateError};
 use crate::isolate::UndoIsolation;
 use crate::page::Owner;
-use crate::sync::Mutex;
+use crate::sync::{Arc, Mutex};
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
 use crate::zone::FreeRest;
 use crate::zone::{Zone, ZoneInner};
 use core::fmt;
+use core::ops::Deref;
 
 /// Why a CMA allocation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +182,18 @@ impl CmaArea {
     }
 
     /// Whether `pfn` is a page of this area handed to the pfn API.
+    /// Free the held pages `[pfn, pfn + count)` of this area back to `zone` and clear their
+    /// reserved bits (cleared also if a race hook panics in a free; every page is still
+    /// freed).
+    fn release_held(&self, zone: &ZoneInner, pfn: Pfn, count: u64) {
+        let _bits = Reservation {
+            area: self,
+            bitmap_no: pfn.0 - self.base_pfn.0,
+            nr: count,
+        };
+        zone.free_each((pfn.0..pfn.0 + count).map(|p| (Pfn(p), Order(0))));
+    }
+
     pub(crate) fn is_pfn_owned(&self, pfn: Pfn) -> bool {
         pfn >= self.base_pfn
             && pfn.0 - self.base_pfn.0 < self.count
@@ -361,6 +374,12 @@ impl<'z> Cma<'z> {
     /// When called from a race hook that runs inside a `Cma::alloc` of the same zone (3.17's
     /// `cma_mutex` is not recursive) or at a window that allows no zone calls.
     pub fn alloc(&self, count: u64, align: Order) -> Result<CmaPages<'z>, CmaError> {
+        let pfn = self.alloc_held(count, align)?;
+        Ok(CmaPagesIn::new(self.zone, pfn, count))
+    }
+
+    /// [`alloc`](Self::alloc) up to the handle: the first pfn of `count` pages held for one.
+    fn alloc_held(&self, count: u64, align: Order) -> Result<Pfn, CmaError> {
         let z = &self.zone.inner;
         crate::hook::check_reentry("Cma::alloc");
         if count == 0 {
@@ -390,13 +409,8 @@ impl<'z> Cma<'z> {
             match res {
                 Ok(_) => {
                     reservation.keep();
-                    let pages = CmaPages {
-                        cma: *self,
-                        pfn,
-                        count,
-                    };
                     z.lock().events_mut().cma_alloc_success += 1;
-                    return Ok(pages);
+                    return Ok(pfn);
                 }
                 Err(e) => {
                     drop(reservation);
@@ -419,7 +433,7 @@ impl<'z> Cma<'z> {
 
     /// `cma_release(cma, pages, count)`: free the pages (through the pcp, each keeping its
     /// CMA type) and clear their bitmap bits. The same as dropping `pages`.
-    pub fn release(&self, pages: CmaPages<'_>) {
+    pub fn release<Z: Deref<Target = Zone>>(&self, pages: CmaPagesIn<Z>) {
         drop(pages);
     }
 
@@ -448,20 +462,8 @@ impl<'z> Cma<'z> {
             }
             set_bits(&mut bm.pfn_owned, bitmap_no, count, false);
         }
-        self.release_held(pfn, count);
+        self.area.release_held(&self.zone.inner, pfn, count);
         Ok(())
-    }
-
-    /// Free the held pages `[pfn, pfn + count)` of this area and clear their reserved bits
-    /// (cleared also if a race hook panics in a free; every page is still freed).
-    fn release_held(&self, pfn: Pfn, count: u64) {
-        let z = &self.zone.inner;
-        let _bits = Reservation {
-            area: self.area,
-            bitmap_no: pfn.0 - self.area.base_pfn.0,
-            nr: count,
-        };
-        z.free_each((pfn.0..pfn.0 + count).map(|p| (Pfn(p), Order(0))));
     }
 }
 
@@ -475,13 +477,58 @@ impl fmt::Debug for Cma<'_> {
 }
 
 /// An owned CMA allocation: `count` contiguous pages, released on drop.
-pub struct CmaPages<'z> {
-    cma: Cma<'z>,
+///
+/// Generic over how it holds its zone, `Z`, like [`PagesIn`](crate::PagesIn):
+/// [`CmaPages<'z>`](CmaPages) borrows it (from [`Cma::alloc`]), [`OwnedCmaPages`] keeps an
+/// `Arc<Zone>` alive (from [`Zone::cma_alloc_owned`]) and so can go to `std::thread::spawn`.
+/// It dereferences to its bytes (`[u8]`).
+pub struct CmaPagesIn<Z: Deref<Target = Zone>> {
+    zone: Z,
     pfn: Pfn,
     count: u64,
 }
 
-impl CmaPages<'_> {
+/// A CMA allocation borrowing its zone: what [`Cma::alloc`] returns.
+pub type CmaPages<'z> = CmaPagesIn<&'z Zone>;
+
+/// A CMA allocation that keeps its zone alive through an `Arc`: what
+/// [`Zone::cma_alloc_owned`] returns; `'static`, so it can move to any thread.
+///
+/// ```
+/// use pagealloc::{Order, Zone, ZoneConfig};
+/// use std::sync::Arc;
+///
+/// let zone = Arc::new(Zone::new(ZoneConfig { size: 16 << 20, cma_size: 8 << 20, ..ZoneConfig::default() })?);
+/// let z = zone.clone();
+/// let buffer = std::thread::spawn(move || {
+///     let mut b = z.cma_alloc_owned(256, Order(8)).unwrap(); // 1 MiB, 1 MiB-aligned
+///     b.fill(0x5a);
+///     b
+/// })
+/// .join()
+/// .unwrap();
+/// assert!(buffer.iter().all(|&x| x == 0x5a));
+/// drop(buffer); // cma_release
+/// zone.drain_all_pages();
+/// assert!(zone.audit().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub type OwnedCmaPages = CmaPagesIn<Arc<Zone>>;
+
+impl<Z: Deref<Target = Zone>> CmaPagesIn<Z> {
+    fn new(zone: Z, pfn: Pfn, count: u64) -> Self {
+        CmaPagesIn { zone, pfn, count }
+    }
+
+    /// The area the pages came from (present while a handle lives).
+    fn area(&self) -> &CmaArea {
+        self.zone
+            .inner
+            .cma
+            .as_ref()
+            .expect("a CMA allocation implies a CMA area")
+    }
+
     /// First pfn.
     pub fn pfn(&self) -> Pfn {
         self.pfn
@@ -514,11 +561,14 @@ impl CmaPages<'_> {
     /// [`free_pfn`](Zone::free_pfn) and [`free_contig_range`](Zone::free_contig_range) refuse
     /// these pages ([`FreeError::CmaAllocation`]): only `release_pfn` also clears the bitmap.
     pub fn into_pfn(self) -> Pfn {
-        let area = self.cma.area;
+        let area = self.area();
         let no = self.pfn.0 - area.base_pfn.0;
         set_bits(&mut area.bitmap.lock().pfn_owned, no, self.count, true);
         let pfn = self.pfn;
-        core::mem::forget(self);
+        // The zone handle (an `Arc` for `OwnedCmaPages`) is dropped; the pages stay held.
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this.zone` is read once and `this` is never used or dropped again.
+        drop(unsafe { core::ptr::read(&this.zone) });
         pfn
     }
 
@@ -530,7 +580,7 @@ impl CmaPages<'_> {
         // writes.
         unsafe {
             core::slice::from_raw_parts(
-                self.cma.zone.inner.arena.page_ptr(self.pfn),
+                self.zone.inner.arena.page_ptr(self.pfn),
                 self.count as usize * PAGE_SIZE,
             )
         }
@@ -541,14 +591,14 @@ impl CmaPages<'_> {
         // SAFETY: as in `as_slice`; `&mut self` makes this the only reference.
         unsafe {
             core::slice::from_raw_parts_mut(
-                self.cma.zone.inner.arena.page_ptr(self.pfn),
+                self.zone.inner.arena.page_ptr(self.pfn),
                 self.count as usize * PAGE_SIZE,
             )
         }
     }
 }
 
-impl core::ops::Deref for CmaPages<'_> {
+impl<Z: Deref<Target = Zone>> Deref for CmaPagesIn<Z> {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
@@ -556,19 +606,20 @@ impl core::ops::Deref for CmaPages<'_> {
     }
 }
 
-impl core::ops::DerefMut for CmaPages<'_> {
+impl<Z: Deref<Target = Zone>> core::ops::DerefMut for CmaPagesIn<Z> {
     fn deref_mut(&mut self) -> &mut [u8] {
         self.as_mut_slice()
     }
 }
 
-impl Drop for CmaPages<'_> {
+impl<Z: Deref<Target = Zone>> Drop for CmaPagesIn<Z> {
     fn drop(&mut self) {
-        self.cma.release_held(self.pfn, self.count);
+        self.area()
+            .release_held(&self.zone.inner, self.pfn, self.count);
     }
 }
 
-impl fmt::Debug for CmaPages<'_> {
+impl<Z: Deref<Target = Zone>> fmt::Debug for CmaPagesIn<Z> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CmaPages")
             .field("pfn", &self.pfn)
@@ -581,6 +632,20 @@ impl Zone {
     /// The zone's CMA area, if it has one.
     pub fn cma(&self) -> Option<Cma<'_>> {
         self.inner.cma.as_ref().map(|area| Cma { zone: self, area })
+    }
+
+    /// [`Cma::alloc`] for a zone shared by `Arc`: the handle keeps the zone alive, so it is
+    /// `'static` and can move to any thread (see [`OwnedCmaPages`]).
+    pub fn cma_alloc_owned(
+        self: &Arc<Self>,
+        count: u64,
+        align: Order,
+    ) -> Result<OwnedCmaPages, CmaError> {
+        let pfn = self
+            .cma()
+            .ok_or(CmaError::NoArea)?
+            .alloc_held(count, align)?;
+        Ok(CmaPagesIn::new(self.clone(), pfn, count))
     }
 
     /// `alloc_contig_range(start, end, mt)`: make `[start, end)` free and allocate it as

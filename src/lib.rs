@@ -1,7 +1,8 @@
 //! # pagealloc
 //!
 //! The Linux 3.17 page allocator — zone-locked buddy free lists per order and migratetype,
-//! pageblocks, per-thread pcp caches, pageblock isolation and CMA — rebuilt as a concurrent
+//! pageblocks, per-thread or per-CPU pcp caches with 3.17's per-CPU vmstat counters,
+//! pageblock isolation and CMA — rebuilt as a concurrent
 //! userspace library over one mmap'd arena, with the free-page accounting races of Joonsoo
 //! Kim's 2014 patchset "fix freepage count problems in memory isolation" and every fix
 //! selectable at run time ([`Fixes`]).
@@ -73,7 +74,7 @@ mod vmstat;
 mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
-pub use cma::{Cma, CmaArea, CmaError, CmaPages};
+pub use cma::{Cma, CmaArea, CmaError, CmaPages, CmaPagesIn, OwnedCmaPages};
 pub use config::{
     Backend, CmaPolicy, Geometry, MAX_CPUS, PcpConfig, PcpMode, Watermarks, ZoneConfig,
 };
@@ -110,6 +111,7 @@ const _: () = {
     send_sync::<MovablePages<'static>>();
     send_sync::<OwnedMovablePages>();
     send_sync::<CmaPages<'static>>();
+    send_sync::<OwnedCmaPages>();
     send_sync::<Cma<'static>>();
     send_sync::<ZoneConfig>();
 };

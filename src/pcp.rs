@@ -1,29 +1,35 @@
-//! Per-thread page caches (pcp): 3.17's `per_cpu_pages`, one per OS thread per zone.
+//! Page caches (pcp): 3.17's `per_cpu_pages`, one per OS thread per zone
+//! ([`PcpMode::PerThread`](crate::PcpMode::PerThread)) or one per modelled CPU
+//! ([`PcpMode::PerCpu`](crate::PcpMode::PerCpu), the kernel's).
 //!
 //! # What it owns
 //! Each [`Pcp`] holds `count`, three lists (Unmovable, Reclaimable, Movable) of
-//! `(pfn, cached migratetype)` entries, and the thread's order-0 event counts. CMA and Reserve
+//! `(pfn, cached migratetype)` entries, and its order-0 event counts. CMA and Reserve
 //! pages sit on the Movable list but keep their real type as the cached migratetype (3.17's
-//! `page->index`), which is what race R2 is about.
+//! `page->index`), which is what race R2 is about. A pcp's index in the registry is its "CPU":
+//! the vmstat diffs its zone-lock sections update (see `vmstat`).
 //!
 //! # Protection
 //! | state | lock |
 //! | --- | --- |
-//! | a pcp's lists, `count`, events | that pcp's own lock: the owner takes it uncontended; `drain_all_pages` and `audit` take it from other threads (the 2022 kernel design, instead of IPIs) |
-//! | the registry of pcps | the registry lock (taken when a thread first uses a zone, by `drain_all_pages`, `audit`, `zoneinfo`) |
+//! | a per-thread pcp's lists, `count`, events | the owner's asymmetric protocol (no lock, no read-modify-write), or that pcp's own lock: `drain_all_pages` and `audit` take it from other threads (the 2022 kernel design, instead of IPIs) |
+//! | a per-CPU pcp's lists | that pcp's own lock, taken by whichever thread is on the CPU for one operation (3.17's interrupts-off section), and by the drain "IPI" |
+//! | the registry of pcps | the registry lock (taken when a thread first uses a zone, by per-thread `drain_all_pages`, `audit`, `zoneinfo`) |
 //!
-//! Lock order: registry → pcp → zone.
+//! Lock order: registry → pcp → zone. Per-CPU `drain_all_pages` holds one pcp at a time.
 //!
 //! # Thread exit
-//! A thread's pcps live in a thread-local list. Its destructor drains each one into its zone
-//! (if the zone still exists) and marks the pcp free for reuse by the next new thread. A pcp is
-//! also always in its zone's registry, so `drain_all_pages` reaches pages of any thread,
-//! alive or not.
+//! Per-thread mode: a thread's pcps live in a thread-local list. Its destructor drains each
+//! one into its zone (if the zone still exists), folds its vmstat diffs, and marks the pcp
+//! free for reuse by the next new thread. A pcp is also always in its zone's registry, so
+//! `drain_all_pages` reaches pages of any thread, alive or not. Per-CPU mode has nothing to do
+//! at thread exit: no pcp belongs to a thread, and pages stay on the CPU's pcp, as in 3.17.
 //!
 //! # Kernel functions mirrored
 //! `free_hot_cold_page` ([`ZoneInner::free_hot_cold_page`]), `buffered_rmqueue`'s order-0
 //! branch ([`ZoneInner::rmqueue_pcp`]), `rmqueue_bulk`, `free_pcppages_bulk` (3.17 round-robin),
-//! `drain_pages`, `drain_all_pages`.
+//! `drain_pages`, `drain_all_pages` (per-CPU: 3.17's scan of `cpus_with_pcps`, then
+//! `on_each_cpu_mask`).
 
 use crate::hook::RaceWindow;
 use crate::page::Owner;

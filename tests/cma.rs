@@ -274,3 +274,49 @@ fn migration_races_with_pins_and_frees_on_real_threads() {
     assert_eq!(r.true_free_pages, z.geometry().nr_pages, "{r}");
     assert_eq!(z.nr_movable(), 0);
 }
+
+/// The owning form: an `OwnedCmaPages` keeps its zone alive across threads, and `into_pfn`
+/// hands the range to the pfn API without keeping (or losing) a reference to the zone.
+#[test]
+fn owned_cma_pages_move_between_threads_and_into_pfns() {
+    let zone = std::sync::Arc::new(
+        Zone::new(ZoneConfig {
+            size: 16 << 20,
+            cma_size: 8 << 20,
+            fixes: Fixes::ALL,
+            ..ZoneConfig::default()
+        })
+        .unwrap(),
+    );
+    let z = zone.clone();
+    let mut pages = std::thread::spawn(move || z.cma_alloc_owned(512, Order(9)).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        std::sync::Arc::strong_count(&zone),
+        2,
+        "the handle holds the zone"
+    );
+    pages.fill(7);
+    let (pfn, count) = (pages.pfn(), pages.count());
+    assert_eq!(pages.into_pfn(), pfn);
+    assert_eq!(
+        std::sync::Arc::strong_count(&zone),
+        1,
+        "into_pfn drops the handle's Arc"
+    );
+    assert!(matches!(
+        zone.free_contig_range(pfn, count),
+        Err(FreeError::CmaAllocation(_))
+    ));
+    zone.cma().unwrap().release_pfn(pfn, count).unwrap();
+    let no_area = std::sync::Arc::new(Zone::new(ZoneConfig::tiny(16)).unwrap());
+    assert_eq!(
+        no_area.cma_alloc_owned(1, Order(0)).unwrap_err(),
+        CmaError::NoArea
+    );
+    zone.drain_all_pages();
+    let r = zone.audit();
+    r.assert_ok();
+    assert_eq!(r.true_free_pages, zone.geometry().nr_pages);
+}
