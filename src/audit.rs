@@ -15,9 +15,9 @@
 //! - conservation: buddy-free + pcp-cached + allocated + offline == managed pages.
 
 use crate::page::state;
-use crate::pcp::RemotePcp;
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, PageblockIdx, Pfn};
 use crate::vmstat::ZoneStatItem;
+use crate::zone::pageset::RemotePcp;
 use crate::zone::{ZoneFree, ZoneInner};
 use core::fmt;
 

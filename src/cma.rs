@@ -21,13 +21,13 @@
 //! | [`Zone::alloc_contig_range`] | `alloc_contig_range`: isolate (top-order aligned), migrate, drain, find `outer_start`, `test_pages_isolated`, `isolate_freepages_range`, trim, undo |
 //! | [`Zone::free_contig_range`] | `free_contig_range` |
 
-use crate::config::Geometry;
 use crate::error::{FreeError, IsolateError};
 use crate::isolate::UndoIsolation;
 use crate::page::Owner;
-use crate::sync::{Arc, Mutex};
+use crate::sync::Arc;
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
 use crate::zone::FreeRest;
+pub use crate::zone::cma_area::CmaArea;
 use crate::zone::{Zone, ZoneInner};
 use core::fmt;
 use core::ops::Deref;
@@ -86,158 +86,14 @@ impl fmt::Display for CmaError {
 
 impl std::error::Error for CmaError {}
 
-/// The zone's CMA area: `[base_pfn, base_pfn + count)`, one bitmap bit per page
-/// (`order_per_bit` 0).
-pub struct CmaArea {
-    base_pfn: Pfn,
-    count: u64,
-    /// `cma->lock` + `cma->bitmap`, and the pfn-owned ranges.
-    bitmap: Mutex<CmaBitmaps>,
-}
-
-/// The area's bitmaps, under `cma->lock`.
-///
-/// | `reserved` | `pfn_owned` | the page is |
-/// | --- | --- | --- |
-/// | 0 | 0 | not part of a CMA allocation |
-/// | 1 | 0 | reserved by a [`Cma::alloc`] in flight, or owned by a live [`CmaPages`] |
-/// | 1 | 1 | part of an allocation handed to the pfn API ([`CmaPages::into_pfn`]), which [`Cma::release_pfn`] takes back |
-///
-/// The pages of a CMA allocation stay `HELD` in the page-state table until released, so the
-/// zone's own pfn frees refuse them; `pfn_owned` is the ownership record `release_pfn`
-/// checks and clears under the lock, so two releases of one range cannot both succeed.
-struct CmaBitmaps {
-    /// `cma->bitmap`.
-    reserved: Vec<u64>,
-    pfn_owned: Vec<u64>,
-}
-
-fn test_bit(bm: &[u64], i: u64) -> bool {
-    bm[(i / 64) as usize] & (1 << (i % 64)) != 0
-}
-
-fn set_bits(bm: &mut [u64], start: u64, n: u64, on: bool) {
-    for i in start..start + n {
-        let w = &mut bm[(i / 64) as usize];
-        if on {
-            *w |= 1 << (i % 64);
-        } else {
-            *w &= !(1 << (i % 64));
-        }
-    }
-}
-
-impl CmaArea {
-    pub(crate) fn new(geo: &Geometry) -> Option<CmaArea> {
-        let words = geo.cma_pages.div_ceil(64) as usize;
-        (geo.cma_pages > 0).then(|| CmaArea {
-            base_pfn: geo.cma_start,
-            count: geo.cma_pages,
-            bitmap: Mutex::new(CmaBitmaps {
-                reserved: vec![0; words],
-                pfn_owned: vec![0; words],
-            }),
-        })
-    }
-
-    /// First pfn of the area.
-    pub fn base_pfn(&self) -> Pfn {
-        self.base_pfn
-    }
-
-    /// Pages in the area.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Pages currently allocated from the area.
-    pub fn used(&self) -> u64 {
-        self.bitmap
-            .lock()
-            .reserved
-            .iter()
-            .map(|w| w.count_ones() as u64)
-            .sum()
-    }
-
-    /// `bitmap_find_next_zero_area(bitmap, maxno, start, nr, mask)` + `bitmap_set`, under
-    /// `cma->lock`.
-    fn reserve(&self, start: u64, nr: u64, mask: u64) -> Option<Reservation<'_>> {
-        let mut bm = self.bitmap.lock();
-        let mut idx = (start + mask) & !mask;
-        while idx + nr <= self.count {
-            match (idx..idx + nr).rev().find(|&i| test_bit(&bm.reserved, i)) {
-                None => {
-                    set_bits(&mut bm.reserved, idx, nr, true);
-                    return Some(Reservation {
-                        area: self,
-                        bitmap_no: idx,
-                        nr,
-                    });
-                }
-                Some(busy) => idx = (busy + 1 + mask) & !mask,
-            }
-        }
-        None
-    }
-
-    /// Whether `pfn` is a page of this area handed to the pfn API.
-    /// Free the held pages `[pfn, pfn + count)` of this area back to `zone` and clear their
-    /// reserved bits (cleared also if a race hook panics in a free; every page is still
-    /// freed).
-    fn release_held(&self, zone: &ZoneInner, pfn: Pfn, count: u64) {
-        let _bits = Reservation {
-            area: self,
-            bitmap_no: pfn.0 - self.base_pfn.0,
-            nr: count,
-        };
-        zone.free_each((pfn.0..pfn.0 + count).map(|p| (Pfn(p), Order(0))));
-    }
-
-    pub(crate) fn is_pfn_owned(&self, pfn: Pfn) -> bool {
-        pfn >= self.base_pfn
-            && pfn.0 - self.base_pfn.0 < self.count
-            && test_bit(&self.bitmap.lock().pfn_owned, pfn.0 - self.base_pfn.0)
-    }
-}
-
-impl fmt::Debug for CmaArea {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CmaArea")
-            .field("base_pfn", &self.base_pfn)
-            .field("count", &self.count)
-            .field("used", &self.used())
-            .finish()
-    }
-}
-
-/// Reserved bits of the area's bitmap, cleared when dropped (`cma_clear_bitmap`): after a
-/// failed attempt, after a release, and if a race hook panics in between.
-struct Reservation<'a> {
-    area: &'a CmaArea,
-    bitmap_no: u64,
-    nr: u64,
-}
-
-impl Reservation<'_> {
-    /// Keep the bits reserved: a [`CmaPages`] owns them now.
-    fn keep(self) {
-        core::mem::forget(self);
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        set_bits(
-            &mut self.area.bitmap.lock().reserved,
-            self.bitmap_no,
-            self.nr,
-            false,
-        );
-    }
-}
-
 impl ZoneInner {
+    /// Free the held pages `[pfn, pfn + count)` of `area` and clear their bitmap bits
+    /// (cleared also if a race hook panics in a free; every page is still freed).
+    fn cma_release_held(&self, area: &CmaArea, pfn: Pfn, count: u64) {
+        let _bits = area.reservation_of(pfn, count);
+        self.free_each((pfn.0..pfn.0 + count).map(|p| (Pfn(p), Order(0))));
+    }
+
     /// `alloc_contig_range(start, end, migratetype)` (3.17). On success the pages of
     /// `[start, end)` are allocated as order-0 pages to `owner`; returns the pages migrated.
     ///
@@ -385,22 +241,22 @@ impl<'z> Cma<'z> {
         if count == 0 {
             return Err(CmaError::ZeroCount);
         }
-        if count > self.area.count {
+        if count > self.area.count() {
             return Err(CmaError::TooLarge {
                 count,
-                area: self.area.count,
+                area: self.area.count(),
             });
         }
         if align.0 >= z.geo.max_order {
             return Err(CmaError::BadAlign(align));
         }
         let mask = (1u64 << align.0) - 1;
-        let base = self.area.base_pfn.0;
+        let base = self.area.base_pfn().0;
         let mut start = 0;
         let mut last = None;
         while let Some(reservation) = self.area.reserve(start, count, mask) {
             let bitmap_no = reservation.bitmap_no;
-            let pfn = self.area.base_pfn.add(bitmap_no);
+            let pfn = self.area.base_pfn().add(bitmap_no);
             let res = {
                 let _held = crate::hook::CmaMutexHeld::enter(z.id);
                 let _cma_mutex = z.cma_mutex.lock();
@@ -444,25 +300,20 @@ impl<'z> Cma<'z> {
     /// changes. The check and the hand-over happen under `cma->lock`, so of two racing
     /// releases of one range exactly one succeeds.
     pub fn release_pfn(&self, pfn: Pfn, count: u64) -> Result<(), CmaError> {
-        let base = self.area.base_pfn.0;
+        let base = self.area.base_pfn().0;
         let in_area = pfn.0 >= base
             && count > 0
             && pfn
                 .0
                 .checked_add(count)
-                .is_some_and(|end| end <= base + self.area.count);
+                .is_some_and(|end| end <= base + self.area.count());
         if !in_area {
             return Err(CmaError::NotAllocated { pfn, count });
         }
-        let bitmap_no = pfn.0 - base;
-        {
-            let mut bm = self.area.bitmap.lock();
-            if !(bitmap_no..bitmap_no + count).all(|i| test_bit(&bm.pfn_owned, i)) {
-                return Err(CmaError::NotAllocated { pfn, count });
-            }
-            set_bits(&mut bm.pfn_owned, bitmap_no, count, false);
+        if !self.area.take_pfn_owned(pfn, count) {
+            return Err(CmaError::NotAllocated { pfn, count });
         }
-        self.area.release_held(&self.zone.inner, pfn, count);
+        self.zone.inner.cma_release_held(self.area, pfn, count);
         Ok(())
     }
 }
@@ -470,8 +321,8 @@ impl<'z> Cma<'z> {
 impl fmt::Debug for Cma<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cma")
-            .field("base_pfn", &self.area.base_pfn)
-            .field("count", &self.area.count)
+            .field("base_pfn", &self.area.base_pfn())
+            .field("count", &self.area.count())
             .finish()
     }
 }
@@ -561,9 +412,7 @@ impl<Z: Deref<Target = Zone>> CmaPagesIn<Z> {
     /// [`free_pfn`](Zone::free_pfn) and [`free_contig_range`](Zone::free_contig_range) refuse
     /// these pages ([`FreeError::CmaAllocation`]): only `release_pfn` also clears the bitmap.
     pub fn into_pfn(self) -> Pfn {
-        let area = self.area();
-        let no = self.pfn.0 - area.base_pfn.0;
-        set_bits(&mut area.bitmap.lock().pfn_owned, no, self.count, true);
+        self.area().mark_pfn_owned(self.pfn, self.count);
         let pfn = self.pfn;
         // The zone handle (an `Arc` for `OwnedCmaPages`) is dropped; the pages stay held.
         let this = core::mem::ManuallyDrop::new(self);
@@ -614,8 +463,9 @@ impl<Z: Deref<Target = Zone>> core::ops::DerefMut for CmaPagesIn<Z> {
 
 impl<Z: Deref<Target = Zone>> Drop for CmaPagesIn<Z> {
     fn drop(&mut self) {
-        self.area()
-            .release_held(&self.zone.inner, self.pfn, self.count);
+        self.zone
+            .inner
+            .cma_release_held(self.area(), self.pfn, self.count);
     }
 }
 

@@ -9,7 +9,7 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::hook::RaceHook;
 use crate::sync::Arc;
-use crate::types::{MAX_SUPPORTED_ORDER, PAGE_SIZE, Pfn};
+use crate::types::{MAX_CPUS, MAX_SUPPORTED_ORDER, PAGE_SIZE, Pfn};
 use core::fmt;
 
 /// Where the arena's bytes come from.
@@ -71,10 +71,6 @@ pub enum PcpMode {
     /// turn, as its IPI would; nothing is drained at thread exit. `n` is in `1..=4096`.
     PerCpu(u32),
 }
-
-/// The largest CPU count [`PcpMode::PerCpu`] accepts (3.17's `NR_CPUS` default on x86_64 is
-/// 64; distributions build with up to 8192).
-pub const MAX_CPUS: u32 = 4096;
 
 /// Configuration of one zone. Build it with struct update syntax from
 /// [`ZoneConfig::default`] or [`ZoneConfig::tiny`].

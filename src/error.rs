@@ -125,7 +125,7 @@ impl fmt::Display for ConfigError {
             ConfigError::BadCpus { cpus } => write!(
                 f,
                 "PcpMode::PerCpu({cpus}): the CPU count must be in 1..={}",
-                crate::config::MAX_CPUS
+                crate::types::MAX_CPUS
             ),
             ConfigError::ArenaAlloc { bytes } => {
                 write!(

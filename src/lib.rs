@@ -75,9 +75,7 @@ mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages, CmaPagesIn, OwnedCmaPages};
-pub use config::{
-    Backend, CmaPolicy, Geometry, MAX_CPUS, PcpConfig, PcpMode, Watermarks, ZoneConfig,
-};
+pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, PcpMode, Watermarks, ZoneConfig};
 pub use cpu::{set_thread_cpu, thread_cpu};
 pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
@@ -85,7 +83,7 @@ pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
 pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned};
 pub use types::{
-    MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
+    MAX_CPUS, MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,
 };
 pub use vmstat::ZoneStatItem;

@@ -28,13 +28,12 @@
 
 use crate::error::AllocError;
 use crate::page::Owner;
+use crate::sync::Arc;
 use crate::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use crate::sync::{Arc, Mutex};
 use crate::types::{Migratetype, Order, PAGE_SIZE, Pfn};
+use crate::zone::movable::MovableSlot;
 use crate::zone::{Zone, ZoneInner};
 use core::ops::Deref;
-use crossbeam_utils::CachePadded;
-use std::collections::HashMap;
 
 const UNPINNED: u8 = 0;
 const PINNED: u8 = 1;
@@ -43,55 +42,6 @@ const FREED: u8 = 3;
 
 /// How many times a migrator tries to take an unpinned page before reporting it busy.
 pub const MIGRATE_PIN_RETRIES: u32 = 10;
-
-const SHARDS: usize = 64;
-
-/// The shared state of one movable block.
-pub(crate) struct MovableSlot {
-    pfn: AtomicU64,
-    order: Order,
-    pin: AtomicU8,
-}
-
-/// One shard of the registry: head pfn → slot.
-type Shard = CachePadded<Mutex<HashMap<u64, Arc<MovableSlot>>>>;
-
-/// The zone's registry: current head pfn → slot, sharded by pfn.
-pub(crate) struct MovableRegistry {
-    shards: Box<[Shard]>,
-}
-
-impl MovableRegistry {
-    pub(crate) fn new() -> Self {
-        MovableRegistry {
-            shards: (0..SHARDS)
-                .map(|_| CachePadded::new(Mutex::new(HashMap::new())))
-                .collect(),
-        }
-    }
-
-    #[inline]
-    fn shard(&self, pfn: Pfn) -> &Mutex<HashMap<u64, Arc<MovableSlot>>> {
-        &self.shards[(pfn.0 as usize >> 3) % SHARDS]
-    }
-
-    fn insert(&self, pfn: Pfn, slot: Arc<MovableSlot>) {
-        self.shard(pfn).lock().insert(pfn.0, slot);
-    }
-
-    fn remove(&self, pfn: Pfn) {
-        self.shard(pfn).lock().remove(&pfn.0);
-    }
-
-    fn get(&self, pfn: Pfn) -> Option<Arc<MovableSlot>> {
-        self.shard(pfn).lock().get(&pfn.0).cloned()
-    }
-
-    /// Live movable blocks.
-    pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
-    }
-}
 
 /// The outcome of one migration attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

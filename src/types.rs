@@ -196,3 +196,7 @@ impl core::str::FromStr for Migratetype {
             .ok_or_else(|| format!("unknown migratetype {s:?}"))
     }
 }
+
+/// The largest CPU count [`PcpMode::PerCpu`](crate::PcpMode::PerCpu) accepts (3.17's `NR_CPUS` default on x86_64 is
+/// 64; distributions build with up to 8192).
+pub const MAX_CPUS: u32 = 4096;

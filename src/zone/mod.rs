@@ -6,8 +6,11 @@
 //! | module | owns | knows |
 //! | --- | --- | --- |
 //! | `zone::pageblock` | the per-pageblock migratetype table | types only |
-//! | `zone::buddy` | [`ZoneFree`], everything the zone lock protects: free lists, `nr_free`, the free-page counters, merge, split, fallback | the pageblock table and its [`BuddyCtx`]; nothing above |
-//! | `zone` (this file) | [`ZoneInner`], [`Zone`]: the lock, the page-state table, the arena, the pcps, the hook | everything below |
+//! | `zone::buddy` | [`ZoneFree`], everything the zone lock protects: free lists, `nr_free`, the free-page counters (exact, and as per-CPU vmstat diffs), merge, split, fallback | the pageblock table and its [`BuddyCtx`]; nothing above |
+//! | `zone::pageset` | the pcp structures, their owner / remote protocol, the registry, the thread-local way to a thread's pcp | the zone only through the `PcpZone` trait (a thread's exit drain) |
+//! | `zone::cma_area` | the CMA area's range and bitmaps (`struct cma`) | types only |
+//! | `zone::movable` | the registry of live movable blocks | types only |
+//! | `zone` (this file) | [`ZoneInner`], [`Zone`]: the lock, the page-state table, the arena, the parts above, the hook | everything below |
 //! | `pcp`, `isolate`, `cma`, `migrate`, `audit`, `procfs` | the paths built on `ZoneInner` | the zone |
 //!
 //! # Lock order
@@ -29,23 +32,24 @@ use crate::error::{AllocError, ConfigError, FreeError};
 use crate::fixes::Fixes;
 use crate::hook::{RaceHook, RaceWindow};
 use crate::page::{ClaimError, Owner, PageStates};
-use crate::pcp::PcpRegistry;
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::types::{Migratetype, Order, Pfn};
 use crate::vmstat::{ZoneStatItem, ZoneVmStat};
 use crossbeam_utils::CachePadded;
 
 mod buddy;
+pub(crate) mod cma_area;
+pub(crate) mod movable;
 pub(crate) mod pageblock;
+pub(crate) mod pageset;
 
 pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree};
 use pageblock::PageblockFlags;
+use pageset::PcpRegistry;
 
 /// The shared state of a zone. [`Zone`] is the public handle.
 pub(crate) struct ZoneInner {
     pub(crate) id: u64,
-    /// This zone, weakly: what a thread's pcp list remembers to drain at thread exit.
-    pub(crate) me: crate::sync::Weak<ZoneInner>,
     pub(crate) geo: Geometry,
     pub(crate) fixes: Fixes,
     pub(crate) hook: Option<Arc<dyn RaceHook>>,
@@ -58,9 +62,9 @@ pub(crate) struct ZoneInner {
     pub(crate) vm_stat: ZoneVmStat,
     pub(crate) pcps: PcpRegistry,
     /// Live movable blocks by head pfn (for migration).
-    pub(crate) movable: crate::migrate::MovableRegistry,
+    pub(crate) movable: movable::MovableRegistry,
     /// The zone's CMA area, if configured.
-    pub(crate) cma: Option<crate::cma::CmaArea>,
+    pub(crate) cma: Option<cma_area::CmaArea>,
     /// 3.17's global `cma_mutex`: serialises `alloc_contig_range` for CMA.
     pub(crate) cma_mutex: Mutex<()>,
 }
@@ -70,7 +74,7 @@ impl ZoneInner {
     /// holder's counter updates go to the vmstat diffs of the CPU it is on.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, ZoneFree> {
-        self.lock_on(self.this_cpu())
+        self.lock_on(self.pcps.this_cpu())
     }
 
     /// Take the zone lock on behalf of `cpu` (a pcp section knows its CPU; the pcp code and
@@ -337,7 +341,7 @@ impl ZoneInner {
 #[cold]
 #[inline(never)]
 fn call_hook(hook: &dyn RaceHook, w: RaceWindow, pfn: Pfn) {
-    let _parked = crate::pcp::ParkedPcp::new();
+    let _parked = pageset::ParkedPcp::new();
     crate::hook::call(hook, w, pfn);
 }
 
@@ -402,9 +406,9 @@ impl Zone {
             pageblock: pageblock.clone(),
             vm_stat: vm_stat.clone(),
         })?;
-        let inner = Arc::new_cyclic(|me| ZoneInner {
-            id: crate::sync::next_id(),
-            me: me.clone(),
+        let id = crate::sync::next_id();
+        let inner = Arc::new_cyclic(|me: &crate::sync::Weak<ZoneInner>| ZoneInner {
+            id,
             geo,
             fixes: cfg.fixes,
             hook: cfg.race_hook.clone(),
@@ -413,9 +417,16 @@ impl Zone {
             state: PageStates::new(geo.nr_pages),
             lock: CachePadded::new(Mutex::new(zone_free)),
             vm_stat,
-            pcps: PcpRegistry::new(geo.cpus, geo.pcp_high, geo.pcp_batch),
-            movable: crate::migrate::MovableRegistry::new(),
-            cma: crate::cma::CmaArea::new(&geo),
+            pcps: PcpRegistry::new(
+                id,
+                me.clone(),
+                cfg.race_hook.is_some(),
+                geo.cpus,
+                geo.pcp_high,
+                geo.pcp_batch,
+            ),
+            movable: movable::MovableRegistry::new(),
+            cma: cma_area::CmaArea::new(&geo),
             cma_mutex: Mutex::new(()),
         });
         inner.init_free_lists();
