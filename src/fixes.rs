@@ -15,11 +15,11 @@ use core::fmt;
 /// # The flags
 /// | flag | kernel change | decision point |
 /// | --- | --- | --- |
-/// | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) | patch 1 (v3) | `free_one_page` re-reads the pageblock type under the zone lock when `nr_isolate_pageblock > 0` |
-/// | [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) | patch 1 (v4+, merged as ad53f92eb416) | ... and also when the caller's type is `Isolate` |
+/// | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) | patch 1 (v3) | `free_one_page` re-reads the pageblock type under the zone lock when `nr_isolate_pageblock > 0`; the count (and patch 4's cap) skip only a free this recheck found `Isolate`, so with no pageblock isolated a stale `Isolate` free is counted and uncapped |
+/// | [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) | patch 1 (v4+, merged as ad53f92eb416) | ... and also when the caller's type is `Isolate`; an `Isolate` free is then never counted, and always capped |
 /// | [`RECHECK_PCP_BULK`](Self::RECHECK_PCP_BULK) | patch 2 (merged as 51bb1a4093cc) | `free_pcppages_bulk` re-reads the pageblock type when `nr_isolate_pageblock > 0`, and frees and counts by it |
 /// | [`COUNT_AT_ENTRY`](Self::COUNT_AT_ENTRY) | patch 3 | the freed block is counted once, by its chosen type, at entry to `__free_one_page` |
-/// | [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT) | patch 4 (v3) | an `Isolate`-typed free merges at most up to `pageblock_order` |
+/// | [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT) | patch 4 (v3) | a free into an isolated pageblock merges at most up to `pageblock_order` (as posted in v3, like the count, only a free the recheck found `Isolate`) |
 /// | [`UNSET_REFREE`](Self::UNSET_REFREE) | patch 4 (v5, merged as 3c605096d315) | un-isolation pulls off a free block of order ≥ `pageblock_order` whose buddy is not isolated and re-frees it so it merges |
 /// | [`NO_ISOLATE_MERGE`](Self::NO_ISOLATE_MERGE) | d9dddbf55667 (2016, v4.6) | above `pageblock_order`, merge only when the types match or neither is `Isolate` |
 /// | [`NO_RESERVE`](Self::NO_RESERVE) | 974a786e63c9 (v4.4) | no static `Reserve` pageblocks |
@@ -39,7 +39,7 @@ use core::fmt;
 ///
 /// | race | interleaving | closed by |
 /// | --- | --- | --- |
-/// | R1a | a free reads its pageblock type as `Isolate` without the zone lock; the pageblock is un-isolated before the free takes the lock; the page lands on the `Isolate` list of a normal pageblock, uncounted | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) + [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) |
+/// | R1a | a free reads its pageblock type as `Isolate` without the zone lock; the pageblock is un-isolated before the free takes the lock; the page, with the counted buddies it merges, lands on the `Isolate` list of a normal pageblock, uncounted (3.17). Under v3 as posted ([`SEED`](Self::SEED)), once no pageblock is isolated, the page is also *counted*, and merges past `pageblock_order` | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) + [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) |
 /// | R1b | a free reads a normal type; the pageblock is isolated before the free takes the lock; the block merges onto a counted list inside the isolated pageblock | [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE) |
 /// | R2 | a page on a pcp caches a normal type; its pageblock is isolated; the drain frees it by the cached type onto a counted list | [`RECHECK_PCP_BULK`](Self::RECHECK_PCP_BULK) |
 /// | R3a | a free into an isolated pageblock merges past `pageblock_order` with a free block of the normal neighbour pageblock | [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT) + [`UNSET_REFREE`](Self::UNSET_REFREE) |
@@ -52,25 +52,73 @@ use core::fmt;
 /// after which a CMA block merges with it onto the CMA list (`NR_FREE_CMA_PAGES` drifts) unless
 /// 2022's merge rule stops it (2025's type-keeping isolation stops the retyping itself).
 ///
+/// # v3 as posted and as merged
+/// [`SEED`](Self::SEED) does what the v3 patches do, where they differ from the merged ones:
+///
+/// - **Where the count is decided (patches 1 and 3).** v3 counts the freed block unless the
+///   recheck found `Isolate`, and the recheck runs only while `nr_isolate_pageblock > 0`:
+///   `if (unlikely(has_isolate_pageblock(zone))) { migratetype = get_pfnblock_migratetype(page,
+///   pfn); if (is_migrate_isolate(migratetype)) goto skip_counting; }
+///   __mod_zone_freepage_state(zone, 1 << order, migratetype);` (in `free_one_page` in 1/4,
+///   moved into `__free_one_page` in 3/4). With no pageblock isolated, a free carrying a stale
+///   `Isolate` type (R1a, after the un-isolation brought the count to 0) is therefore counted,
+///   by that type (`NR_FREE_PAGES` only, not `NR_FREE_CMA_PAGES`), *and* put on the `Isolate`
+///   list: `NR_FREE_PAGES` drifts up by the block's pages on top of 3.17's merged buddies.
+///   v4 widened the condition to `has_isolate_pageblock(zone) ||
+///   is_migrate_isolate(migratetype)` ([`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT));
+///   v5, as merged, keeps the rechecks in the callers and counts in `__free_one_page` `if
+///   (!is_migrate_isolate(migratetype))`. Once the type is rechecked whenever it is `Isolate`,
+///   the two rules count the same frees.
+/// - **The merge cap (patch 4).** v3 sets `max_order = pageblock_order + 1` inside the same
+///   `is_migrate_isolate` branch, so the stale `Isolate` free above is not capped: it merges
+///   up to the top order, across the pageblock boundary, taking the neighbour's counted free
+///   block onto the `Isolate` list. v4 wrote `min(MAX_ORDER, pageblock_order + 1)` (the same
+///   here: the configuration requires `pageblock_order < max_order`); as merged, the cap
+///   applies whenever the type handed to `__free_one_page` is `Isolate`.
+/// - **Un-isolation (patch 4).** v3 only moves the free blocks back, leaving a capped block
+///   split from its buddy; v5 re-frees it ([`UNSET_REFREE`](Self::UNSET_REFREE)).
+/// - v3's patch 3 moved the recheck itself into `__free_one_page`, so it also ran for
+///   `free_pcppages_bulk`'s pages; v5 moved only the counting. The same here, since the
+///   callers recheck under the same zone lock and a pcp page never caches `Isolate`.
+///
+/// The flags model this without a flag of its own: [`RECHECK_FREE_ONE_PAGE`](Self::RECHECK_FREE_ONE_PAGE)
+/// without [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT) decides "a free into an isolated
+/// pageblock" (not counted; capped with [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT)) as
+/// v3 does, by the recheck; with both, or with neither (3.17), by the type handed in.
+/// [`V3_18`](Self::V3_18), [`V4_6`](Self::V4_6) and [`ALL`](Self::ALL) contain both, so
+/// they decide it as merged.
+///
 /// # Sources
-/// The v3 postings (lkml, 26 Aug 2014: `[RFC PATCH v3 0/4] fix freepage count problems in
-/// memory isolation` and its four patches), v4 (23 Oct 2014), the merged commits named in the
-/// table, and `mm/page_alloc.c` / `mm/page_isolation.c` of linux-next-20140826 and v3.18.
+/// The v3 postings (linux-mm and lkml, 26 Aug 2014: `[RFC PATCH v3 0/4] fix freepage count
+/// problems in memory isolation`, Message-Id
+/// `<1409040498-10148-1-git-send-email-iamjoonsoo.kim@lge.com>`, and its four patches, `-2`
+/// to `-5` of the same id; 1/4's text is also quoted in full in Naoya Horiguchi's review
+/// `<20140829174641.GB27127@nhori.bos.redhat.com>`), v4 (23 Oct 2014,
+/// `<1414051821-12769-1-git-send-email-iamjoonsoo.kim@lge.com>`), v5 (31 Oct 2014,
+/// `<1414740330-4086-1-git-send-email-iamjoonsoo.kim@lge.com>`), the merged commits named in
+/// the table, and `mm/page_alloc.c` / `mm/page_isolation.c` of linux-next-20140826 and v3.18.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Fixes(u16);
 
 impl Fixes {
-    /// Patch 1 as posted in v3: recheck in `free_one_page` when `nr_isolate_pageblock > 0`.
+    /// Patch 1 as posted in v3: recheck in `free_one_page` when `nr_isolate_pageblock > 0`,
+    /// and count the block unless that recheck found `Isolate` (with no pageblock isolated, a
+    /// stale `Isolate` free is counted: see [v3 as posted and as merged](Self#v3-as-posted-and-as-merged)).
     pub const RECHECK_FREE_ONE_PAGE: Fixes = Fixes(1 << 0);
     /// Patch 1 as merged adds: recheck also when the caller's type is `Isolate` (closes R1a
-    /// when the un-isolation brought `nr_isolate_pageblock` back to zero).
+    /// when the un-isolation brought `nr_isolate_pageblock` back to zero). With it an
+    /// `Isolate` type reaching `__free_one_page` is always a free into an isolated pageblock:
+    /// never counted, and capped with [`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT).
     pub const RECHECK_ISOLATE_MT: Fixes = Fixes(1 << 1);
     /// Patch 2: in `free_pcppages_bulk`, re-read the pageblock type when
     /// `nr_isolate_pageblock > 0`.
     pub const RECHECK_PCP_BULK: Fixes = Fixes(1 << 2);
     /// Patch 3: count the freed block at entry to `__free_one_page`, by the chosen type.
     pub const COUNT_AT_ENTRY: Fixes = Fixes(1 << 3);
-    /// Patch 4 (v3 part): an `Isolate`-typed free merges at most to `pageblock_order`.
+    /// Patch 4 (v3 part): a free into an isolated pageblock merges at most to
+    /// `pageblock_order`. As posted in v3 (without [`RECHECK_ISOLATE_MT`](Self::RECHECK_ISOLATE_MT))
+    /// that is a free the recheck found `Isolate` while `nr_isolate_pageblock > 0`; a stale
+    /// `Isolate` free with no pageblock isolated is not capped.
     pub const ISOLATE_MERGE_LIMIT: Fixes = Fixes(1 << 4);
     /// Patch 4 (v5 part, merged): re-free a whole free block of order ≥ `pageblock_order` on
     /// un-isolation when its buddy is not isolated.
@@ -110,6 +158,12 @@ impl Fixes {
     /// Linux 3.17 (linux-next-20140826): none of the fixes.
     pub const NONE: Fixes = Fixes(0);
     /// The v3 patchset as posted (26 Aug 2014).
+    ///
+    /// Where v3 differs from the merged patches, this does what v3 does ([v3 as posted and as
+    /// merged](Self#v3-as-posted-and-as-merged)): R1a stays open, and once the un-isolation
+    /// has brought `nr_isolate_pageblock` to 0 the stale `Isolate` free is counted as well as
+    /// stranded on the `Isolate` list, and merges past `pageblock_order`, so `NR_FREE_PAGES`
+    /// drifts further up than under [`NONE`](Self::NONE).
     ///
     /// The one preset that does not always coalesce fully: a free capped at
     /// `pageblock_order` while its pageblock is isolated ([`ISOLATE_MERGE_LIMIT`](Self::ISOLATE_MERGE_LIMIT))

@@ -184,7 +184,9 @@ mod r1a {
         run("r1a/none", Fixes::NONE);
     }
 
-    /// v3's recheck runs only while `nr_isolate_pageblock > 0`, and the un-isolation made it 0.
+    /// v3's recheck runs only while `nr_isolate_pageblock > 0`, and the un-isolation made it 0:
+    /// the stale Isolate free is counted (v3 counts unless the recheck found Isolate) and
+    /// stranded on the Isolate list.
     #[test]
     #[should_panic(expected = "pagealloc audit failed")]
     fn caught_with_seed_v3() {

@@ -413,25 +413,28 @@ impl ZoneFree {
     ///
     /// 3.17: no type check on the buddy (a merged buddy is taken off whatever list it is on,
     /// uncounted), no accounting here. With [`Fixes::COUNT_AT_ENTRY`] the block is counted
-    /// once at entry (patch 3); with [`Fixes::ISOLATE_MERGE_LIMIT`] an `Isolate` free stops at
-    /// `pageblock_order` (patch 4, v3); with [`Fixes::NO_ISOLATE_MERGE`] or
-    /// [`Fixes::NO_MIXED_MERGE`] merging past `pageblock_order` is decided by
+    /// once at entry (patch 3); with [`Fixes::ISOLATE_MERGE_LIMIT`] a free into an isolated
+    /// pageblock stops at `pageblock_order` (patch 4); both decide "into an isolated
+    /// pageblock" by [`isolated_free`](Self::isolated_free). With [`Fixes::NO_ISOLATE_MERGE`]
+    /// or [`Fixes::NO_MIXED_MERGE`] merging past `pageblock_order` is decided by
     /// [`may_merge_past_pageblock`](Self::may_merge_past_pageblock).
     pub(crate) fn free_one_page_locked(&mut self, mut pfn: Pfn, mut order: Order, mt: Migratetype) {
         let fixes = self.ctx.fixes;
-        if fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
+        let isolated = self.isolated_free(mt);
+        if fixes.contains(Fixes::COUNT_AT_ENTRY) && !isolated {
             self.account(order.nr_pages() as i64, mt);
         }
         let top = self.ctx.geo.max_order;
         debug_assert!(pfn.is_aligned(order) && order.0 < top);
         let checked =
             fixes.contains(Fixes::NO_ISOLATE_MERGE) || fixes.contains(Fixes::NO_MIXED_MERGE);
-        let mut max_order =
-            if checked || (fixes.contains(Fixes::ISOLATE_MERGE_LIMIT) && mt.is_isolate()) {
-                top.min(self.ctx.geo.pageblock_order + 1)
-            } else {
-                top
-            };
+        // v3 wrote `pageblock_order + 1`, v4 `min(MAX_ORDER, pageblock_order + 1)`; the same
+        // here, where the configuration requires pageblock_order < max_order.
+        let mut max_order = if checked || (fixes.contains(Fixes::ISOLATE_MERGE_LIMIT) && isolated) {
+            top.min(self.ctx.geo.pageblock_order + 1)
+        } else {
+            top
+        };
         'continue_merging: loop {
             while order.0 + 1 < max_order {
                 let buddy = Pfn(pfn.0 ^ order.nr_pages());
@@ -487,13 +490,40 @@ impl ZoneFree {
     }
 
     /// `__free_one_page` followed by its caller's count, as `free_one_page` does: the block is
-    /// counted once, by `mt`, unless `mt` is `Isolate` — at entry with
-    /// [`Fixes::COUNT_AT_ENTRY`] (patch 3), after the merge without it (3.17).
+    /// counted once, by `mt`, unless it is a free into an isolated pageblock
+    /// ([`isolated_free`](Self::isolated_free)) — at entry with [`Fixes::COUNT_AT_ENTRY`]
+    /// (patch 3), after the merge without it (3.17; v3's patch 1 counts before
+    /// `__free_one_page`, which is the same under the zone lock).
     pub(crate) fn free_one_page_counted(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
+        // Decided before the free, as the kernel does (the free does not change it).
+        let counted = !self.isolated_free(mt);
         self.free_one_page_locked(pfn, order, mt);
-        if !self.ctx.fixes.contains(Fixes::COUNT_AT_ENTRY) && !mt.is_isolate() {
+        if !self.ctx.fixes.contains(Fixes::COUNT_AT_ENTRY) && counted {
             self.account(order.nr_pages() as i64, mt);
         }
+    }
+
+    /// Whether a free of type `mt` (the type after any recheck) is a free into an isolated
+    /// pageblock: left uncounted, and capped at `pageblock_order` with
+    /// [`Fixes::ISOLATE_MERGE_LIMIT`]. The one place the free paths' count is decided.
+    ///
+    /// 3.17 (`if (unlikely(!is_migrate_isolate(migratetype)))` after the free) and the
+    /// merged patches (v5: `if (is_migrate_isolate(migratetype)) max_order = ...; else
+    /// __mod_zone_freepage_state(...)`) decide by the type handed in. v3 as posted decides
+    /// inside the recheck, and only there (patches 1/4 and 3/4: `if
+    /// (unlikely(has_isolate_pageblock(zone))) { migratetype = get_pfnblock_migratetype(page,
+    /// pfn); if (is_migrate_isolate(migratetype)) goto skip_counting; }
+    /// __mod_zone_freepage_state(zone, 1 << order, migratetype);`, and 4/4 sets `max_order`
+    /// in the same branch): with no pageblock isolated, a stale `Isolate` type is counted
+    /// (`NR_FREE_PAGES` only) and merges without limit. So with
+    /// [`Fixes::RECHECK_FREE_ONE_PAGE`] but not [`Fixes::RECHECK_ISOLATE_MT`] an `Isolate` type
+    /// is an isolated free only while `nr_isolate_pageblock > 0`. v4 widened the branch to
+    /// `|| is_migrate_isolate(migratetype)`, which makes the two rules agree.
+    fn isolated_free(&self, mt: Migratetype) -> bool {
+        let fixes = self.ctx.fixes;
+        let v3_branch = fixes.contains(Fixes::RECHECK_FREE_ONE_PAGE)
+            && !fixes.contains(Fixes::RECHECK_ISOLATE_MT);
+        mt.is_isolate() && (!v3_branch || self.nr_isolate_pageblock > 0)
     }
 
     /// One page of `free_pcppages_bulk`: `cached` is the type the page took onto the pcp.
