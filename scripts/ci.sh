@@ -25,6 +25,9 @@ cargo test --release
 step "tests with debug assertions (internal invariant checks)"
 cargo test --lib --tests
 
+step "the race tests again with per-CPU pcps (PcpMode::PerCpu(2))"
+PAGEALLOC_TEST_CPUS=2 cargo test --release --test 'race_*' --test coalescing --test isolate_undo_keeps_type
+
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -56,7 +56,8 @@ fn r2_fixed_by_patch_2() {
 
 /// The variant where the page enters the pcp after the drain: the free read CMA before the
 /// isolation, parks, and adds the page to its pcp once the isolation (and its drain) is over;
-/// the next drain (here: the freeing thread's exit) frees it with the stale type.
+/// the next drain (the freeing thread's exit per-thread, a `drain_all_pages` per-CPU) frees it
+/// with the stale type.
 fn run_after_drain(fixes: Fixes) -> AuditReport {
     let gate = Gate::new(RaceWindow::FreeBeforePcpAdd, 8);
     let zone = tiny_cma(fixes, gate.hook());
@@ -67,7 +68,10 @@ fn run_after_drain(fixes: Fixes) -> AuditReport {
         || zone.free_pfn(Pfn(8), Order(0)).unwrap(),
         || zone.set_migratetype_isolate(Pfn(8)).unwrap(),
     );
-    // The freeing thread has exited: its pcp was drained at exit.
+    // The next drain frees the page by its stale type: per-thread, the freeing thread's exit
+    // already drained its pcp (this drain finds it empty); per-CPU, the page waits on its
+    // CPU's pcp for a drain "IPI".
+    zone.drain_all_pages();
     zone.audit()
 }
 

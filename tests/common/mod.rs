@@ -5,6 +5,15 @@
 use pagealloc::*;
 use std::sync::{Arc, Condvar, Mutex};
 
+/// The pcp mode the race tests run in: per-thread, or `PcpMode::PerCpu(n)` with
+/// `PAGEALLOC_TEST_CPUS=n` (`scripts/ci.sh` runs the race tests both ways).
+pub(crate) fn pcp_mode() -> PcpMode {
+    match std::env::var("PAGEALLOC_TEST_CPUS") {
+        Ok(n) => PcpMode::PerCpu(n.parse().expect("PAGEALLOC_TEST_CPUS: a CPU count")),
+        Err(_) => PcpMode::PerThread,
+    }
+}
+
 /// 16 pages, max_order 3 (top blocks of 4 pages = two pageblocks of 2 pages), the top 8
 /// pages CMA.
 pub(crate) fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
@@ -12,6 +21,7 @@ pub(crate) fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
         cma_size: 8 * PAGE_SIZE,
         fixes,
         race_hook: hook,
+        pcp_mode: pcp_mode(),
         ..ZoneConfig::tiny(16)
     })
     .unwrap()
@@ -26,6 +36,7 @@ pub(crate) fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
         cma_size: 16 * PAGE_SIZE,
         fixes,
         race_hook: hook,
+        pcp_mode: pcp_mode(),
         ..ZoneConfig::tiny(32)
     })
     .unwrap()
