@@ -208,6 +208,7 @@ impl ZoneConfig {
                 .map_or(1, |n| n.get().min(MAX_CPUS as usize) as u32)
         });
         let managed = nr_pages;
+        let stat_threshold = crate::vmstat::calculate_normal_threshold(managed, online_cpus);
         let (high, batch) = match self.pcp {
             Some(p) => {
                 // nr_pages <= u32::MAX / 2 (checked above), so high + batch cannot overflow.
@@ -251,8 +252,20 @@ impl ZoneConfig {
             reserve_pageblocks: reserve,
             wmark,
             cpus,
-            stat_threshold: crate::vmstat::calculate_normal_threshold(managed, online_cpus),
+            stat_threshold,
+            percpu_drift_mark: percpu_drift_mark(&wmark, online_cpus, stat_threshold),
         })
+    }
+}
+
+/// 3.17's `refresh_zone_stat_thresholds`: `percpu_drift_mark`.
+fn percpu_drift_mark(wmark: &Watermarks, online_cpus: u32, stat_threshold: u8) -> u64 {
+    let max_drift = u64::from(online_cpus) * u64::from(stat_threshold);
+    let tolerate_drift = wmark.low - wmark.min;
+    if max_drift > tolerate_drift {
+        wmark.high + max_drift
+    } else {
+        0
     }
 }
 
@@ -339,6 +352,9 @@ pub struct Geometry {
     /// vmstat's `stat_threshold` (3.17's `calculate_normal_threshold`, from the managed pages
     /// and the CPU count: this machine's in [`PcpMode::PerThread`]).
     pub stat_threshold: u8,
+    /// `zone->percpu_drift_mark`: below it, kswapd's watermark checks add the per-CPU diffs
+    /// (`high` + `online_cpus * stat_threshold` when that drift exceeds `low - min`, else 0).
+    pub percpu_drift_mark: u64,
 }
 
 impl Geometry {

@@ -175,6 +175,16 @@ pub enum AllocError {
         /// The requested migratetype.
         migratetype: Migratetype,
     },
+    /// A [`Gfp`](crate::Gfp) allocation failed after the slow path (watermarks, kswapd,
+    /// direct reclaim, the pcp drain): where 3.17 would invoke the OOM killer.
+    OutOfMemory {
+        /// The requested order.
+        order: Order,
+        /// The request's flags.
+        gfp: crate::Gfp,
+        /// `__GFP_NOWARN` was set (the kernel would print no allocation-failure message).
+        quiet: bool,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -188,6 +198,9 @@ impl fmt::Display for AllocError {
             }
             AllocError::NoMemory { order, migratetype } => {
                 write!(f, "out of memory for an {order} {migratetype} allocation")
+            }
+            AllocError::OutOfMemory { order, gfp, .. } => {
+                write!(f, "page allocation failure: {order}, mode:{gfp}")
             }
         }
     }

@@ -61,6 +61,7 @@ mod config;
 mod cpu;
 mod error;
 mod fixes;
+mod gfp;
 mod handle;
 mod hook;
 mod isolate;
@@ -69,7 +70,9 @@ mod page;
 
 mod pcp;
 mod procfs;
+mod slowpath;
 mod types;
+mod vmscan;
 mod vmstat;
 mod zone;
 
@@ -79,15 +82,19 @@ pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, PcpMode, Watermarks, Z
 pub use cpu::{set_thread_cpu, thread_cpu};
 pub use error::{AllocError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
+pub use gfp::Gfp;
 pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
 pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned};
+pub use slowpath::{MAX_RECLAIM_RETRIES, PAGE_ALLOC_COSTLY_ORDER};
 pub use types::{
     MAX_CPUS, MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,
 };
+pub use vmscan::Kswapd;
 pub use vmstat::ZoneStatItem;
 pub use zone::Zone;
+pub use zone::shrinker::Shrinker;
 
 /// Whether the pcp owner path runs without hardware fences: the process registered for
 /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` and remote drains pay for the barrier

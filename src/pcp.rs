@@ -31,6 +31,7 @@
 //! `drain_pages`, `drain_all_pages` (per-CPU: 3.17's scan of `cpus_with_pcps`, then
 //! `on_each_cpu_mask`).
 
+use crate::gfp::AllocFlags;
 use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
@@ -117,14 +118,19 @@ impl ZoneInner {
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
     /// with `rmqueue_bulk` when empty; the page goes to `owner`.
     #[inline(always)]
-    pub(crate) fn rmqueue_pcp(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
+    pub(crate) fn rmqueue_pcp(
+        &self,
+        mt: Migratetype,
+        owner: Owner,
+        flags: AllocFlags,
+    ) -> Option<Pfn> {
         self.pcps
             .with_lists(
                 #[inline(always)]
                 move |l| {
                     let e = match l.lists[mt.idx()].pop_front() {
                         Some(e) => e,
-                        None => self.pcp_refill_pop(mt, l)?,
+                        None => self.pcp_refill_pop(mt, l, flags)?,
                     };
                     l.count -= 1;
                     l.events.pgalloc += 1;
@@ -134,24 +140,39 @@ impl ZoneInner {
                     Some(pfn)
                 },
             )
-            .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner))
+            .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags))
     }
 
     /// The pcp list for `mt` is empty: refill it with a batch and pop its head.
     #[cold]
     #[inline(never)]
-    fn pcp_refill_pop(&self, mt: Migratetype, l: &mut PcpLists) -> Option<PcpEntry> {
-        let got = self.rmqueue_bulk(self.geo.pcp_batch, mt, l);
+    fn pcp_refill_pop(
+        &self,
+        mt: Migratetype,
+        l: &mut PcpLists,
+        flags: AllocFlags,
+    ) -> Option<PcpEntry> {
+        let got = self.rmqueue_bulk(self.geo.pcp_batch, mt, l, flags);
         l.count += got;
         l.lists[mt.idx()].pop_front()
     }
 
     /// `rmqueue_bulk(zone, 0, count, list, mt, cold=0)`: take up to `count` order-0 pages
     /// under the zone lock onto the pcp list for `mt`, each keeping the type `__rmqueue` gave
-    /// it. Returns how many it got.
-    fn rmqueue_bulk(&self, count: u32, mt: Migratetype, l: &mut PcpLists) -> u32 {
+    /// it, if the zone passes the watermark `flags` name. Returns how many it got.
+    fn rmqueue_bulk(
+        &self,
+        count: u32,
+        mt: Migratetype,
+        l: &mut PcpLists,
+        flags: AllocFlags,
+    ) -> u32 {
         let mut zf = self.lock_on(l.cpu);
         let zf = &mut *zf;
+        // The watermark is checked once per batch (the pcp hit path reads none).
+        if !self.watermark_allows(zf, Order(0), flags) {
+            return 0;
+        }
         let mut i = 0;
         while i < count {
             let Some(pfn) = zf.rmqueue(Order(0), mt) else {

@@ -31,8 +31,9 @@
 //! | `inactive_ratio` | 3.17's `calculate_zone_inactive_ratio` on the managed pages |
 //! | `pgalloc_normal`, `pgfree` | Σ pcp events + zone-path events (pages) |
 //! | `pgmigrate_success` / `pgmigrate_fail` | zone events |
+//! | `pgscan_{kswapd,direct}_normal`, `pgsteal_{kswapd,direct}_normal`, `allocstall`, `pageoutrun`, `kswapd_{low,high}_wmark_hit_quickly`, `compact_*` | reclaim and compaction events (`vmscan`, `slowpath`) |
 //! | `cma_alloc_success` / `cma_alloc_fail` | zone events, **appended** after 3.17's last line (the names of later kernels; 3.17 has no CMA events) |
-//! | everything else (`nr_alloc_batch`, LRU, dirty, reclaim, compaction, THP, ...) | 0: not modelled |
+//! | everything else (`nr_alloc_batch`, LRU, dirty, THP, ...) | 0: not modelled |
 //!
 //! The kernel's `zone_page_state()` / `global_page_state()` clamp a negative counter at 0 on SMP
 //! (per-cpu deltas can make it transiently negative). Here a negative `NR_FREE_PAGES` or
@@ -590,6 +591,8 @@ impl crate::Zone {
         let pcp_pgalloc: u64 = c.pcps.iter().map(|&(_, a, _)| a).sum();
         let pcp_pgfree: u64 = c.pcps.iter().map(|&(_, _, f)| f).sum();
         let e = c.events;
+        let rs = &self.inner.reclaim.stats;
+        let get = crate::zone::shrinker::ReclaimStats::get;
         let value = |name: &str| match name {
             "pgalloc_normal" => pcp_pgalloc + e.pgalloc,
             "pgfree" => pcp_pgfree + e.pgfree,
@@ -597,6 +600,20 @@ impl crate::Zone {
             "pgmigrate_fail" => e.pgmigrate_fail,
             "cma_alloc_success" => e.cma_alloc_success,
             "cma_alloc_fail" => e.cma_alloc_fail,
+            "pgsteal_kswapd_normal" => get(&rs.pgsteal_kswapd),
+            "pgsteal_direct_normal" => get(&rs.pgsteal_direct),
+            "pgscan_kswapd_normal" => get(&rs.pgscan_kswapd),
+            "pgscan_direct_normal" => get(&rs.pgscan_direct),
+            "kswapd_low_wmark_hit_quickly" => get(&rs.kswapd_low_wmark_hit_quickly),
+            "kswapd_high_wmark_hit_quickly" => get(&rs.kswapd_high_wmark_hit_quickly),
+            "pageoutrun" => get(&rs.pageoutrun),
+            "allocstall" => get(&rs.allocstall),
+            "compact_migrate_scanned" => get(&rs.compact_migrate_scanned),
+            "compact_free_scanned" => get(&rs.compact_free_scanned),
+            "compact_isolated" => get(&rs.compact_isolated),
+            "compact_stall" => get(&rs.compact_stall),
+            "compact_fail" => get(&rs.compact_fail),
+            "compact_success" => get(&rs.compact_success),
             _ => ZONE_STAT_TEXT
                 .iter()
                 .position(|n| *n == name)

@@ -32,6 +32,10 @@ pub(crate) mod atomic {
                     self.0.store(v, o)
                 }
                 #[inline]
+                pub(crate) fn swap(&self, v: $t, o: Ordering) -> $t {
+                    self.0.swap(v, o)
+                }
+                #[inline]
                 pub(crate) fn compare_exchange(
                     &self,
                     current: $t,
@@ -49,6 +53,31 @@ pub(crate) mod atomic {
     wrap_atomic!(AtomicU8, u8);
     wrap_atomic!(AtomicU64, u64);
     wrap_atomic!(AtomicI64, i64);
+
+    macro_rules! wrap_int {
+        ($name:ident, $t:ty) => {
+            impl $name {
+                #[inline]
+                pub(crate) fn fetch_add(&self, v: $t, o: Ordering) -> $t {
+                    self.0.fetch_add(v, o)
+                }
+            }
+        };
+    }
+
+    wrap_int!(AtomicU64, u64);
+
+    macro_rules! wrap_default {
+        ($($name:ident),*) => {
+            $(impl Default for $name {
+                fn default() -> Self {
+                    Self(Default::default())
+                }
+            })*
+        };
+    }
+
+    wrap_default!(AtomicBool, AtomicU64);
 }
 
 /// `parking_lot::Mutex`: `lock()` returns the guard directly.

@@ -38,6 +38,7 @@ use super::pageblock::PageblockFlags;
 use crate::config::{CmaPolicy, Geometry};
 use crate::error::ConfigError;
 use crate::fixes::Fixes;
+use crate::gfp::AllocFlags;
 use crate::page::{NIL, PageMeta};
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem, ZoneVmStat};
@@ -205,6 +206,47 @@ impl ZoneFree {
     /// The zone-path event counts, to count an event.
     pub(crate) fn events_mut(&mut self) -> &mut ZoneEvents {
         &mut self.events
+    }
+
+    /// `__zone_watermark_ok(z, order, mark, classzone_idx, alloc_flags, free_pages)` (3.17):
+    /// `free_pages` less the pages the request itself takes must stay above `mark` (less a
+    /// half with `ALLOC_HIGH`, less a quarter with `ALLOC_HARDER`; free CMA pages, as
+    /// `zone_page_state` reads them, do not count without `ALLOC_CMA`; `lowmem_reserve` is 0
+    /// in a one-zone node), and for each order below `order` the pages free at higher orders
+    /// must stay above a mark halved per order.
+    pub(crate) fn zone_watermark_ok(
+        &self,
+        order: Order,
+        mark: u64,
+        flags: AllocFlags,
+        free_pages: i64,
+    ) -> bool {
+        let mut free_pages = free_pages - (order.nr_pages() as i64 - 1);
+        let mut min = mark as i64;
+        if flags.contains(AllocFlags::HIGH) {
+            min -= min / 2;
+        }
+        if flags.contains(AllocFlags::HARDER) {
+            min -= min / 4;
+        }
+        let free_cma = if flags.contains(AllocFlags::CMA) {
+            0
+        } else {
+            self.ctx.vm_stat.read(ZoneStatItem::NrFreeCmaPages).max(0)
+        };
+        if free_pages - free_cma <= min {
+            return false;
+        }
+        for o in 0..order.0 as usize {
+            // At the next order, this order's pages become unavailable.
+            free_pages -= (self.nr_free[o] << o) as i64;
+            // Require fewer higher order pages to be free.
+            min >>= 1;
+            if free_pages <= min {
+                return false;
+            }
+        }
+        true
     }
 
     /// The list the free block headed by `pfn` is on (meaningful when it heads one).

@@ -30,6 +30,7 @@ use crate::arena::Arena;
 use crate::config::{Geometry, ZoneConfig};
 use crate::error::{AllocError, ConfigError, FreeError};
 use crate::fixes::Fixes;
+use crate::gfp::{AllocFlags, Wmark};
 use crate::hook::{RaceHook, RaceWindow};
 use crate::page::{ClaimError, Owner, PageStates};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +43,7 @@ pub(crate) mod cma_area;
 pub(crate) mod movable;
 pub(crate) mod pageblock;
 pub(crate) mod pageset;
+pub(crate) mod shrinker;
 
 pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree};
 use pageblock::PageblockFlags;
@@ -67,6 +69,8 @@ pub(crate) struct ZoneInner {
     pub(crate) cma: Option<cma_area::CmaArea>,
     /// 3.17's global `cma_mutex`: serialises `alloc_contig_range` for CMA.
     pub(crate) cma_mutex: Mutex<()>,
+    /// Shrinkers, kswapd's wake-up, reclaim and compaction counters.
+    pub(crate) reclaim: shrinker::ReclaimState,
 }
 
 impl ZoneInner {
@@ -198,15 +202,65 @@ impl ZoneInner {
         }
     }
 
-    /// `buffered_rmqueue` for order > 0: one block under the zone lock, for `owner`.
+    /// `get_page_from_freelist` for this one zone: the watermark `flags` name (checked under
+    /// the zone lock: at the refill for order 0, for the block itself above), then
+    /// `buffered_rmqueue`.
+    #[inline]
+    pub(crate) fn get_page_from_freelist(
+        &self,
+        order: Order,
+        mt: Migratetype,
+        flags: AllocFlags,
+        owner: Owner,
+    ) -> Option<Pfn> {
+        if order.0 == 0 {
+            self.rmqueue_pcp(mt, owner, flags)
+        } else {
+            self.rmqueue_locked_block(order, mt, owner, flags)
+        }
+    }
+
+    /// Whether an allocation of `order` with `flags` may take pages now: always with
+    /// `ALLOC_NO_WATERMARKS` (the plain API), else `zone_watermark_ok` against the mark
+    /// `flags` names, with `NR_FREE_PAGES` as a 3.17 reader sees it (the folded vmstat value).
+    #[inline]
+    pub(crate) fn watermark_allows(&self, zf: &ZoneFree, order: Order, flags: AllocFlags) -> bool {
+        match flags.which() {
+            None => true,
+            Some(w) => zf.zone_watermark_ok(
+                order,
+                self.watermark(w),
+                flags,
+                self.vm_stat.read(ZoneStatItem::NrFreePages).max(0),
+            ),
+        }
+    }
+
+    /// `min_wmark_pages` / `low_wmark_pages` / `high_wmark_pages`.
+    #[inline]
+    pub(crate) fn watermark(&self, w: Wmark) -> u64 {
+        let m = &self.geo.wmark;
+        match w {
+            Wmark::Min => m.min,
+            Wmark::Low => m.low,
+            Wmark::High => m.high,
+        }
+    }
+
+    /// `buffered_rmqueue` for order > 0: one block under the zone lock, for `owner`, if the
+    /// zone passes the watermark `flags` name.
     pub(crate) fn rmqueue_locked_block(
         &self,
         order: Order,
         mt: Migratetype,
         owner: Owner,
+        flags: AllocFlags,
     ) -> Option<Pfn> {
         let mut zf = self.lock();
         let zf = &mut *zf;
+        if !self.watermark_allows(zf, order, flags) {
+            return None;
+        }
         let pfn = zf.rmqueue(order, mt)?;
         let got = zf.get_freepage_migratetype(pfn);
         zf.account(-(order.nr_pages() as i64), got);
@@ -229,7 +283,7 @@ impl ZoneInner {
         // The order-0 fast path inline; everything else (larger orders, bad arguments, an
         // empty zone) out of line.
         if order.0 == 0 && mt.is_pcp_type() {
-            if let Some(pfn) = self.rmqueue_pcp(mt, owner) {
+            if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS) {
                 return Ok(pfn);
             }
         }
@@ -249,13 +303,7 @@ impl ZoneInner {
         if !mt.is_pcp_type() {
             return Err(AllocError::BadMigratetype(mt));
         }
-        let attempt = || {
-            if order.0 == 0 {
-                self.rmqueue_pcp(mt, owner)
-            } else {
-                self.rmqueue_locked_block(order, mt, owner)
-            }
-        };
+        let attempt = || self.get_page_from_freelist(order, mt, AllocFlags::NO_WATERMARKS, owner);
         // An order-0 request of a valid type gets here only after the fast path's attempt
         // failed: straight to the drain.
         if order.0 > 0 {
@@ -428,6 +476,7 @@ impl Zone {
             movable: movable::MovableRegistry::new(),
             cma: cma_area::CmaArea::new(&geo),
             cma_mutex: Mutex::new(()),
+            reclaim: shrinker::ReclaimState::default(),
         });
         inner.init_free_lists();
         Ok(Zone { inner })

@@ -1,0 +1,182 @@
+//! Allocation with a [`Gfp`] mask, as 3.17's `__alloc_pages_nodemask` runs it on a one-zone
+//! node: the fast path at the low watermark, then `__alloc_pages_slowpath` — wake kswapd, retry
+//! at the min watermark (less for `__GFP_HIGH` and atomic requests), ignore the watermarks for
+//! `__GFP_MEMALLOC` or inside reclaim, then, for callers that may wait, direct compaction,
+//! direct reclaim with its `drain_all_pages` retry, and the retry policy of
+//! `should_alloc_retry`; and where 3.17 would call the OOM killer, a typed
+//! [`AllocError::OutOfMemory`] instead.
+//!
+//! The plain API ([`Zone::alloc_pages`] and friends) is the thin layer below: no watermarks,
+//! drain and retry once.
+//!
+//! # Where this differs from 3.17, and why
+//! - The watermark is checked under the zone lock, at a pcp refill (once per batch) or for the
+//!   block itself; a pcp hit reads none (3.17 checks before every `buffered_rmqueue`).
+//! - No OOM killer: where 3.17 would kill a task and restart, the allocation fails — after one
+//!   last `drain_all_pages` and retry, since pages cached on pcps are the only free memory a
+//!   killer-less allocator can still find.
+//! - `should_alloc_retry` retries order ≤ 3 requests for as long as reclaim makes progress;
+//!   here at most [`MAX_RECLAIM_RETRIES`] times (the bound 4.7's `should_reclaim_retry` uses),
+//!   so a shrinker that reports progress it cannot deliver cannot hang the caller.
+
+use crate::error::AllocError;
+use crate::gfp::{AllocFlags, Gfp};
+use crate::page::Owner;
+use crate::sync::atomic::AtomicU64;
+use crate::types::{Order, Pfn};
+use crate::zone::shrinker::ReclaimStats;
+use crate::zone::{Zone, ZoneInner};
+
+/// `PAGE_ALLOC_COSTLY_ORDER`.
+pub const PAGE_ALLOC_COSTLY_ORDER: u32 = 3;
+
+/// How many rounds of direct reclaim an allocation makes before it fails (4.7's
+/// `MAX_RECLAIM_RETRIES`; 3.17 retries without bound while reclaim reports progress).
+pub const MAX_RECLAIM_RETRIES: u32 = 16;
+
+impl ZoneInner {
+    /// `__alloc_pages_nodemask(gfp, order)` on this zone, for `owner`.
+    pub(crate) fn alloc_gfp(
+        &self,
+        order: Order,
+        gfp: Gfp,
+        owner: Owner,
+    ) -> Result<Pfn, AllocError> {
+        if order.0 >= self.geo.max_order {
+            return Err(AllocError::BadOrder {
+                order,
+                max_order: self.geo.max_order,
+            });
+        }
+        let mt = gfp.migratetype();
+        if let Some(pfn) = self.get_page_from_freelist(order, mt, AllocFlags::fast_path(mt), owner)
+        {
+            return Ok(pfn);
+        }
+        self.alloc_pages_slowpath(order, gfp, owner)
+    }
+
+    /// `__alloc_pages_slowpath`.
+    fn alloc_pages_slowpath(
+        &self,
+        order: Order,
+        gfp: Gfp,
+        owner: Owner,
+    ) -> Result<Pfn, AllocError> {
+        let mt = gfp.migratetype();
+        let in_reclaim = crate::vmscan::in_reclaim();
+        if !gfp.contains(Gfp::NO_KSWAPD) {
+            self.wakeup_kswapd(order);
+        }
+        let flags = AllocFlags::from_gfp(gfp, in_reclaim);
+        let checked = flags.without(AllocFlags::NO_WATERMARKS);
+        let attempt = |f: AllocFlags| self.get_page_from_freelist(order, mt, f, owner);
+        if let Some(pfn) = attempt(checked) {
+            return Ok(pfn);
+        }
+        // `__alloc_pages_high_priority`: __GFP_MEMALLOC, or a reclaimer's own allocation.
+        if flags.which().is_none() {
+            if let Some(pfn) = attempt(flags) {
+                return Ok(pfn);
+            }
+        }
+        // Atomic requests, and reclaim itself, go no further.
+        if !gfp.can_wait() || in_reclaim {
+            return self.alloc_failed(order, gfp, attempt(checked));
+        }
+        // Direct compaction, asynchronous, for orders above 0.
+        if order.0 > 0 {
+            if let Some(pfn) = self.alloc_pages_direct_compact(order, mt, checked, owner) {
+                return Ok(pfn);
+            }
+        }
+        let mut rounds = 0;
+        loop {
+            // `__alloc_pages_direct_reclaim`: reclaim, retry, drain the pcps, retry.
+            let progress = self.try_to_free_pages();
+            if progress > 0 {
+                if let Some(pfn) = attempt(checked) {
+                    return Ok(pfn);
+                }
+                self.drain_all_pages();
+                if let Some(pfn) = attempt(checked) {
+                    return Ok(pfn);
+                }
+            } else {
+                // `__alloc_pages_may_oom`: one try at the high watermark, then (no OOM
+                // killer) the pcps' pages as the last resort.
+                if let Some(pfn) = attempt(AllocFlags::wmark(crate::gfp::Wmark::High)) {
+                    return Ok(pfn);
+                }
+                self.drain_all_pages();
+                return self.alloc_failed(order, gfp, attempt(checked));
+            }
+            rounds += 1;
+            // `should_alloc_retry`.
+            let retry = !gfp.contains(Gfp::NORETRY)
+                && order.0 <= PAGE_ALLOC_COSTLY_ORDER
+                && rounds < MAX_RECLAIM_RETRIES;
+            if !retry {
+                // Sync compaction, one last time, for orders above 0.
+                let last = if order.0 > 0 {
+                    self.alloc_pages_direct_compact(order, mt, checked, owner)
+                } else {
+                    None
+                };
+                return self.alloc_failed(order, gfp, last);
+            }
+        }
+    }
+
+    /// `__alloc_pages_direct_compact`: compact the zone for `order` and retry. No compaction
+    /// exists yet here, so it only retries.
+    fn alloc_pages_direct_compact(
+        &self,
+        order: Order,
+        mt: crate::types::Migratetype,
+        flags: AllocFlags,
+        owner: Owner,
+    ) -> Option<Pfn> {
+        self.get_page_from_freelist(order, mt, flags, owner)
+    }
+
+    /// The end of the slow path: `last` if the final attempt found a page, else the
+    /// out-of-memory error (counted; `warn_alloc_failed`'s message unless `__GFP_NOWARN`).
+    fn alloc_failed(&self, order: Order, gfp: Gfp, last: Option<Pfn>) -> Result<Pfn, AllocError> {
+        if let Some(pfn) = last {
+            return Ok(pfn);
+        }
+        let fails: &AtomicU64 = &self.reclaim.stats.alloc_fail;
+        ReclaimStats::add(fails, 1);
+        Err(AllocError::OutOfMemory {
+            order,
+            gfp,
+            quiet: gfp.contains(Gfp::NOWARN),
+        })
+    }
+}
+
+impl Zone {
+    /// `alloc_pages(gfp, order)`: a block of `2^order` pages of `gfp`'s migratetype, through
+    /// the watermark checks, kswapd, direct reclaim and the retry policy of 3.17 (see the
+    /// module docs). Fails with [`AllocError::OutOfMemory`] where 3.17 would invoke the OOM
+    /// killer.
+    ///
+    /// ```
+    /// use pagealloc::{Gfp, Order, Zone, ZoneConfig};
+    /// let zone = Zone::new(ZoneConfig { size: 16 << 20, ..ZoneConfig::default() })?;
+    /// let page = zone.alloc_pages_gfp(Order(0), Gfp::GFP_KERNEL)?;
+    /// drop(page);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn alloc_pages_gfp(&self, order: Order, gfp: Gfp) -> Result<crate::Pages<'_>, AllocError> {
+        let pfn = self.inner.alloc_gfp(order, gfp, Owner::Held)?;
+        Ok(crate::Pages::new(self, pfn, order))
+    }
+
+    /// [`alloc_pages_gfp`](Self::alloc_pages_gfp) for the pfn API: the caller frees the block
+    /// with [`free_pfn`](Self::free_pfn).
+    pub fn alloc_pfn_gfp(&self, order: Order, gfp: Gfp) -> Result<Pfn, AllocError> {
+        self.inner.alloc_gfp(order, gfp, Owner::Pfn)
+    }
+}
