@@ -6,6 +6,8 @@
 //! `pageblock_order` with its counted normal neighbour) and R3b (a normal free merging with its
 //! isolated neighbour's uncounted block). `Fixes::ALL` closes both, and the same allocations
 //! then decide by the truth.
+#![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
+
 use pagealloc::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
