@@ -91,7 +91,7 @@ pub use types::{
     MAX_CPUS, MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,
 };
-pub use vmscan::Kswapd;
+pub use vmscan::{Kswapd, ReclaimCounters};
 pub use vmstat::ZoneStatItem;
 pub use zone::Zone;
 pub use zone::shrinker::Shrinker;

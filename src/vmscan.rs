@@ -171,6 +171,40 @@ impl ZoneInner {
     }
 }
 
+/// The reclaim and compaction counters of a zone ([`Zone::reclaim_counters`]): the 3.17
+/// `/proc/vmstat` events, and the failures this library records where 3.17 has no counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReclaimCounters {
+    /// `pgscan_kswapd_normal`: pages kswapd asked shrinkers to scan.
+    pub pgscan_kswapd: u64,
+    /// `pgscan_direct_normal`: pages direct reclaim asked shrinkers to scan.
+    pub pgscan_direct: u64,
+    /// `pgsteal_kswapd_normal`: pages kswapd reclaimed.
+    pub pgsteal_kswapd: u64,
+    /// `pgsteal_direct_normal`: pages direct reclaim reclaimed.
+    pub pgsteal_direct: u64,
+    /// `allocstall`: direct reclaim runs.
+    pub allocstall: u64,
+    /// `pageoutrun`: kswapd balancing runs.
+    pub pageoutrun: u64,
+    /// `compact_stall`: direct compaction runs.
+    pub compact_stall: u64,
+    /// `compact_fail`: direct compaction runs that did not serve the allocation.
+    pub compact_fail: u64,
+    /// `compact_success`: direct compaction runs that did.
+    pub compact_success: u64,
+    /// Shrinker calls that reported more pages than they were asked to scan.
+    pub shrinker_overreported: u64,
+    /// Shrinker panics caught on kswapd's thread.
+    pub shrinker_panics: u64,
+    /// kswapd runs that ended below the high watermark.
+    pub kswapd_failed: u64,
+    /// `Gfp` allocations that failed after the slow path (where 3.17 would call the OOM
+    /// killer).
+    pub alloc_fail: u64,
+}
+
 /// A running kswapd for one zone: stopped and joined when dropped.
 #[derive(Debug)]
 pub struct Kswapd {
@@ -179,6 +213,27 @@ pub struct Kswapd {
 }
 
 impl Zone {
+    /// The zone's reclaim and compaction counters.
+    pub fn reclaim_counters(&self) -> ReclaimCounters {
+        let s = &self.inner.reclaim.stats;
+        let g = ReclaimStats::get;
+        ReclaimCounters {
+            pgscan_kswapd: g(&s.pgscan_kswapd),
+            pgscan_direct: g(&s.pgscan_direct),
+            pgsteal_kswapd: g(&s.pgsteal_kswapd),
+            pgsteal_direct: g(&s.pgsteal_direct),
+            allocstall: g(&s.allocstall),
+            pageoutrun: g(&s.pageoutrun),
+            compact_stall: g(&s.compact_stall),
+            compact_fail: g(&s.compact_fail),
+            compact_success: g(&s.compact_success),
+            shrinker_overreported: g(&s.shrinker_overreported),
+            shrinker_panics: g(&s.shrinker_panics),
+            kswapd_failed: g(&s.kswapd_failed),
+            alloc_fail: g(&s.alloc_fail),
+        }
+    }
+
     /// Register a shrinker: memory the allocator may reclaim (3.17's LRU and shrinkers).
     pub fn register_shrinker(&self, s: std::sync::Arc<dyn Shrinker>) {
         self.inner.reclaim.register(s);

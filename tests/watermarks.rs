@@ -117,14 +117,15 @@ fn negative_drift_fails_an_allocation_while_pages_are_free() {
         .expect("600 pages are free and counted");
 }
 
-/// A page cache the allocator can reclaim: `pages` it holds, given back on `scan`.
-struct Cache<'z> {
-    zone: &'z Zone,
+/// A page cache the allocator can reclaim: `pages` it holds, given back on `scan` (it holds
+/// its zone weakly: the zone holds the shrinker).
+struct Cache {
+    zone: std::sync::Weak<Zone>,
     pages: std::sync::Mutex<Vec<Pfn>>,
     scanned: AtomicU64,
 }
 
-impl Shrinker for Cache<'_> {
+impl Shrinker for Cache {
     fn count(&self) -> u64 {
         self.pages.lock().unwrap().len() as u64
     }
@@ -132,8 +133,9 @@ impl Shrinker for Cache<'_> {
         self.scanned.fetch_add(nr, Ordering::Relaxed);
         let mut p = self.pages.lock().unwrap();
         let n = (nr as usize).min(p.len());
+        let zone = self.zone.upgrade().expect("the zone calls its shrinkers");
         for pfn in p.drain(..n) {
-            self.zone.free_pfn(pfn, Order(0)).unwrap();
+            zone.free_pfn(pfn, Order(0)).unwrap();
         }
         n as u64
     }
@@ -143,10 +145,9 @@ impl Shrinker for Cache<'_> {
 /// and succeeds; GFP_ATOMIC does not reclaim.
 #[test]
 fn direct_reclaim_frees_cache_pages_for_a_waiting_allocation() {
-    let z = zone(Fixes::ALL);
-    let zs: &'static Zone = Box::leak(Box::new(z));
+    let zs = Arc::new(zone(Fixes::ALL));
     let cache = Arc::new(Cache {
-        zone: zs,
+        zone: Arc::downgrade(&zs),
         pages: std::sync::Mutex::new(Vec::new()),
         scanned: AtomicU64::new(0),
     });
@@ -161,11 +162,15 @@ fn direct_reclaim_frees_cache_pages_for_a_waiting_allocation() {
     let shrinker: Arc<dyn Shrinker> = cache.clone();
     zs.register_shrinker(shrinker.clone());
     // Atomic: half and a quarter below min (34 pages here): served without reclaim.
-    let a = zs.alloc_pfn_gfp(Order(0), Gfp::GFP_ATOMIC).expect("atomic may dip below min");
+    let a = zs
+        .alloc_pfn_gfp(Order(0), Gfp::GFP_ATOMIC)
+        .expect("atomic may dip below min");
     assert!(zs.vmstat().contains("\nallocstall 0\n"));
     assert_eq!(cache.count(), before);
     // GFP_KERNEL: below min, so it reclaims, then succeeds.
-    let p = zs.alloc_pfn_gfp(Order(0), Gfp::GFP_KERNEL).expect("reclaim makes room");
+    let p = zs
+        .alloc_pfn_gfp(Order(0), Gfp::GFP_KERNEL)
+        .expect("reclaim makes room");
     assert!(cache.count() < before, "the shrinker gave pages back");
     let vm = zs.vmstat();
     assert!(vm.contains("\nallocstall 1\n"), "{vm}");
