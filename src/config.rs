@@ -252,6 +252,7 @@ impl ZoneConfig {
             reserve_pageblocks: reserve,
             wmark,
             cpus,
+            online_cpus,
             stat_threshold,
             percpu_drift_mark: percpu_drift_mark(&wmark, online_cpus, stat_threshold),
         })
@@ -259,7 +260,7 @@ impl ZoneConfig {
 }
 
 /// 3.17's `refresh_zone_stat_thresholds`: `percpu_drift_mark`.
-fn percpu_drift_mark(wmark: &Watermarks, online_cpus: u32, stat_threshold: u8) -> u64 {
+pub(crate) fn percpu_drift_mark(wmark: &Watermarks, online_cpus: u32, stat_threshold: u8) -> u64 {
     let max_drift = u64::from(online_cpus) * u64::from(stat_threshold);
     let tolerate_drift = wmark.low - wmark.min;
     if max_drift > tolerate_drift {
@@ -300,8 +301,12 @@ pub struct Watermarks {
 impl Watermarks {
     /// `min_free_kbytes = int_sqrt(lowmem_kbytes * 16)` clamped to 128..=65536, as pages.
     pub fn for_single_zone(managed_pages: u64) -> Self {
-        let kbytes = managed_pages * (PAGE_SIZE as u64 / 1024);
-        let min_free_kbytes = isqrt(kbytes * 16).clamp(128, 65536);
+        Watermarks::from_min_free_kbytes(min_free_kbytes_for(managed_pages))
+    }
+
+    /// `setup_per_zone_wmarks` for a one-zone node: `min` is `min_free_kbytes` in pages,
+    /// `low` a quarter above it, `high` a half above it.
+    pub fn from_min_free_kbytes(min_free_kbytes: u64) -> Self {
         let min = min_free_kbytes >> (crate::types::PAGE_SHIFT - 10);
         Watermarks {
             min,
@@ -311,7 +316,14 @@ impl Watermarks {
     }
 }
 
-fn isqrt(n: u64) -> u64 {
+/// `init_per_zone_wmark_min`'s formula: `int_sqrt(lowmem_kbytes * 16)`, clamped to
+/// 128..=65536, for `lowmem_pages` pages of lowmem.
+pub(crate) fn min_free_kbytes_for(lowmem_pages: u64) -> u64 {
+    let kbytes = lowmem_pages * (PAGE_SIZE as u64 / 1024);
+    isqrt(kbytes * 16).clamp(128, 65536)
+}
+
+pub(crate) fn isqrt(n: u64) -> u64 {
     let mut x = (n as f64).sqrt() as u64;
     while x * x > n {
         x -= 1;
@@ -349,6 +361,8 @@ pub struct Geometry {
     pub wmark: Watermarks,
     /// The CPU count of [`PcpMode::PerCpu`], `None` in [`PcpMode::PerThread`].
     pub cpus: Option<u32>,
+    /// `num_online_cpus()` for the vmstat thresholds: `cpus`, or this machine's CPU count.
+    pub online_cpus: u32,
     /// vmstat's `stat_threshold` (3.17's `calculate_normal_threshold`, from the managed pages
     /// and the CPU count: this machine's in [`PcpMode::PerThread`]).
     pub stat_threshold: u8,

@@ -375,6 +375,8 @@ impl ZoneInner {
                     }
                 }
             }
+            // The managed pages shrank: 3.17's offline_pages ends in init_per_zone_wmark_min.
+            zf.init_per_zone_wmark_min();
         }
         self.undo_isolate_page_range(start, end, Migratetype::Movable)
     }
@@ -395,6 +397,7 @@ impl ZoneInner {
                 self.state.set_alloc(Pfn(p), Order(0), false, Owner::Held);
             }
             zf.online(end.0 - start.0);
+            zf.init_per_zone_wmark_min();
         }
         self.free_each((start.0..end.0).map(|p| (Pfn(p), Order(0))));
         Ok(())

@@ -23,7 +23,7 @@
 //! | pagetypeinfo block counts | the pageblock table, read under the zone lock |
 //! | `pages free`, `nr_free_pages` | `zone_page_state(NR_FREE_PAGES)`: the folded vmstat value (without the per-CPU diffs not yet folded), clamped at 0 |
 //! | `nr_free_cma` | `zone_page_state(NR_FREE_CMA_PAGES)`, the same way |
-//! | `min` / `low` / `high` | the geometry's watermarks |
+//! | `min` / `low` / `high` | the zone's watermarks ([`Zone::watermarks`](crate::Zone::watermarks)) |
 //! | `spanned` / `present` / `managed` | the zone's pages (all three are equal here) |
 //! | pageset `count` / `high` / `batch` | each pcp's count and the geometry's `pcp_high` / `pcp_batch` |
 //! | `vm stats threshold` | the zone's `stat_threshold` (3.17's `calculate_normal_threshold`; see [`Geometry::stat_threshold`](crate::Geometry::stat_threshold)) |
@@ -394,6 +394,7 @@ struct Counters {
     events: ZoneEvents,
     /// Per pcp, in registry order: `count`, pages allocated, pages freed.
     pcps: Vec<(u32, u64, u64)>,
+    wmark: crate::Watermarks,
 }
 
 impl Counters {
@@ -419,6 +420,7 @@ impl ZoneInner {
                 folded: ZoneStatItem::ALL.map(|item| self.vm_stat.read(item)),
                 events: *zf.events(),
                 pcps,
+                wmark: zf.watermarks(),
             }
         })
     }
@@ -541,9 +543,9 @@ impl crate::Zone {
         let zones = [ZoneinfoZone {
             name: ZONE_NAME,
             free: zone_page_state(c.folded[0]),
-            min: g.wmark.min,
-            low: g.wmark.low,
-            high: g.wmark.high,
+            min: c.wmark.min,
+            low: c.wmark.low,
+            high: c.wmark.high,
             scanned: 0,
             spanned: g.nr_pages,
             present: g.nr_pages,

@@ -120,11 +120,16 @@ impl ZoneInner {
     pub(crate) fn zone_watermark_ok_safe(&self, order: Order, w: Wmark) -> bool {
         let zf = self.lock();
         let mut free = self.vm_stat.read(ZoneStatItem::NrFreePages).max(0);
-        let drift_mark = self.geo.percpu_drift_mark;
+        let drift_mark = zf.percpu_drift_mark();
         if drift_mark > 0 && (free as u64) < drift_mark {
             free = zf.vmstat().snapshot(ZoneStatItem::NrFreePages).max(0);
         }
-        zf.zone_watermark_ok(order, self.watermark(w), AllocFlags::wmark(w), free)
+        zf.zone_watermark_ok(
+            order,
+            crate::zone::watermark(&zf, w),
+            AllocFlags::wmark(w),
+            free,
+        )
     }
 
     /// `wakeup_kswapd(zone, order)`: if the zone is below `low` (checked safely), ask kswapd

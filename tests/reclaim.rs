@@ -132,7 +132,11 @@ fn kswapd_that_cannot_reach_high_gives_up_and_stops() {
     // Stopping joins kswapd after the run it is in, which ends below high.
     drop(kswapd);
     let c = z.reclaim_counters();
-    assert_eq!((c.kswapd_failed, c.pageoutrun, c.allocstall), (1, 1, 0), "{c:?}");
+    assert_eq!(
+        (c.kswapd_failed, c.pageoutrun, c.allocstall),
+        (1, 1, 0),
+        "{c:?}"
+    );
     z.audit().assert_ok();
 }
 

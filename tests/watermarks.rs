@@ -179,3 +179,50 @@ fn direct_reclaim_frees_cache_pages_for_a_waiting_allocation() {
     zs.free_pfn(a, Order(0)).unwrap();
     assert!(zs.unregister_shrinker(&shrinker));
 }
+
+/// `min_free_kbytes` sets the watermarks and, under 3.17's rules, the `Reserve` pageblocks
+/// (`setup_zone_migrate_reserve`: `min(2, roundup(min, pageblock) / pageblock)`, taken from
+/// Movable pageblocks at the bottom and given back when no longer needed); memory offline
+/// recomputes both from the managed pages left.
+#[test]
+fn min_free_kbytes_moves_watermarks_and_reserve_pageblocks() {
+    let z = Zone::new(ZoneConfig {
+        size: 64 << 20,
+        fixes: Fixes::NONE,
+        ..ZoneConfig::default()
+    })
+    .unwrap();
+    let reserve_blocks = |z: &Zone| {
+        (0..z.geometry().nr_pageblocks)
+            .filter(|b| {
+                z.pageblock_migratetype(Pfn(b * z.geometry().pageblock_nr_pages))
+                    == Some(Migratetype::Reserve)
+            })
+            .count() as u64
+    };
+    // 64 MiB: min_free_kbytes 1024 (256 pages): one Reserve pageblock.
+    assert_eq!(z.min_free_kbytes(), 1024);
+    assert_eq!((z.nr_migrate_reserve_block(), reserve_blocks(&z)), (1, 1));
+    z.set_min_free_kbytes(8192); // 2048 pages: capped at two Reserve pageblocks
+    assert_eq!(z.watermarks().min, 2048);
+    assert_eq!(z.watermarks().low, 2560);
+    assert_eq!((z.nr_migrate_reserve_block(), reserve_blocks(&z)), (2, 2));
+    z.audit().assert_ok();
+    z.set_min_free_kbytes(0); // no Reserve pageblock at all
+    assert_eq!((z.nr_migrate_reserve_block(), reserve_blocks(&z)), (0, 0));
+    z.audit().assert_ok();
+    // Offline half the zone: init_per_zone_wmark_min recomputes from the managed pages left
+    // (the user's 0 is smaller, so the formula wins).
+    z.offline_pages(Pfn(8192), Pfn(16384)).unwrap();
+    assert!(
+        z.min_free_kbytes() >= 128 && z.min_free_kbytes() < 1024,
+        "{}",
+        z.min_free_kbytes()
+    );
+    assert_eq!((z.nr_migrate_reserve_block(), reserve_blocks(&z)), (1, 1));
+    z.audit().assert_ok();
+    // The presets from 4.4 on have no Reserve pageblocks, whatever the watermarks.
+    let z = zone(Fixes::ALL);
+    z.set_min_free_kbytes(8192);
+    assert_eq!((z.nr_migrate_reserve_block(), reserve_blocks(&z)), (0, 0));
+}

@@ -35,7 +35,7 @@
 //! the pages on non-`Isolate` lists and `NR_FREE_CMA_PAGES` the pages on `CMA` lists.
 
 use super::pageblock::PageblockFlags;
-use crate::config::{CmaPolicy, Geometry};
+use crate::config::{CmaPolicy, Geometry, Watermarks};
 use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::gfp::AllocFlags;
@@ -53,6 +53,10 @@ pub(crate) struct BuddyCtx {
     pub(crate) pageblock: PageblockFlags,
     /// The folded vmstat counters, shared with the lockless readers (`zone_page_state`).
     pub(crate) vm_stat: ZoneVmStat,
+    /// The `Reserve` pageblock count follows the watermarks (`setup_zone_migrate_reserve`):
+    /// no explicit [`ZoneConfig::reserve_pageblocks`](crate::ZoneConfig::reserve_pageblocks)
+    /// and no [`Fixes::NO_RESERVE`].
+    pub(crate) reserve_auto: bool,
 }
 
 /// Event counters kept under the zone lock (the pcp keeps its own; `vmstat()` sums both).
@@ -107,6 +111,15 @@ pub(crate) struct ZoneFree {
     events: ZoneEvents,
     /// The CMA interleave state (aggressive policy only).
     cma_try: CmaInterleave,
+    /// The watermarks (`zone->watermark[]`), from `min_free_kbytes`.
+    wmark: Watermarks,
+    /// `min_free_kbytes`, and the value last written by the user (`user_min_free_kbytes`).
+    min_free_kbytes: u64,
+    user_min_free_kbytes: u64,
+    /// `zone->percpu_drift_mark`.
+    percpu_drift_mark: u64,
+    /// `zone->nr_migrate_reserve_block`.
+    nr_migrate_reserve_block: u64,
     nr_pages: u32,
     ctx: BuddyCtx,
 }
@@ -133,6 +146,11 @@ impl ZoneFree {
             offline_pages: 0,
             events: ZoneEvents::default(),
             cma_try: CmaInterleave::default(),
+            wmark: geo.wmark,
+            min_free_kbytes: geo.wmark.min << (crate::types::PAGE_SHIFT - 10),
+            user_min_free_kbytes: 0,
+            percpu_drift_mark: geo.percpu_drift_mark,
+            nr_migrate_reserve_block: geo.reserve_pageblocks,
             nr_pages: geo.nr_pages as u32,
             ctx,
         };
@@ -196,6 +214,97 @@ impl ZoneFree {
     /// Pages taken off the free lists by memory offline.
     pub(crate) fn offline_pages(&self) -> u64 {
         self.offline_pages
+    }
+
+    /// The watermarks now.
+    #[inline]
+    pub(crate) fn watermarks(&self) -> Watermarks {
+        self.wmark
+    }
+
+    /// `zone->percpu_drift_mark`.
+    pub(crate) fn percpu_drift_mark(&self) -> u64 {
+        self.percpu_drift_mark
+    }
+
+    /// `min_free_kbytes`.
+    pub(crate) fn min_free_kbytes(&self) -> u64 {
+        self.min_free_kbytes
+    }
+
+    /// `zone->nr_migrate_reserve_block`.
+    pub(crate) fn nr_migrate_reserve_block(&self) -> u64 {
+        self.nr_migrate_reserve_block
+    }
+
+    /// `min_free_kbytes_sysctl_handler`: the user writes `min_free_kbytes`.
+    pub(crate) fn set_min_free_kbytes(&mut self, kbytes: u64) {
+        self.user_min_free_kbytes = kbytes;
+        self.min_free_kbytes = kbytes;
+        self.setup_per_zone_wmarks();
+    }
+
+    /// `init_per_zone_wmark_min` (after memory offline or online): recompute
+    /// `min_free_kbytes` from the lowmem left (`nr_free_buffer_pages`: managed pages above
+    /// the high watermark), unless the user's value is larger, then the watermarks.
+    pub(crate) fn init_per_zone_wmark_min(&mut self) {
+        let managed = u64::from(self.nr_pages) - self.offline_pages;
+        let lowmem = managed.saturating_sub(self.wmark.high);
+        let new = crate::config::min_free_kbytes_for(lowmem);
+        if new > self.user_min_free_kbytes {
+            self.min_free_kbytes = new;
+        }
+        self.setup_per_zone_wmarks();
+    }
+
+    /// `setup_per_zone_wmarks` (one zone: `min` is all of `min_free_kbytes`), then
+    /// `refresh_zone_stat_thresholds`' `percpu_drift_mark` and `setup_zone_migrate_reserve`.
+    fn setup_per_zone_wmarks(&mut self) {
+        let g = &self.ctx.geo;
+        self.wmark = Watermarks::from_min_free_kbytes(self.min_free_kbytes);
+        self.percpu_drift_mark =
+            crate::config::percpu_drift_mark(&self.wmark, g.online_cpus, g.stat_threshold);
+        if self.ctx.reserve_auto {
+            let pb = g.pageblock_nr_pages;
+            let reserve = (self.wmark.min.div_ceil(pb)).min(2);
+            self.setup_zone_migrate_reserve(reserve);
+        }
+    }
+
+    /// `setup_zone_migrate_reserve(zone)` (3.17): keep `reserve` pageblocks of type
+    /// `Reserve`, taking Movable ones from the bottom of the zone and giving back extra ones
+    /// as Movable; their free pages move lists with `move_freepages_block` (both lists are
+    /// counted, so nothing is accounted).
+    fn setup_zone_migrate_reserve(&mut self, reserve: u64) {
+        let old_reserve = self.nr_migrate_reserve_block;
+        if reserve == old_reserve {
+            return;
+        }
+        self.nr_migrate_reserve_block = reserve;
+        let mut reserve = reserve;
+        let g = self.ctx.geo;
+        for b in 0..g.nr_pageblocks {
+            let pfn = Pfn(b << g.pageblock_order);
+            let mt = self.ctx.pageblock.get(pfn);
+            if reserve > 0 {
+                if mt == Migratetype::Reserve {
+                    reserve -= 1;
+                    continue;
+                }
+                if mt == Migratetype::Movable {
+                    self.set_pageblock_migratetype(pfn, Migratetype::Reserve);
+                    self.move_freepages_block(pfn, Migratetype::Reserve);
+                    reserve -= 1;
+                    continue;
+                }
+            } else if old_reserve == 0 {
+                break;
+            }
+            if mt == Migratetype::Reserve {
+                self.set_pageblock_migratetype(pfn, Migratetype::Movable);
+                self.move_freepages_block(pfn, Migratetype::Movable);
+            }
+        }
     }
 
     /// The zone-path event counts.
@@ -777,7 +886,7 @@ impl ZoneFree {
         let cma = self.ctx.vm_stat.read(ZoneStatItem::NrFreeCmaPages).max(0) as u64;
         let movable = (self.ctx.vm_stat.read(ZoneStatItem::NrFreePages).max(0) as u64)
             .saturating_sub(cma)
-            .saturating_sub(self.ctx.geo.wmark.high);
+            .saturating_sub(self.wmark.high);
         let t = &mut self.cma_try;
         if cma == 0 {
             t.max_try_movable = pb;

@@ -229,21 +229,10 @@ impl ZoneInner {
             None => true,
             Some(w) => zf.zone_watermark_ok(
                 order,
-                self.watermark(w),
+                watermark(zf, w),
                 flags,
                 self.vm_stat.read(ZoneStatItem::NrFreePages).max(0),
             ),
-        }
-    }
-
-    /// `min_wmark_pages` / `low_wmark_pages` / `high_wmark_pages`.
-    #[inline]
-    pub(crate) fn watermark(&self, w: Wmark) -> u64 {
-        let m = &self.geo.wmark;
-        match w {
-            Wmark::Min => m.min,
-            Wmark::Low => m.low,
-            Wmark::High => m.high,
         }
     }
 
@@ -385,6 +374,17 @@ impl ZoneInner {
     }
 }
 
+/// `min_wmark_pages` / `low_wmark_pages` / `high_wmark_pages` (read under the zone lock).
+#[inline]
+pub(crate) fn watermark(zf: &ZoneFree, w: Wmark) -> u64 {
+    let m = zf.watermarks();
+    match w {
+        Wmark::Min => m.min,
+        Wmark::Low => m.low,
+        Wmark::High => m.high,
+    }
+}
+
 /// Call a race hook with this thread's pcp cache parked (see [`crate::hook`]).
 #[cold]
 #[inline(never)]
@@ -453,6 +453,8 @@ impl Zone {
             cma_policy: cfg.cma_policy,
             pageblock: pageblock.clone(),
             vm_stat: vm_stat.clone(),
+            reserve_auto: cfg.reserve_pageblocks.is_none()
+                && !cfg.fixes.contains(Fixes::NO_RESERVE),
         })?;
         let id = crate::sync::next_id();
         let inner = Arc::new_cyclic(|me: &crate::sync::Weak<ZoneInner>| ZoneInner {
@@ -573,6 +575,29 @@ impl Zone {
         self.inner
             .lock_on(crate::vmstat::VmStatDiffs::NO_CPU)
             .refresh_vm_stats(None);
+    }
+
+    /// The watermarks now (`zone->watermark[]`): from `min_free_kbytes`, recomputed when
+    /// it is set and when memory goes offline or online.
+    pub fn watermarks(&self) -> crate::Watermarks {
+        self.inner.lock().watermarks()
+    }
+
+    /// `min_free_kbytes`.
+    pub fn min_free_kbytes(&self) -> u64 {
+        self.inner.lock().min_free_kbytes()
+    }
+
+    /// Write `/proc/sys/vm/min_free_kbytes`: recompute the watermarks and (unless the
+    /// configuration fixes the count, or [`Fixes::NO_RESERVE`] removes them) the `Reserve`
+    /// pageblocks, as 3.17's `setup_per_zone_wmarks` and `setup_zone_migrate_reserve` do.
+    pub fn set_min_free_kbytes(&self, kbytes: u64) {
+        self.inner.lock().set_min_free_kbytes(kbytes);
+    }
+
+    /// `zone->nr_migrate_reserve_block`: the `Reserve` pageblocks the zone keeps.
+    pub fn nr_migrate_reserve_block(&self) -> u64 {
+        self.inner.lock().nr_migrate_reserve_block()
     }
 
     /// This zone's pcp mode.
