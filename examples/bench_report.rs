@@ -16,65 +16,70 @@ use std::process::ExitCode;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: bench_report [--quick] [--json]
-       bench_report --workload pcp|mixed --ops N [--fixes F] [--isolated]
-
-  --quick       fewer rounds (well under 60 s)
-  --json        end with one JSON line of the figures
-  --workload W  run only workload W (`pcp`: order-0 pairs; `mixed`: the fixes-overhead
-                workload) for N operations on a fresh 256 MiB zone and exit, for counting
-                instructions (scripts/fastpath_instructions.sh)
-  --fixes F     the zone's fix set for --workload (default all)
-  --isolated    with --workload: isolate the zone's last top-order block first";
-
+/// The headline performance figures (medians of several rounds in this process); with
+/// --workload, one loop alone for counting instructions.
+#[derive(clap::Parser, Debug)]
+#[command(name = "bench_report", verbatim_doc_comment)]
 struct Opts {
+    /// Fewer rounds (well under 60 s)
+    #[arg(long, conflicts_with = "workload")]
     quick: bool,
+    /// End with one JSON line of the figures
+    #[arg(long, conflicts_with = "workload")]
     json: bool,
-    workload: Option<String>,
+    /// Run only workload W (pcp: order-0 pairs; mixed: the fixes-overhead
+    /// workload) for N operations on a fresh 256 MiB zone and exit, for
+    /// counting instructions (scripts/fastpath_instructions.sh)
+    #[arg(
+        long,
+        value_name = "W",
+        value_enum,
+        hide_possible_values = true,
+        verbatim_doc_comment
+    )]
+    workload: Option<Workload>,
+    /// Operations of --workload
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000_000,
+        requires = "workload"
+    )]
     ops: u64,
+    /// The zone's fix set for --workload, one set as stress's --fixes
+    #[arg(
+        long,
+        value_name = "F",
+        default_value = "all",
+        value_parser = common::parse_fix_set,
+        requires = "workload"
+    )]
     fixes: Fixes,
+    /// With --workload: isolate the zone's last top-order block first
+    #[arg(long, requires = "workload")]
     isolated: bool,
 }
 
-/// `Ok(None)` means `--help`.
-fn parse() -> Result<Option<Opts>, String> {
-    let mut o = Opts {
-        quick: false,
-        json: false,
-        workload: None,
-        ops: 1_000_000,
-        fixes: Fixes::ALL,
-        isolated: false,
-    };
-    let mut f = common::Flags::from_env();
-    while let Some(flag) = f.next_flag()? {
-        match flag.as_str() {
-            "--quick" => o.quick = true,
-            "--json" => o.json = true,
-            "--workload" => o.workload = Some(f.value()?),
-            "--ops" => o.ops = f.num()?,
-            "--fixes" => o.fixes = f.value()?.parse()?,
-            "--isolated" => o.isolated = true,
-            "--help" | "-h" => return Ok(None),
-            _ => return Err(format!("unknown argument {flag:?}")),
-        }
-    }
-    Ok(Some(o))
+/// `--workload`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Workload {
+    // Order-0 alloc+free pairs through the pcp.
+    Pcp,
+    // The fixes-overhead workload (`mixed`).
+    Mixed,
 }
 
 /// `--workload`: one loop, nothing else, so that an instruction count of the whole process
 /// (less a run with fewer `ops`) is the loop's.
-fn workload(o: &Opts, name: &str) -> Result<(), String> {
+fn workload(o: &Opts, w: Workload) {
     let z = zone(256 << 20, o.fixes);
     if o.isolated {
         isolate_last_block(&z);
     }
-    match name {
-        "pcp" => pcp_pairs(&z, o.ops),
-        "mixed" => mixed(&z, o.ops),
-        _ => return Err(format!("--workload: expected pcp or mixed, not {name:?}")),
+    match w {
+        Workload::Pcp => pcp_pairs(&z, o.ops),
+        Workload::Mixed => mixed(&z, o.ops),
     }
-    Ok(())
 }
 
 fn isolate_last_block(z: &Zone) {
@@ -188,15 +193,9 @@ fn mixed(z: &Zone, n: u64) {
 }
 
 fn main() -> ExitCode {
-    let o = match common::args_or_exit("bench_report", USAGE, parse()) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    if let Some(name) = &o.workload {
-        if let Err(e) = workload(&o, name) {
-            eprintln!("bench_report: {e}");
-            return ExitCode::from(2);
-        }
+    let o = <Opts as clap::Parser>::parse();
+    if let Some(w) = o.workload {
+        workload(&o, w);
         return ExitCode::SUCCESS;
     }
     let rounds = if o.quick { 5 } else { 11 };

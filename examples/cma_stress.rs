@@ -95,7 +95,8 @@ use pagealloc::{
 mod common;
 
 use common::{
-    Flags, Rng, args_or_exit, default_seed, install_signal_handlers, splitmix64, stopped,
+    Rng, RunOpts, at_least_one, install_signal_handlers, positive_multiple_of_4, splitmix64,
+    stopped, usage_error,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -104,154 +105,159 @@ use std::sync::mpsc;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-usage: cma_stress [options]
+// ---- arguments ----
 
-The seed's experiment: worker threads play `make -j16` (movable and some unmovable
-allocations, jobs that come and go, a long-lived set) on a zone whose CMA area is used
-aggressively, while one thread does 30 CMA allocations of 8 MiB. Each fix set runs on a
-fresh zone; the final audit reports the free pages missed.
+/// The seed's experiment: worker threads play `make -j16` (movable and some unmovable
+/// allocations, jobs that come and go, a long-lived set) on a zone whose CMA area is used
+/// aggressively, while one thread does 30 CMA allocations of 8 MiB. Each fix set runs on a
+/// fresh zone; the final audit reports the free pages missed.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "cma_stress", verbatim_doc_comment, after_help = AFTER_HELP)]
+struct Args {
+    /// Worker threads
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = at_least_one::<usize>)]
+    threads: usize,
+    /// Arena size in MiB, a multiple of 4
+    #[arg(long, value_name = "M", default_value_t = 1024, value_parser = positive_multiple_of_4)]
+    arena_mib: usize,
+    /// CMA area at the top of the arena in MiB, a multiple of 4, below
+    /// --arena-mib
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 256,
+        value_parser = positive_multiple_of_4,
+        verbatim_doc_comment
+    )]
+    cma_mib: usize,
+    /// CMA allocations per run
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = at_least_one::<u32>)]
+    allocs: u32,
+    /// Size of each CMA allocation in MiB, at most --cma-mib
+    #[arg(long, value_name = "M", default_value_t = 8, value_parser = at_least_one::<usize>)]
+    alloc_mib: usize,
+    /// Time between CMA allocations (ms)
+    #[arg(long, value_name = "T", default_value_t = 150)]
+    interval_ms: u64,
+    /// aggressive: the seed's patchset [3]; fallback: 3.17, CMA is only a
+    /// fallback of Movable allocations, so the races cannot show
+    /// [default: aggressive]
+    #[arg(
+        long,
+        value_name = "P",
+        value_enum,
+        ignore_case = true,
+        default_value_t = Policy::Aggressive,
+        hide_default_value = true,
+        hide_possible_values = true,
+        verbatim_doc_comment
+    )]
+    policy: Policy,
+    /// Keep every CMA allocation until the end of the run: they sweep the
+    /// area (30 x 8 MiB = 240 MiB of 256, as in the seed) [default]
+    #[arg(long, overrides_with = "release_each", verbatim_doc_comment)]
+    hold: bool,
+    /// Release each CMA allocation right after writing it
+    #[arg(long, overrides_with = "hold")]
+    release_each: bool,
+    /// Percent of the arena the workers use in steady state, 1 to 80: 3/5
+    /// long-lived, up to 4/5 more in jobs
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 40,
+        value_parser = clap::value_parser!(u64).range(1..=80),
+        verbatim_doc_comment
+    )]
+    working_set: u64,
+    /// Race-window injection [default: off]:
+    /// park, park:MS  hold workers' frees (order > 0) into the range the
+    ///   next CMA allocation will isolate between their lockless
+    ///   pageblock-type read and the zone lock, from MS ms (default 20)
+    ///   before the allocation until its migration has passed them (R1b)
+    /// spin:N, N  a SpinHook spinning N iterations at every race window
+    #[arg(
+        long,
+        value_name = "W",
+        default_value = "off",
+        hide_default_value = true,
+        value_parser = Injection::parse,
+        verbatim_doc_comment
+    )]
+    race_window: Injection,
+    /// pcp sizes as vm.percpu_pagelist_fraction=F (high = pages/F, batch =
+    /// high/4 at most 96; F >= 8) [default: 3.17's zone_batchsize (186/31)]
+    #[arg(
+        long,
+        value_name = "F",
+        value_parser = pcp_fraction,
+        verbatim_doc_comment
+    )]
+    pcp_fraction: Option<u64>,
+    /// Run the `all` fix set again and again until Ctrl-C, one line per round
+    #[arg(long)]
+    soak: bool,
+    #[command(flatten)]
+    run: RunOpts,
+}
 
-options:
-  --fixes SETS       fix sets to run in order (default 'none;all'); see below
-  --threads N        worker threads (default 16)
-  --arena-mib M      arena size in MiB, a multiple of 4 (default 1024)
-  --cma-mib M        CMA area at the top of the arena in MiB, a multiple of 4 (default 256)
-  --allocs N         CMA allocations per run (default 30)
-  --alloc-mib M      size of each CMA allocation in MiB (default 8)
-  --interval-ms T    time between CMA allocations (default 150)
-  --policy P         aggressive (default: the seed's patchset [3]) or fallback (3.17: CMA is
-                     only a fallback of Movable allocations, so the races cannot show)
-  --hold             keep every CMA allocation until the end of the run: they sweep the
-                     area (30 x 8 MiB = 240 MiB of 256, as in the seed) (default)
-  --release-each     release each CMA allocation right after writing it
-  --working-set P    percent of the arena the workers use in steady state: 3/5 long-lived,
-                     up to 4/5 more in jobs (default 40)
-  --race-window W    race-window injection (default off):
-                     park, park:MS  hold workers' frees (order > 0) into the range the next
-                       CMA allocation will isolate between their lockless pageblock-type
-                       read and the zone lock, from MS ms (default 20) before the
-                       allocation until its migration has passed them (race R1b)
-                     spin:N, N  a SpinHook spinning N iterations at every race window
-  --pcp-fraction F   pcp sizes as vm.percpu_pagelist_fraction=F (high = pages/F, batch =
-                     high/4 at most 96; F >= 8); default: 3.17's zone_batchsize (186/31)
-  --seed N           PRNG seed, decimal or 0x-hex (default: from the clock)
-  --json             end with one JSON line: {\"runs\":[{\"fixes\":\"none\",...},...]}
-  --soak             run the `all` fix set again and again until Ctrl-C, one line per round
-  --help             this text
+const AFTER_HELP: &str = "\
+--json prints {\"runs\":[{\"fixes\":\"none\",...},...]}.
 
 exit status: 0 when every run with all the fixes ended clean (drift 0, no misplaced block,
 clean audit, every CMA allocation succeeded) and no pattern check failed in any run; 1
 otherwise; 2 on a usage error.";
 
-// ---- arguments ----
-
-#[derive(Clone, Debug)]
-struct Args {
-    fixes: Vec<Fixes>,
-    threads: usize,
-    arena_mib: usize,
-    cma_mib: usize,
-    allocs: u32,
-    alloc_mib: usize,
-    interval_ms: u64,
-    policy: CmaPolicy,
-    hold: bool,
-    pcp_fraction: Option<u64>,
-    working_set: u64,
-    race_window: Injection,
-    seed: u64,
-    json: bool,
-    soak: bool,
+/// `--policy`: how Movable allocations use the CMA area.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    // CmaPolicy::Aggressive
+    Aggressive,
+    // CmaPolicy::Fallback
+    Fallback,
 }
 
-/// `Ok(None)` means `--help`.
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut a = Args {
-        fixes: vec![Fixes::NONE, Fixes::ALL],
-        threads: 16,
-        arena_mib: 1024,
-        cma_mib: 256,
-        allocs: 30,
-        alloc_mib: 8,
-        interval_ms: 150,
-        policy: CmaPolicy::Aggressive,
-        hold: true,
-        pcp_fraction: None,
-        working_set: 40,
-        race_window: Injection::Off,
-        seed: 0,
-        json: false,
-        soak: false,
-    };
-    let mut seed = None;
-    let mut fixes_given = false;
-    let mut f = Flags::from_env();
-    while let Some(flag) = f.next_flag()? {
-        match flag.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--fixes" => {
-                if !fixes_given {
-                    a.fixes.clear();
-                    fixes_given = true;
-                }
-                a.fixes.extend(f.fixes_list()?);
-            }
-            "--threads" => a.threads = f.num()?,
-            "--arena-mib" => a.arena_mib = f.num()?,
-            "--cma-mib" => a.cma_mib = f.num()?,
-            "--allocs" => a.allocs = f.num()?,
-            "--alloc-mib" => a.alloc_mib = f.num()?,
-            "--interval-ms" => a.interval_ms = f.num()?,
-            "--policy" => {
-                let v = f.value()?;
-                a.policy = match v.to_ascii_lowercase().as_str() {
-                    "aggressive" => CmaPolicy::Aggressive,
-                    "fallback" => CmaPolicy::Fallback,
-                    _ => {
-                        return Err(format!(
-                            "--policy: expected aggressive or fallback, not {v:?}"
-                        ));
-                    }
-                };
-            }
-            "--hold" => a.hold = true,
-            "--release-each" => a.hold = false,
-            "--pcp-fraction" => a.pcp_fraction = Some(f.num()?),
-            "--working-set" => a.working_set = f.num()?,
-            "--race-window" => {
-                let v = f.value()?;
-                a.race_window = Injection::parse(&v)?;
-            }
-            "--seed" => seed = Some(f.u64()?),
-            "--json" => a.json = true,
-            "--soak" => a.soak = true,
-            _ => return Err(format!("unknown argument {flag:?}")),
+impl Policy {
+    fn cma_policy(self) -> CmaPolicy {
+        match self {
+            Policy::Aggressive => CmaPolicy::Aggressive,
+            Policy::Fallback => CmaPolicy::Fallback,
         }
     }
-    if a.threads == 0 {
-        return Err("--threads must be at least 1".into());
+
+    fn name(self) -> &'static str {
+        match self {
+            Policy::Aggressive => "aggressive",
+            Policy::Fallback => "fallback",
+        }
     }
-    if a.arena_mib == 0 || a.arena_mib % 4 != 0 {
-        return Err("--arena-mib must be a positive multiple of 4".into());
+}
+
+impl Args {
+    /// The arguments, or exit with clap's message (status 2; 0 for `--help`).
+    fn parse_checked() -> Args {
+        let a = <Args as clap::Parser>::parse();
+        if a.cma_mib >= a.arena_mib {
+            usage_error::<Args>("--cma-mib must be below --arena-mib");
+        }
+        if a.alloc_mib > a.cma_mib {
+            usage_error::<Args>("--alloc-mib must be at most --cma-mib");
+        }
+        a
     }
-    if a.cma_mib == 0 || a.cma_mib % 4 != 0 || a.cma_mib >= a.arena_mib {
-        return Err("--cma-mib must be a positive multiple of 4, below --arena-mib".into());
+
+    /// `--hold` (the default) or `--release-each`, the later one winning.
+    fn hold(&self) -> bool {
+        self.hold || !self.release_each
     }
-    if a.alloc_mib == 0 || a.alloc_mib > a.cma_mib {
-        return Err("--alloc-mib must be between 1 and --cma-mib".into());
+}
+
+/// `--pcp-fraction`: at least 8, as the sysctl.
+fn pcp_fraction(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(f) if f >= 8 => Ok(f),
+        _ => Err("expected a whole number, at least 8 (the kernel's minimum)".into()),
     }
-    if a.pcp_fraction.is_some_and(|f| f < 8) {
-        return Err("--pcp-fraction must be at least 8 (the kernel's minimum)".into());
-    }
-    if a.allocs == 0 {
-        return Err("--allocs must be at least 1".into());
-    }
-    if !(1..=80).contains(&a.working_set) {
-        return Err("--working-set must be a percentage in 1..=80".into());
-    }
-    a.seed = seed.unwrap_or_else(default_seed);
-    Ok(Some(a))
 }
 
 /// 3.17's `pageset_set_high` for `vm.percpu_pagelist_fraction = f`: `high` = managed pages /
@@ -262,13 +268,6 @@ fn pcp_for_fraction(arena_mib: usize, f: u64) -> PcpConfig {
     PcpConfig {
         high,
         batch: (high / 4).clamp(1, 96),
-    }
-}
-
-fn policy_name(p: CmaPolicy) -> &'static str {
-    match p {
-        CmaPolicy::Aggressive => "aggressive",
-        CmaPolicy::Fallback => "fallback",
     }
 }
 
@@ -738,7 +737,7 @@ enum Injection {
 impl Injection {
     /// `park` (20 ms lead), `park:MS`, `spin:N`, or a bare `N` (= `spin:N`; 0 = off).
     fn parse(v: &str) -> Result<Injection, String> {
-        let bad = || format!("--race-window: expected park, park:MS, spin:N or N, not {v:?}");
+        let bad = || "expected off, park, park:MS, spin:N or N".to_string();
         let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
         let lower = v.to_ascii_lowercase();
         let inj = match lower.split_once(':') {
@@ -752,7 +751,7 @@ impl Injection {
         Ok(match inj {
             Injection::Spin(0) => Injection::Off,
             Injection::Park(ms) if !(1..=1000).contains(&ms) => {
-                return Err("--race-window park:MS needs 1 <= MS <= 1000".into());
+                return Err("park:MS needs 1 <= MS <= 1000".into());
             }
             inj => inj,
         })
@@ -1130,7 +1129,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     let mut cfg = ZoneConfig {
         size: args.arena_mib << 20,
         cma_size: args.cma_mib << 20,
-        cma_policy: args.policy,
+        cma_policy: args.policy.cma_policy(),
         fixes,
         pcp: args
             .pcp_fraction
@@ -1258,7 +1257,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                         eprintln!("cma_stress: CMA allocation {n}: {bad} page(s) lost the pattern");
                         res.verify_errors += bad;
                     }
-                    if args.hold {
+                    if args.hold() {
                         held.push((n, p, tag));
                     } else {
                         cma.release(p);
@@ -1378,13 +1377,13 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         worker_frees: r.workers.frees,
         alloc_failures: r.workers.alloc_failures,
         interrupted: r.interrupted,
-        policy: policy_name(args.policy),
+        policy: args.policy.name(),
         threads: args.threads,
         race_window: args.race_window.name().to_string(),
         parked_frees: r.parked_frees,
-        hold: args.hold,
+        hold: args.hold(),
         pcp_fraction: args.pcp_fraction.unwrap_or(0),
-        seed: args.seed,
+        seed: args.run.seed,
     }
 }
 
@@ -1448,12 +1447,12 @@ fn header(args: &Args) {
         "cma_stress: {} MiB arena, {} MiB CMA ({} policy), {} workers, {} x {} MiB CMA allocations every {} ms ({}), working set {}%, pcp {}, race window {}, seed {:#x}",
         args.arena_mib,
         args.cma_mib,
-        policy_name(args.policy),
+        args.policy.name(),
         args.threads,
         args.allocs,
         args.alloc_mib,
         args.interval_ms,
-        if args.hold {
+        if args.hold() {
             "held until the end"
         } else {
             "each released at once"
@@ -1473,7 +1472,7 @@ fn header(args: &Args) {
                 format!("frees parked across the isolation, opened {ms} ms ahead")
             }
         },
-        args.seed
+        args.run.seed
     );
     println!("{LEGEND}");
 }
@@ -1496,7 +1495,7 @@ fn soak(args: &Args) -> ExitCode {
     let mut round = 0u64;
     while !stopped() {
         round += 1;
-        let seed = args.seed.wrapping_add(round);
+        let seed = args.run.seed.wrapping_add(round);
         let r = match run_one(args, Fixes::ALL, seed, false) {
             Ok(r) => r,
             Err(e) => {
@@ -1534,22 +1533,19 @@ fn soak(args: &Args) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args = match args_or_exit("cma_stress", USAGE, parse_args()) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    let args = Args::parse_checked();
     install_signal_handlers();
     if args.soak {
         return soak(&args);
     }
     header(&args);
     let mut runs = Vec::new();
-    for (i, &fixes) in args.fixes.iter().enumerate() {
+    for (i, fixes) in args.run.fixes().into_iter().enumerate() {
         if stopped() {
             break;
         }
         println!("run {}: fixes {fixes}", i + 1);
-        match run_one(&args, fixes, args.seed, true) {
+        match run_one(&args, fixes, args.run.seed, true) {
             Ok(r) => {
                 println!(
                     "  done: {}/{} CMA allocations, {} pages migrated, final drift free {:+} cma {:+}, audit {}",
@@ -1585,7 +1581,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if args.json {
+    if args.run.json {
         let json = Json {
             runs: runs.iter().map(|r| json_run(r, &args)).collect(),
         };

@@ -62,61 +62,26 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, args_or_exit, default_seed, splitmix64};
+use common::{
+    Rng, RunOpts, at_least_one, multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64,
+    usage_error,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-usage: isolate_race [options]
-
-Reproduce the free-page accounting races of pageblock isolation (Linux 3.17) on real threads:
-workers allocate and free Movable blocks (order 0 through the pcp, orders 1-4 directly, CMA
-pageblocks used aggressively) while another thread isolates, tests and un-isolates random
-pageblock ranges and takes memory offline and online. One fresh zone per fix set; the final
-audit of each run is reported.
-
-options:
-  --fixes SETS     fix sets to run, in order (default 'none;all'); see below
-  --threads N      worker threads (default 4), plus one isolating thread
-  --seconds S      run time per fix set, 0 < S <= 19, so a run with its clean-up stays within
-                   20 s (default 5)
-  --long           the explicit 10-minute run: 600 s for every fix set that contains all the
-                   fixes (others keep --seconds); a progress line every 10 s on stderr
-  --seed N         PRNG seed, decimal or 0x-hex (default: from the clock); run i uses seed+i
-  --race-window N  spin iterations of the SpinHook at every race window (default 200; 0 = no
-                   hook)
-  --size-mib M     zone size in MiB, a multiple of 4 (default 256)
-  --cma-mib M      CMA area at the top of the zone in MiB, a multiple of 4 (default 64)
-  --align A        contig (default): a random range of 1-4 pageblocks is widened to whole
-                   top-order blocks for isolation, as alloc_contig_range does, and the asked
-                   pageblocks are tested; pageblock: isolate exactly the asked pageblocks
-                   (v4.6 drifts by 512 there, R3c; all stays exact: see the module docs)
-  --undo U         ascending (default): undo_isolate_page_range, lowest pageblock first, as
-                   the kernel; descending: unset_migratetype_isolate per pageblock, highest
-                   first, which never re-frees a top-order block while its upper pageblock
-                   is still isolated (a diagnostic: see the module docs)
-  --hold-us N      longest time a range stays isolated around its test (default 200)
-  --json           end with one JSON line: {\"runs\":[{\"fixes\":...,\"drift_free\":...},...],...}
-  --verbose        print every run's audit report (runs that must be clean and are not are
-                   always printed)
-  --help           this text
-
-exit status: 0 when every run whose fix set contains all the fixes ended clean (drift 0, no
-misplaced block, clean audit; drift with fewer fixes is expected), 1 otherwise, 2 on a usage
-error.";
-
 // ---- arguments ----
 
 /// How the isolating thread turns a random pageblock range into the range it isolates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Align {
-    /// As `alloc_contig_range` (and memory offline): isolate the range widened to whole
-    /// top-order blocks, test the pageblocks asked for, undo the widened range.
+    // (No doc comments on the variants: clap would print them as a second, long help.)
+    // As `alloc_contig_range` (and memory offline): isolate the range widened to whole
+    // top-order blocks, test the pageblocks asked for, undo the widened range.
     Contig,
-    /// Isolate, test and undo exactly the pageblocks asked for.
+    // Isolate, test and undo exactly the pageblocks asked for.
     Pageblock,
 }
 
@@ -130,12 +95,12 @@ impl Align {
 }
 
 /// In which order the isolating thread gives an isolated range back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Undo {
-    /// `undo_isolate_page_range`: lowest pageblock first, as the kernel.
+    // `undo_isolate_page_range`: lowest pageblock first, as the kernel.
     Ascending,
-    /// `unset_migratetype_isolate` per pageblock, highest first: never re-frees a top-order
-    /// block while its upper pageblock is still isolated (diagnostic, not the kernel's order).
+    // `unset_migratetype_isolate` per pageblock, highest first: never re-frees a top-order
+    // block while its upper pageblock is still isolated (diagnostic, not the kernel's order).
     Descending,
 }
 
@@ -149,119 +114,135 @@ impl Undo {
 }
 
 /// What the isolating thread does.
-#[derive(Clone, Copy, Debug)]
+#[derive(clap::Args, Clone, Copy, Debug)]
 struct IsoOpts {
+    /// contig: a random range of 1-4 pageblocks is widened to whole
+    /// top-order blocks for isolation, as alloc_contig_range does, and the
+    /// asked pageblocks are tested; pageblock: isolate exactly the asked
+    /// pageblocks (v4.6 drifts by 512 there, R3c; all stays exact: see the
+    /// module docs) [default: contig]
+    #[arg(
+        long,
+        value_name = "A",
+        value_enum,
+        default_value_t = Align::Contig,
+        hide_default_value = true,
+        hide_possible_values = true,
+        verbatim_doc_comment
+    )]
     align: Align,
+    /// ascending: undo_isolate_page_range, lowest pageblock first, as the
+    /// kernel; descending: unset_migratetype_isolate per pageblock, highest
+    /// first, which never re-frees a top-order block while its upper
+    /// pageblock is still isolated (a diagnostic: see the module docs)
+    /// [default: ascending]
+    #[arg(
+        long,
+        value_name = "U",
+        value_enum,
+        default_value_t = Undo::Ascending,
+        hide_default_value = true,
+        hide_possible_values = true,
+        verbatim_doc_comment
+    )]
     undo: Undo,
+    /// Longest time a range stays isolated around its test, in µs, at
+    /// most 1000000
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200,
+        value_parser = hold_us,
+        verbatim_doc_comment
+    )]
     hold_us: u64,
 }
 
-#[derive(Clone, Debug)]
+/// Reproduce the free-page accounting races of pageblock isolation (Linux 3.17) on real
+/// threads: workers allocate and free Movable blocks (order 0 through the pcp, orders 1-4
+/// directly, CMA pageblocks used aggressively) while another thread isolates, tests and
+/// un-isolates random pageblock ranges and takes memory offline and online. One fresh zone per
+/// fix set; the final audit of each run is reported.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "isolate_race", verbatim_doc_comment, after_help = AFTER_HELP)]
 struct Args {
-    fixes: Vec<Fixes>,
+    /// Worker threads, plus one isolating thread
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = at_least_one::<usize>)]
     threads: usize,
+    /// Run time per fix set, 0 < S <= 19, so a run with its clean-up stays
+    /// within 20 s
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 5.0,
+        value_parser = run_seconds,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     seconds: f64,
+    /// The explicit 10-minute run: 600 s for every fix set that contains all
+    /// the fixes (others keep --seconds); a progress line every 10 s on stderr
+    #[arg(long, verbatim_doc_comment)]
     long: bool,
-    seed: u64,
+    /// Spin iterations of the SpinHook at every race window (0 = no
+    /// hook)
+    #[arg(long, value_name = "N", default_value_t = 200, verbatim_doc_comment)]
     race_window: u32,
+    /// Zone size in MiB, a multiple of 4
+    #[arg(long, value_name = "M", default_value_t = 256, value_parser = positive_multiple_of_4)]
     size_mib: usize,
+    /// CMA area at the top of the zone in MiB, a multiple of 4, at most
+    /// --size-mib
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 64,
+        value_parser = multiple_of_4,
+        verbatim_doc_comment
+    )]
     cma_mib: usize,
+    #[command(flatten)]
     iso: IsoOpts,
-    json: bool,
+    /// Print every run's audit report (runs that must be clean and are not
+    /// are always printed)
+    #[arg(long, short, verbatim_doc_comment)]
     verbose: bool,
+    #[command(flatten)]
+    run: RunOpts,
 }
 
-/// `Ok(None)` means `--help`.
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut fixes: Vec<Fixes> = Vec::new();
-    let mut threads = 4usize;
-    let mut seconds = 5.0f64;
-    let mut long = false;
-    let mut seed = None;
-    let mut race_window = 200u32;
-    let mut size_mib = 256usize;
-    let mut cma_mib = 64usize;
-    let mut align = Align::Contig;
-    let mut hold_us = 200u64;
-    let mut undo = Undo::Ascending;
-    let mut json = false;
-    let mut verbose = false;
-    let mut f = Flags::from_env();
-    while let Some(flag) = f.next_flag()? {
-        match flag.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--fixes" => fixes.extend(f.fixes_list()?),
-            "--threads" => threads = f.num()?,
-            "--seconds" => seconds = f.num()?,
-            "--long" => long = true,
-            "--seed" => seed = Some(f.u64()?),
-            "--race-window" => race_window = f.num()?,
-            "--size-mib" => size_mib = f.num()?,
-            "--cma-mib" => cma_mib = f.num()?,
-            "--align" => {
-                align = match f.value()?.trim() {
-                    "contig" => Align::Contig,
-                    "pageblock" => Align::Pageblock,
-                    other => {
-                        return Err(format!(
-                            "--align: expected contig or pageblock, got {other:?}"
-                        ));
-                    }
-                }
-            }
-            "--undo" => {
-                undo = match f.value()?.trim() {
-                    "ascending" => Undo::Ascending,
-                    "descending" => Undo::Descending,
-                    other => {
-                        return Err(format!(
-                            "--undo: expected ascending or descending, got {other:?}"
-                        ));
-                    }
-                }
-            }
-            "--hold-us" => hold_us = f.u64()?,
-            "--json" => json = true,
-            "--verbose" | "-v" => verbose = true,
-            _ => return Err(format!("unknown argument {flag:?}")),
+const AFTER_HELP: &str = "\
+Run i uses seed --seed + i. --json prints
+{\"runs\":[{\"fixes\":...,\"drift_free\":...},...],...}.
+
+exit status: 0 when every run whose fix set contains all the fixes ended clean (drift 0, no
+misplaced block, clean audit; drift with fewer fixes is expected), 1 otherwise, 2 on a usage
+error.";
+
+impl Args {
+    /// The arguments, or exit with clap's message (status 2; 0 for `--help`).
+    fn parse_checked() -> Args {
+        let a = <Args as clap::Parser>::parse();
+        if a.cma_mib > a.size_mib {
+            usage_error::<Args>("--cma-mib must be at most --size-mib");
         }
+        a
     }
-    if fixes.is_empty() {
-        fixes = vec![Fixes::NONE, Fixes::ALL];
+}
+
+fn run_seconds(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 19.0 => Ok(s),
+        _ => Err("expected 0 < S <= 19 (use --long for the 10-minute run)".into()),
     }
-    if threads == 0 {
-        return Err("--threads must be at least 1".into());
+}
+
+/// `--hold-us`: decimal or 0x-hex, at most one second.
+fn hold_us(v: &str) -> Result<u64, String> {
+    match parse_seed(v)? {
+        n if n <= 1_000_000 => Ok(n),
+        _ => Err("expected at most 1000000".into()),
     }
-    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 19.0) {
-        return Err("--seconds must be in (0, 19] (use --long for the 10-minute run)".into());
-    }
-    if size_mib == 0 || size_mib % 4 != 0 {
-        return Err("--size-mib must be a positive multiple of 4".into());
-    }
-    if cma_mib % 4 != 0 || cma_mib > size_mib {
-        return Err("--cma-mib must be a multiple of 4, at most --size-mib".into());
-    }
-    if hold_us > 1_000_000 {
-        return Err("--hold-us must be at most 1000000".into());
-    }
-    let seed = seed.unwrap_or_else(default_seed);
-    Ok(Some(Args {
-        fixes,
-        threads,
-        seconds,
-        long,
-        seed,
-        race_window,
-        size_mib,
-        cma_mib,
-        iso: IsoOpts {
-            align,
-            undo,
-            hold_us,
-        },
-        json,
-        verbose,
-    }))
 }
 
 // ---- workers ----
@@ -866,14 +847,11 @@ fn print_table(results: &[RunResult]) {
 }
 
 fn main() -> ExitCode {
-    let args = match args_or_exit("isolate_race", USAGE, parse_args()) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    let args = Args::parse_checked();
     println!(
         "isolate_race: seed {:#x}, {} workers + 1 isolating thread, zone {} MiB with {} MiB CMA \
          (aggressive), race window {}, {} isolation ranges, {} undo, hold up to {} us, {} B pages",
-        args.seed,
+        args.run.seed,
         args.threads,
         args.size_mib,
         args.cma_mib,
@@ -888,13 +866,13 @@ fn main() -> ExitCode {
         PAGE_SIZE
     );
     let mut results = Vec::new();
-    for (i, &fixes) in args.fixes.iter().enumerate() {
+    for (i, fixes) in args.run.fixes().into_iter().enumerate() {
         let seconds = if args.long && fixes.contains(Fixes::ALL) {
             600.0
         } else {
             args.seconds
         };
-        let seed = args.seed.wrapping_add(i as u64);
+        let seed = args.run.seed.wrapping_add(i as u64);
         if seconds > 20.0 {
             eprintln!("isolate_race: [{fixes}] running for {seconds:.0} s (--long)");
         }
@@ -961,10 +939,10 @@ fn main() -> ExitCode {
             );
         }
     }
-    if args.json {
+    if args.run.json {
         let json = Json {
             runs: results.iter().map(run_json).collect(),
-            seed: args.seed,
+            seed: args.run.seed,
             threads: args.threads as u64,
             race_window: args.race_window as u64,
             size_mib: args.size_mib as u64,

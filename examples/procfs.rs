@@ -14,20 +14,28 @@
 use pagealloc::{AllocError, CmaPolicy, Migratetype, Order, Pages, Zone, ZoneConfig};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: procfs <FILE>
+/// Print a Linux 3.17 /proc file for a 1 GiB zone (256 MiB CMA) after a small fixed workload.
+#[derive(clap::Parser, Debug)]
+#[command(name = "procfs")]
+struct Args {
+    /// Which file:
+    /// buddyinfo     /proc/buddyinfo: free blocks per order
+    /// pagetypeinfo  /proc/pagetypeinfo: free blocks per order and migratetype,
+    ///               pageblocks per type
+    /// zoneinfo      /proc/zoneinfo: counters, watermarks and pagesets of the zone
+    /// vmstat        /proc/vmstat: 3.17's counters (+ cma_alloc_success/fail)
+    #[arg(value_enum, hide_possible_values = true, verbatim_doc_comment)]
+    file: File,
+}
 
-Print a Linux 3.17 /proc file for a 1 GiB zone (256 MiB CMA) after a small fixed workload.
-
-FILE:
-    buddyinfo      /proc/buddyinfo: free blocks per order
-    pagetypeinfo   /proc/pagetypeinfo: free blocks per order and migratetype, pageblocks per type
-    zoneinfo       /proc/zoneinfo: counters, watermarks and pagesets of the zone
-    vmstat         /proc/vmstat: 3.17's counters (+ cma_alloc_success/cma_alloc_fail)
-
-options:
-    -h, --help     print this help
-";
+/// `FILE` (no doc comments on the variants: clap would print them as a second, long help).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum File {
+    Buddyinfo,
+    Pagetypeinfo,
+    Zoneinfo,
+    Vmstat,
+}
 
 /// The allocations of one round of the workload.
 const ROUND: [(u32, Migratetype); 7] = [
@@ -62,35 +70,7 @@ fn workload(zone: &Zone) -> Result<Vec<Pages<'_>>, AllocError> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let file = match args.as_slice() {
-        [a] if a == "-h" || a == "--help" => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        [a] if matches!(
-            a.as_str(),
-            "buddyinfo" | "pagetypeinfo" | "zoneinfo" | "vmstat"
-        ) =>
-        {
-            a.as_str()
-        }
-        [] => {
-            eprint!("procfs: which file?\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-        [a] => {
-            eprint!("procfs: unknown file {a:?}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-        _ => {
-            eprint!(
-                "procfs: expected one argument, got {}\n\n{USAGE}",
-                args.len()
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
 
     let zone = match Zone::new(ZoneConfig {
         cma_size: 256 << 20,
@@ -110,11 +90,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let text = match file {
-        "buddyinfo" => zone.buddyinfo(),
-        "pagetypeinfo" => zone.pagetypeinfo(),
-        "zoneinfo" => zone.zoneinfo(),
-        _ => zone.vmstat(),
+    let text = match args.file {
+        File::Buddyinfo => zone.buddyinfo(),
+        File::Pagetypeinfo => zone.pagetypeinfo(),
+        File::Zoneinfo => zone.zoneinfo(),
+        File::Vmstat => zone.vmstat(),
     };
     print!("{text}");
     drop(held);

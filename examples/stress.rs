@@ -27,101 +27,86 @@ use pagealloc::{
 };
 mod common;
 
-use common::{Flags, Rng, STOP, args_or_exit, default_seed, install_signal_handlers, splitmix64};
+use common::{Rng, RunOpts, STOP, at_least_one, install_signal_handlers, splitmix64, usage_error};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-usage: stress [options]
-
-Hammer a pagealloc zone from several threads: random orders 0-4 and migratetypes, pages
-pattern-filled at allocation and checked at free, blocks freed on other threads, periodic
-drain_all_pages() + audit(), and a final audit that must find every page free.
-
-options:
-  --seconds S      run time in seconds (default 10; with --soak: no limit unless given)
-  --threads N      worker threads (default 4)
-  --seed N         PRNG seed, decimal or 0x-hex (default: from the clock)
-  --size-mib M     zone size in MiB, a multiple of 4 (default 1024)
-  --fixes F        the fix set (default all); see below
-  --audit-secs S   seconds between audits (default 2; 10 with --soak)
-  --soak           run until Ctrl-C (or --seconds), one line per audit, no per-second lines
-  --json           print one JSON object with the results as the last stdout line
-  --help           this text
-
-exit status: 0 when every audit was clean and no pattern check failed, 1 otherwise, 2 on a
-usage error.";
-
-#[derive(Clone, Debug)]
+/// Hammer a pagealloc zone from several threads: random orders 0-4 and migratetypes, pages
+/// pattern-filled at allocation and checked at free, blocks freed on other threads, periodic
+/// drain_all_pages() + audit(), and a final audit that must find every page free.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "stress",
+    verbatim_doc_comment,
+    mut_arg("fixes", |a| a.default_value("all").value_name("F").help(STRESS_FIXES_HELP)),
+    after_help = "exit status: 0 when every audit was clean and no pattern check failed, 1 \
+                  otherwise, 2 on a\nusage error."
+)]
 struct Args {
+    /// Run time in seconds [default: 10; with --soak: no limit]
+    #[arg(long, value_name = "S", value_parser = non_negative_secs, allow_negative_numbers = true)]
     seconds: Option<f64>,
+    /// Worker threads
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = at_least_one::<usize>)]
     threads: usize,
-    seed: u64,
+    /// Zone size in MiB, a multiple of 4
+    #[arg(long, value_name = "M", default_value_t = 1024)]
     size_mib: usize,
-    fixes: Fixes,
-    audit_secs: f64,
+    /// Seconds between audits [default: 2; 10 with --soak]
+    #[arg(long, value_name = "S", value_parser = positive_secs)]
+    audit_secs: Option<f64>,
+    /// Run until Ctrl-C (or --seconds), one line per audit, no per-second lines
+    #[arg(long)]
     soak: bool,
-    json: bool,
+    #[command(flatten)]
+    run: RunOpts,
 }
 
-/// `Ok(None)` means `--help`.
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut seconds = None;
-    let mut threads = 4usize;
-    let mut seed = None;
-    let mut size_mib = 1024usize;
-    let mut fixes = Fixes::ALL;
-    let mut audit_secs = None;
-    let mut soak = false;
-    let mut json = false;
-    let mut f = Flags::from_env();
-    while let Some(flag) = f.next_flag()? {
-        match flag.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--seconds" => seconds = Some(f.num::<f64>()?),
-            "--threads" => threads = f.num()?,
-            "--seed" => seed = Some(f.u64()?),
-            "--size-mib" => size_mib = f.num()?,
-            "--fixes" => {
-                fixes = match f.fixes_list()?.as_slice() {
-                    [one] => *one,
-                    _ => return Err("--fixes: stress runs one fix set (no ';')".into()),
-                }
-            }
-            "--audit-secs" => audit_secs = Some(f.num::<f64>()?),
-            "--soak" => soak = true,
-            "--json" => json = true,
-            _ => return Err(format!("unknown argument {flag:?}")),
+/// `--fixes` of this example: one set.
+const STRESS_FIXES_HELP: &str = "\
+The fix set (one: no ';'): a preset (none, seed, v3.18, v4.6,
+all) or presets and flag names joined by ',' or '+' (their
+union)";
+
+impl Args {
+    /// The arguments, or exit with clap's message (status 2; 0 for `--help`).
+    fn parse_checked() -> Args {
+        let args = <Args as clap::Parser>::parse();
+        if args.run.fixes().len() != 1 {
+            usage_error::<Args>("--fixes: stress runs one fix set (no ';', not repeated)");
         }
+        args
     }
-    if threads == 0 {
-        return Err("--threads must be at least 1".into());
+
+    /// The run time: `--seconds`, else 10 s, or no limit with `--soak`.
+    fn seconds(&self) -> Option<f64> {
+        self.seconds.or((!self.soak).then_some(10.0))
     }
-    if let Some(s) = seconds
-        && !(s.is_finite() && s >= 0.0)
-    {
-        return Err("--seconds must be a non-negative number".into());
+
+    fn audit_secs(&self) -> f64 {
+        self.audit_secs
+            .unwrap_or(if self.soak { 10.0 } else { 2.0 })
     }
-    let audit_secs = audit_secs.unwrap_or(if soak { 10.0 } else { 2.0 });
-    if !(audit_secs.is_finite() && audit_secs > 0.0) {
-        return Err("--audit-secs must be positive".into());
+
+    fn fixes(&self) -> Fixes {
+        self.run.fixes()[0]
     }
-    if !soak && seconds.is_none() {
-        seconds = Some(10.0);
+}
+
+fn non_negative_secs(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err("expected a non-negative number of seconds".into()),
     }
-    let seed = seed.unwrap_or_else(default_seed);
-    Ok(Some(Args {
-        seconds,
-        threads,
-        seed,
-        size_mib,
-        fixes,
-        audit_secs,
-        soak,
-        json,
-    }))
+}
+
+fn positive_secs(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err("expected a positive number of seconds".into()),
+    }
 }
 
 // ---- page pattern ----
@@ -430,13 +415,16 @@ fn final_problems(r: &AuditReport, counters: (i64, i64)) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let args = match args_or_exit("stress", USAGE, parse_args()) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    let args = Args::parse_checked();
+    let (seconds, audit_secs, fixes, seed) = (
+        args.seconds(),
+        args.audit_secs(),
+        args.fixes(),
+        args.run.seed,
+    );
     let zone = match Zone::new(ZoneConfig {
         size: args.size_mib << 20,
-        fixes: args.fixes,
+        fixes,
         ..ZoneConfig::default()
     }) {
         Ok(z) => z,
@@ -459,19 +447,19 @@ fn main() -> ExitCode {
         nr_pages,
         geo.pcp_high,
         geo.pcp_batch,
-        args.fixes,
-        args.seed,
-        match args.seconds {
+        fixes,
+        seed,
+        match seconds {
             Some(s) => format!("{s} s"),
             None => "until Ctrl-C".into(),
         },
-        args.audit_secs
+        audit_secs
     );
 
     let progress: Vec<Progress> = (0..args.threads).map(|_| Progress::default()).collect();
     let start = Instant::now();
-    let deadline = args.seconds.map(|s| start + Duration::from_secs_f64(s));
-    let audit_every = Duration::from_secs_f64(args.audit_secs);
+    let deadline = seconds.map(|s| start + Duration::from_secs_f64(s));
+    let audit_every = Duration::from_secs_f64(audit_secs);
     let mut audits = 0u64;
     let mut audit_failures = 0u64;
     let mut max_abs_drift = 0i64;
@@ -488,7 +476,6 @@ fn main() -> ExitCode {
             let tx = if args.threads > 1 { tx } else { None };
             let zone = &zone;
             let progress = &progress[id];
-            let seed = args.seed;
             let h = std::thread::Builder::new()
                 .name(format!("stress-{id}"))
                 .spawn_scoped(s, move || {
@@ -624,14 +611,14 @@ fn main() -> ExitCode {
     }
     eprintln!("stress: {}", if ok { "PASS" } else { "FAIL" });
 
-    if args.json {
+    if args.run.json {
         let summary = Summary {
             ops: total.ops(),
             threads: args.threads,
             seconds: elapsed,
-            seed: args.seed,
+            seed,
             size_mib: args.size_mib,
-            fixes: args.fixes.name(),
+            fixes: fixes.name(),
             audit_ok: problems.is_empty() && audit_failures == 0,
             drift_free: r.drift_free,
             drift_cma: r.drift_cma,

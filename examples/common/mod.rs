@@ -5,7 +5,6 @@
 #![allow(clippy::disallowed_types)] // the stop flag is a plain std atomic: the loom shim rule is the library's
 
 use pagealloc::Fixes;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 // ---- stop flag ----
@@ -50,114 +49,124 @@ pub(crate) fn pin_to_cpu(cpu: usize) -> bool {
 
 // ---- flags ----
 
-/// The outcome of an example's `parse_args` (`Ok(None)`: `--help`): the arguments, or the
-/// exit code after printing the usage (`--help`: to stdout, success; a bad flag: the error and
-/// the usage to stderr, exit code 2).
-pub(crate) fn args_or_exit<T>(
-    prog: &str,
-    usage: &str,
-    parsed: Result<Option<T>, String>,
-) -> Result<T, std::process::ExitCode> {
-    let fixes = if usage.contains("--fixes") {
-        format!("\n--fixes: {FIXES_HELP}.\n")
-    } else {
-        String::new()
-    };
-    match parsed {
-        Ok(Some(a)) => Ok(a),
-        Ok(None) => {
-            println!("{usage}{fixes}");
-            Err(std::process::ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("{prog}: {e}\n\n{usage}{fixes}");
-            Err(std::process::ExitCode::from(2))
-        }
+/// The options every stress example (`stress`, `cma_stress`, `isolate_race`) has: which fix
+/// sets to run, the seed, JSON output. Each example flattens it into its own clap arguments
+/// (`#[command(flatten)]`); `stress` changes the default to `all` and takes one set.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct RunOpts {
+    #[arg(
+        id = "fixes",
+        long = "fixes",
+        value_name = "SETS",
+        value_parser = parse_fix_sets,
+        action = clap::ArgAction::Append,
+        default_value = "none;all",
+        help = FIXES_HELP,
+    )]
+    fix_sets: Vec<FixSets>,
+    /// PRNG seed, decimal or 0x-hex [default: from the clock]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = parse_seed,
+        default_value_t = default_seed(),
+        hide_default_value = true
+    )]
+    pub(crate) seed: u64,
+    /// End with one JSON object of the results as the last line of stdout
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl RunOpts {
+    /// The fix sets of every `--fixes` in order (the default when none is given).
+    pub(crate) fn fixes(&self) -> Vec<Fixes> {
+        self.fix_sets
+            .iter()
+            .flat_map(|s| s.0.iter().copied())
+            .collect()
     }
 }
 
-/// The command line as `--flag value` or `--flag=value` pairs.
-pub(crate) struct Flags {
-    args: std::iter::Skip<std::env::Args>,
-    flag: String,
-    inline: Option<String>,
+/// The sets of one `--fixes` value.
+#[derive(Clone, Debug)]
+pub(crate) struct FixSets(Vec<Fixes>);
+
+/// How every example reads `--fixes` (its help text; lines short enough for the help column).
+pub(crate) const FIXES_HELP: &str = "\
+The fix sets to run, in order. A fix set is a preset (none, seed,
+v3.18, v4.6, all) or presets and flag names joined by ',' or '+' (their
+union); ';' separates sets to run one after another, and --fixes may
+be repeated";
+
+/// One `--fixes` value, the one grammar of every example (see [`FIXES_HELP`]): `;` separates
+/// sets (runs); within a set, `,` and `+` join presets and flags (their union), as
+/// `Fixes::from_str` parses it. `none;all` → two runs;
+/// `recheck-free-one-page,recheck-pcp-bulk;all` → two runs, the first with two flags.
+pub(crate) fn parse_fix_sets(v: &str) -> Result<FixSets, String> {
+    let out = v
+        .split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::parse::<Fixes>)
+        .collect::<Result<Vec<_>, _>>()?;
+    if out.is_empty() {
+        return Err("empty list".into());
+    }
+    Ok(FixSets(out))
 }
 
-impl Flags {
-    /// This process's arguments.
-    pub(crate) fn from_env() -> Flags {
-        Flags {
-            args: std::env::args().skip(1),
-            flag: String::new(),
-            inline: None,
-        }
-    }
-
-    /// The next flag; an error if the previous one was given `=value` it does not take.
-    pub(crate) fn next_flag(&mut self) -> Result<Option<String>, String> {
-        if self.inline.is_some() {
-            return Err(format!("{} takes no value", self.flag));
-        }
-        let Some(arg) = self.args.next() else {
-            return Ok(None);
-        };
-        (self.flag, self.inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg, None),
-        };
-        Ok(Some(self.flag.clone()))
-    }
-
-    /// The current flag's value.
-    pub(crate) fn value(&mut self) -> Result<String, String> {
-        self.inline
-            .take()
-            .or_else(|| self.args.next())
-            .ok_or_else(|| format!("{} needs a value", self.flag))
-    }
-
-    /// The current flag's value, parsed.
-    pub(crate) fn num<T: FromStr>(&mut self) -> Result<T, String> {
-        let v = self.value()?;
-        v.trim()
-            .parse::<T>()
-            .map_err(|_| format!("{}: bad value {v:?}", self.flag))
-    }
-
-    /// The current flag's value as a `u64`, decimal or `0x` hex (seeds).
-    pub(crate) fn u64(&mut self) -> Result<u64, String> {
-        let v = self.value()?;
-        let t = v.trim();
-        match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => t.parse::<u64>(),
-        }
-        .map_err(|_| format!("{}: bad value {v:?}", self.flag))
-    }
-
-    /// The current flag's value as fix sets, one grammar for every example (see
-    /// [`FIXES_HELP`]): `;` separates sets (runs); within a set, `,` and `+` join presets and
-    /// flags (their union), as `Fixes::from_str` parses it. `none;all` → two runs;
-    /// `recheck-free-one-page,recheck-pcp-bulk;all` → two runs, the first with two flags.
-    pub(crate) fn fixes_list(&mut self) -> Result<Vec<Fixes>, String> {
-        let v = self.value()?;
-        let out = v
-            .split(';')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(|e| e.parse::<Fixes>().map_err(|err| format!("--fixes: {err}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        if out.is_empty() {
-            return Err("--fixes: empty list".into());
-        }
-        Ok(out)
+/// One `--fixes` value that must be a single set (no `;`).
+pub(crate) fn parse_fix_set(v: &str) -> Result<Fixes, String> {
+    match parse_fix_sets(v)?.0.as_slice() {
+        [one] => Ok(*one),
+        _ => Err("one fix set only (no ';')".into()),
     }
 }
 
-/// How every example reads `--fixes` (one line of each example's `--help`).
-pub(crate) const FIXES_HELP: &str = "a fix set is a preset (none, seed, v3.18, v4.6, all) or \
-presets and flag names joined by ',' or '+' (their union); ';' separates sets to run one after \
-another, and --fixes may be repeated";
+/// A `u64`, decimal or `0x` hex (seeds).
+pub(crate) fn parse_seed(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse::<u64>(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// A whole number, at least 1 (thread and allocation counts).
+pub(crate) fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(
+    v: &str,
+) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err("expected a whole number, at least 1".into()),
+    }
+}
+
+/// A size in MiB that is a multiple of 4 (whole top-order blocks), 0 allowed.
+pub(crate) fn multiple_of_4(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n % 4 == 0 => Ok(n),
+        _ => Err("expected a multiple of 4".into()),
+    }
+}
+
+/// As [`multiple_of_4`], but not 0.
+pub(crate) fn positive_multiple_of_4(v: &str) -> Result<usize, String> {
+    match multiple_of_4(v) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a positive multiple of 4".into()),
+    }
+}
+
+/// Exit as clap does on a usage error (message and usage on stderr, status 2), for the checks
+/// across flags that no single value parser can make.
+pub(crate) fn usage_error<T: clap::CommandFactory>(msg: impl std::fmt::Display) -> ! {
+    T::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, msg)
+        .exit()
+}
 
 /// A seed from the clock and the pid, for runs without `--seed`.
 pub(crate) fn default_seed() -> u64 {
