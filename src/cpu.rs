@@ -63,7 +63,9 @@ pub(crate) fn current(n: usize) -> usize {
         .ok()
         .flatten()
         .unwrap_or_else(os_cpu);
-    cpu % n
+    // Usually already below `n` (a machine with at least the modelled CPUs, or a binding
+    // within them): no division on the fast path.
+    if cpu < n { cpu } else { cpu % n }
 }
 
 /// `sched_getcpu()` (glibc reads it from rseq: no system call), or 0 where there is none.
