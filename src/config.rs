@@ -101,6 +101,9 @@ pub struct ZoneConfig {
     pub backend: Backend,
     /// Per-thread or per-CPU pcps (and vmstat diffs). Default [`PcpMode::PerThread`].
     pub pcp_mode: PcpMode,
+    /// Keep the drift ledger ([`Zone::ledger`](crate::Zone::ledger)): off by default (one
+    /// predictable branch per list operation when off).
+    pub ledger: bool,
 }
 
 impl Default for ZoneConfig {
@@ -117,6 +120,7 @@ impl Default for ZoneConfig {
             race_hook: None,
             backend: Backend::Mmap,
             pcp_mode: PcpMode::PerThread,
+            ledger: false,
         }
     }
 }
@@ -135,6 +139,7 @@ impl fmt::Debug for ZoneConfig {
             .field("race_hook", &self.race_hook.is_some())
             .field("backend", &self.backend)
             .field("pcp_mode", &self.pcp_mode)
+            .field("ledger", &self.ledger)
             .finish()
     }
 }

@@ -39,6 +39,7 @@ use crate::fixes::Fixes;
 use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::types::{Migratetype, Order, Pfn};
+use crate::zone::ledger::{LedgerPath, Race};
 use crate::zone::{Zone, ZoneFree, ZoneInner};
 
 /// Un-isolates the pageblocks of `[start, end)` (restoring `mt`) if dropped, which happens
@@ -155,6 +156,16 @@ impl ZoneInner {
                 let nr_pages = zf.move_freepages_block(block, Migratetype::Isolate);
                 zf.account(-(nr_pages as i64), old);
             }
+            // A block already on an `Isolate` list (stranded there by R1a) is subtracted again.
+            zf.ledger_note(LedgerPath::SetMigratetypeIsolate, |_, f| {
+                if f.straddled {
+                    Race::R3c
+                } else if f.left_isolate_list {
+                    Race::R1a
+                } else {
+                    Race::Unclassified
+                }
+            });
             old
         };
         let isolated = UndoIsolation::new(self, block, block.add(1), old);
@@ -211,6 +222,9 @@ impl ZoneInner {
                 }
             }
             zf.unisolate_pageblock(block, mt);
+            zf.ledger_note(LedgerPath::UnsetMigratetypeIsolate, |_, f| {
+                if f.straddled { Race::R3c } else { Race::Undo }
+            });
         }
         if let Some(order) = refree {
             self.free_pages_ok(block, order);
@@ -221,6 +235,7 @@ impl ZoneInner {
     /// unless its pageblock is `Isolate`; for blocks of about a pageblock or more, retype
     /// covered pageblocks that are neither CMA nor `Isolate` to Movable. Returns its pages.
     pub(crate) fn isolate_free_page(&self, zf: &mut ZoneFree, pfn: Pfn, order: Order) -> u64 {
+        let on_list = zf.list_of(pfn);
         if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
             // 2024: counted out of the list it is really on.
             zf.account_list(pfn, -(order.nr_pages() as i64));
@@ -231,6 +246,15 @@ impl ZoneInner {
             }
         }
         zf.del_from_free_list(pfn, order);
+        // A block on a counted list inside an isolated pageblock is taken off uncounted: the
+        // second half of R3c (its first half left it there at the isolation).
+        zf.ledger_note(LedgerPath::IsolateFreePage, |_, _| {
+            if !on_list.is_isolate() && self.pageblock.get(pfn).is_isolate() {
+                Race::R3c
+            } else {
+                Race::Unclassified
+            }
+        });
         if order.0 + 1 >= self.geo.pageblock_order {
             let end = pfn.add(order.nr_pages());
             let mut p = pfn;
@@ -319,6 +343,7 @@ impl ZoneInner {
                     if !zf.get_freepage_migratetype(pfn).is_isolate() {
                         let last = pfn.add(order.nr_pages() - 1);
                         zf.move_freepages(pfn, last, Migratetype::Isolate);
+                        zf.ledger_note(LedgerPath::TestPagesIsolated, |_, _| Race::R4);
                     }
                     pfn = pfn.add(order.nr_pages());
                 }

@@ -94,6 +94,7 @@ pub use types::{
 pub use vmscan::{Kswapd, ReclaimCounters};
 pub use vmstat::ZoneStatItem;
 pub use zone::Zone;
+pub use zone::ledger::{LedgerEntry, LedgerPath, Race};
 pub use zone::shrinker::Shrinker;
 
 /// Whether the pcp owner path runs without hardware fences: the process registered for

@@ -169,6 +169,7 @@ impl ZoneInner {
     ) -> u32 {
         let mut zf = self.lock_on(l.cpu);
         let zf = &mut *zf;
+        zf.ledger_path(crate::zone::ledger::LedgerPath::Rmqueue);
         // The watermark is checked once per batch (the pcp hit path reads none).
         if !self.watermark_allows(zf, Order(0), flags) {
             return 0;

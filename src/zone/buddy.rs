@@ -42,6 +42,7 @@ use crate::gfp::AllocFlags;
 use crate::page::{NIL, PageMeta};
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem, ZoneVmStat};
+use crate::zone::ledger::{Ledger, LedgerEntry, LedgerFlags, LedgerPath, Race};
 
 /// What the buddy core needs to know about its zone: fixed at zone creation.
 #[derive(Debug)]
@@ -53,6 +54,8 @@ pub(crate) struct BuddyCtx {
     pub(crate) pageblock: PageblockFlags,
     /// The folded vmstat counters, shared with the lockless readers (`zone_page_state`).
     pub(crate) vm_stat: ZoneVmStat,
+    /// Keep the drift ledger (see `zone::ledger`).
+    pub(crate) ledger: bool,
     /// The `Reserve` pageblock count follows the watermarks (`setup_zone_migrate_reserve`):
     /// no explicit [`ZoneConfig::reserve_pageblocks`](crate::ZoneConfig::reserve_pageblocks)
     /// and no [`Fixes::NO_RESERVE`].
@@ -120,6 +123,8 @@ pub(crate) struct ZoneFree {
     percpu_drift_mark: u64,
     /// `zone->nr_migrate_reserve_block`.
     nr_migrate_reserve_block: u64,
+    /// The drift ledger, when on.
+    ledger: Option<Box<Ledger>>,
     nr_pages: u32,
     ctx: BuddyCtx,
 }
@@ -151,6 +156,7 @@ impl ZoneFree {
             user_min_free_kbytes: 0,
             percpu_drift_mark: geo.percpu_drift_mark,
             nr_migrate_reserve_block: geo.reserve_pageblocks,
+            ledger: ctx.ledger.then(Box::default),
             nr_pages: geo.nr_pages as u32,
             ctx,
         };
@@ -304,6 +310,107 @@ impl ZoneFree {
                 self.set_pageblock_migratetype(pfn, Migratetype::Movable);
                 self.move_freepages_block(pfn, Migratetype::Movable);
             }
+        }
+    }
+
+    // ---- the drift ledger ----
+
+    /// Close an accounting decision on `path`: if the counters moved away from the lists
+    /// since the last note, record it with the race `classify` names (called only then, with
+    /// what the core saw since the last note).
+    #[inline]
+    pub(crate) fn ledger_note(
+        &mut self,
+        path: LedgerPath,
+        classify: impl FnOnce(&ZoneFree, LedgerFlags) -> Race,
+    ) {
+        if self.ledger.is_some() {
+            self.ledger_note_slow(path, classify);
+        }
+    }
+
+    #[cold]
+    fn ledger_note_slow(
+        &mut self,
+        path: LedgerPath,
+        classify: impl FnOnce(&ZoneFree, LedgerFlags) -> Race,
+    ) {
+        let Some(mut l) = self.ledger.take() else {
+            return;
+        };
+        let counter = (self.nr_free_pages, self.nr_free_cma_pages);
+        let flags = l.take_flags();
+        if l.pending(counter) {
+            let race = classify(self, flags);
+            l.note(counter, path, race);
+        }
+        l.path = Some(path);
+        self.ledger = Some(l);
+    }
+
+    /// Name the path the lock holder is on, for a change it records no note for.
+    #[inline]
+    pub(crate) fn ledger_path(&mut self, path: LedgerPath) {
+        if let Some(l) = self.ledger.as_deref_mut() {
+            l.path = Some(path);
+        }
+    }
+
+    /// The zone lock is released: record whatever moved since the last note as
+    /// [`Race::Unclassified`] on the path last named.
+    #[inline]
+    pub(crate) fn ledger_release(&mut self) {
+        if let Some(l) = self.ledger.as_deref_mut() {
+            let counter = (self.nr_free_pages, self.nr_free_cma_pages);
+            if l.pending(counter) {
+                l.take_flags();
+                l.note(
+                    counter,
+                    l.path.unwrap_or(LedgerPath::Other),
+                    Race::Unclassified,
+                );
+            }
+            l.path = None;
+        }
+    }
+
+    /// The ledger's entries, if it is on.
+    pub(crate) fn ledger_entries(&self) -> Option<Vec<LedgerEntry>> {
+        self.ledger.as_deref().map(Ledger::entries)
+    }
+
+    /// The race of a free of the block at `pfn` handed type `handed`, on `path`, given what
+    /// the core saw: a type that disagrees with the pageblock's isolation (R1a, R1b, R2), else
+    /// a merge across an isolation boundary (R3a into an isolated pageblock, R3b into a normal
+    /// one), else a merge with a buddy stranded on an `Isolate` list of a normal pageblock
+    /// (R1a's block, counted back in or not).
+    pub(crate) fn classify_free(
+        &self,
+        pfn: Pfn,
+        handed: Migratetype,
+        path: LedgerPath,
+        flags: LedgerFlags,
+    ) -> Race {
+        let pb = self.ctx.pageblock.get(pfn);
+        if handed.is_isolate() && !pb.is_isolate() {
+            Race::R1a
+        } else if !handed.is_isolate() && pb.is_isolate() {
+            if path == LedgerPath::FreePcppagesBulk {
+                Race::R2
+            } else {
+                Race::R1b
+            }
+        } else if flags.crossed_isolation {
+            if pb.is_isolate() {
+                Race::R3a
+            } else {
+                Race::R3b
+            }
+        } else if flags.left_isolate_list && !pb.is_isolate() {
+            // The free merged a buddy R1a had stranded on an `Isolate` list.
+            Race::R1a
+        } else {
+            Race::Unclassified
         }
     }
 
@@ -462,6 +569,9 @@ impl ZoneFree {
         m.order = order.0 as u8;
         m.list = mt;
         self.nr_free[order.0 as usize] += 1;
+        if let Some(l) = self.ledger.as_deref_mut() {
+            l.list_change(mt, order.nr_pages() as i64);
+        }
     }
 
     /// `list_del` + `rmv_page_order` + `nr_free--`, from whatever list the block is on.
@@ -474,12 +584,27 @@ impl ZoneFree {
         self.list_del(pfn.0 as u32);
         self.page[pfn.idx()].buddy = false;
         self.nr_free[order.0 as usize] -= 1;
+        if let Some(l) = self.ledger.as_deref_mut() {
+            let list = self.page[pfn.idx()].list;
+            l.list_change(list, -(order.nr_pages() as i64));
+            l.left_isolate_list |= list.is_isolate();
+        }
     }
 
     /// Move a free block to the head of another list of the same order (`list_move`).
     #[inline]
     fn move_to_list(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
         self.list_del(pfn.0 as u32);
+        if let Some(l) = self.ledger.as_deref_mut() {
+            let n = order.nr_pages() as i64;
+            let from = self.page[pfn.idx()].list;
+            l.list_change(from, -n);
+            l.list_change(mt, n);
+            l.left_isolate_list |= from.is_isolate();
+            if order.0 > self.ctx.geo.pageblock_order {
+                l.straddled = true;
+            }
+        }
         self.page[pfn.idx()].list = mt;
         let s = self.sentinel(order, mt);
         let next = self.page[s as usize].next;
@@ -603,8 +728,24 @@ impl ZoneFree {
             }
             break;
         }
-        // done_merging. Tail placement: if the next-higher buddy is free, this block is likely
-        // to merge soon, so put it at the tail where it is allocated last.
+        self.done_merging(pfn, order, mt);
+    }
+
+    /// `done_merging:` put the merged block on `free_list[mt]`, at the tail if the next-higher
+    /// buddy is free (it is likely to merge soon, so allocated last); the ledger notes a merge
+    /// that crossed an isolation boundary above `pageblock_order`.
+    fn done_merging(&mut self, pfn: Pfn, order: Order, mt: Migratetype) {
+        let top = self.ctx.geo.max_order;
+        let pb = self.ctx.geo.pageblock_order;
+        if order.0 > pb && self.ledger.is_some() {
+            let pageblocks = 1u64 << (order.0 - pb);
+            let first = self.ctx.pageblock.get(pfn).is_isolate();
+            let crossed = (1..pageblocks)
+                .any(|i| self.ctx.pageblock.get(pfn.add(i << pb)).is_isolate() != first);
+            if let Some(l) = self.ledger.as_deref_mut() {
+                l.crossed_isolation |= crossed;
+            }
+        }
         let mut tail = false;
         if order.0 + 2 < top {
             let combined = Pfn(pfn.0 & !order.nr_pages());
@@ -693,6 +834,7 @@ impl ZoneFree {
         if fixes.contains(Fixes::COUNT_AT_ENTRY) || fixes.contains(Fixes::RECHECK_PCP_BULK) {
             // v3 patch 2 before patch 3 already counts by the chosen type.
             self.free_one_page_counted(pfn, Order(0), mt);
+            self.ledger_note_pcppage(pfn, cached);
             return;
         }
         self.free_one_page_locked(pfn, Order(0), mt);
@@ -702,6 +844,14 @@ impl ZoneFree {
                 self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, 1);
             }
         }
+        self.ledger_note_pcppage(pfn, cached);
+    }
+
+    /// The ledger's note for one page of `free_pcppages_bulk`.
+    #[inline]
+    fn ledger_note_pcppage(&mut self, pfn: Pfn, cached: Migratetype) {
+        let path = LedgerPath::FreePcppagesBulk;
+        self.ledger_note(path, |zf, f| zf.classify_free(pfn, cached, path, f));
     }
 
     // ---- allocation ----

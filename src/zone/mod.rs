@@ -40,6 +40,7 @@ use crossbeam_utils::CachePadded;
 
 mod buddy;
 pub(crate) mod cma_area;
+pub(crate) mod ledger;
 pub(crate) mod movable;
 pub(crate) mod pageblock;
 pub(crate) mod pageset;
@@ -77,17 +78,17 @@ impl ZoneInner {
     /// Take the zone lock (never held at a race window, so a hook may take it too). The
     /// holder's counter updates go to the vmstat diffs of the CPU it is on.
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ZoneFree> {
+    pub(crate) fn lock(&self) -> ZoneLock<'_> {
         self.lock_on(self.pcps.this_cpu())
     }
 
     /// Take the zone lock on behalf of `cpu` (a pcp section knows its CPU; the pcp code and
     /// thread exit use this so that no thread-local lookup runs inside a pcp section).
     #[inline]
-    pub(crate) fn lock_on(&self, cpu: usize) -> MutexGuard<'_, ZoneFree> {
+    pub(crate) fn lock_on(&self, cpu: usize) -> ZoneLock<'_> {
         let mut zf = self.lock.lock();
         zf.set_stat_cpu(cpu);
-        zf
+        ZoneLock(zf)
     }
 
     /// Call the race hook, if one is installed.
@@ -146,6 +147,7 @@ impl ZoneInner {
     fn free_one_page_locked_entry(&self, pfn: Pfn, order: Order, mut mt: Migratetype) {
         let mut zf = self.lock();
         let zf = &mut *zf;
+        let handed = mt;
         if self.fixes.contains(Fixes::RECHECK_FREE_ONE_PAGE)
             && (zf.nr_isolate_pageblock() > 0
                 || (self.fixes.contains(Fixes::RECHECK_ISOLATE_MT) && mt.is_isolate()))
@@ -167,9 +169,11 @@ impl ZoneInner {
                 zf.free_one_page_counted(chunk, Order(pb), cmt);
                 chunk = chunk.add(1u64 << pb);
             }
-            return;
+        } else {
+            zf.free_one_page_counted(pfn, order, mt);
         }
-        zf.free_one_page_counted(pfn, order, mt);
+        let path = ledger::LedgerPath::FreeOnePage;
+        zf.ledger_note(path, |zf, f| zf.classify_free(pfn, handed, path, f));
     }
 
     /// `__free_pages_ok(page, order)`: read the pageblock type locklessly, then
@@ -247,6 +251,7 @@ impl ZoneInner {
     ) -> Option<Pfn> {
         let mut zf = self.lock();
         let zf = &mut *zf;
+        zf.ledger_path(ledger::LedgerPath::Rmqueue);
         if !self.watermark_allows(zf, order, flags) {
             return None;
         }
@@ -374,6 +379,32 @@ impl ZoneInner {
     }
 }
 
+/// The zone lock held (`spin_lock(&zone->lock)`): the buddy core, by `Deref`. Releasing it
+/// closes the drift ledger's open decision, if the ledger is on.
+pub(crate) struct ZoneLock<'a>(MutexGuard<'a, ZoneFree>);
+
+impl core::ops::Deref for ZoneLock<'_> {
+    type Target = ZoneFree;
+    #[inline]
+    fn deref(&self) -> &ZoneFree {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for ZoneLock<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut ZoneFree {
+        &mut self.0
+    }
+}
+
+impl Drop for ZoneLock<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.ledger_release();
+    }
+}
+
 /// `min_wmark_pages` / `low_wmark_pages` / `high_wmark_pages` (read under the zone lock).
 #[inline]
 pub(crate) fn watermark(zf: &ZoneFree, w: Wmark) -> u64 {
@@ -453,6 +484,7 @@ impl Zone {
             cma_policy: cfg.cma_policy,
             pageblock: pageblock.clone(),
             vm_stat: vm_stat.clone(),
+            ledger: cfg.ledger,
             reserve_auto: cfg.reserve_pageblocks.is_none()
                 && !cfg.fixes.contains(Fixes::NO_RESERVE),
         })?;
@@ -598,6 +630,14 @@ impl Zone {
     /// `zone->nr_migrate_reserve_block`: the `Reserve` pageblocks the zone keeps.
     pub fn nr_migrate_reserve_block(&self) -> u64 {
         self.inner.lock().nr_migrate_reserve_block()
+    }
+
+    /// The drift ledger (see [`LedgerEntry`](crate::LedgerEntry)): every accounting
+    /// decision that moved `NR_FREE_PAGES` or `NR_FREE_CMA_PAGES` away from the free lists,
+    /// summed by race and path, sorted; `None` unless [`ZoneConfig::ledger`] is on. Its
+    /// `free` and `cma` sums equal the audit's `drift_free` and `drift_cma`.
+    pub fn ledger(&self) -> Option<Vec<ledger::LedgerEntry>> {
+        self.inner.lock().ledger_entries()
     }
 
     /// This zone's pcp mode.

@@ -1,0 +1,185 @@
+//! The drift ledger (issue 15): every decision that moves a counter away from the lists,
+//! with its race and path; its sums equal the audit's drift. Deterministic scenarios for the
+//! races that do not need a race window (R3a, R3b, R2 with a parked page), then real threads.
+#![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
+
+use pagealloc::*;
+
+fn sums(l: &[LedgerEntry]) -> (i64, i64) {
+    l.iter().fold((0, 0), |(f, c), e| (f + e.free, c + e.cma))
+}
+
+/// Σ ledger == drift, for both counters; returns the ledger.
+fn check(z: &Zone) -> Vec<LedgerEntry> {
+    z.drain_all_pages();
+    let r = z.audit();
+    let l = z.ledger().expect("ledger on");
+    assert_eq!(sums(&l), (r.drift_free, r.drift_cma), "ledger {l:?} vs {r}");
+    l
+}
+
+/// 8 MiB, the four pageblocks allocated as order-9 blocks (as in tests/watermarks.rs).
+fn filled(fixes: Fixes) -> Zone {
+    let z = Zone::new(ZoneConfig {
+        size: 8 << 20,
+        fixes,
+        reserve_pageblocks: Some(0),
+        ledger: true,
+        ..ZoneConfig::default()
+    })
+    .unwrap();
+    for _ in 0..4 {
+        z.alloc_pfn(Order(9), Migratetype::Movable).unwrap();
+    }
+    z
+}
+
+#[test]
+fn off_by_default() {
+    let z = Zone::new(ZoneConfig::tiny(16)).unwrap();
+    assert!(z.ledger().is_none());
+}
+
+#[test]
+fn r3a_and_r3b_are_recorded_where_3_17_decides_them() {
+    // R3a: pageblock 0 free and counted; pageblock 1 isolated, then freed: the Isolate free
+    // merges past pageblock_order with the counted block.
+    let z = filled(Fixes::NONE);
+    z.free_pfn(Pfn(0), Order(9)).unwrap();
+    z.set_migratetype_isolate(Pfn(512)).unwrap();
+    z.free_pfn(Pfn(512), Order(9)).unwrap();
+    let l = check(&z);
+    assert_eq!(
+        l,
+        [LedgerEntry {
+            race: Race::R3a,
+            path: LedgerPath::FreeOnePage,
+            events: 1,
+            free: 512,
+            cma: 0
+        }]
+    );
+    // R3b: pageblock 1 freed and isolated, then pageblock 0 freed into a normal pageblock.
+    let z = filled(Fixes::NONE);
+    z.free_pfn(Pfn(512), Order(9)).unwrap();
+    z.set_migratetype_isolate(Pfn(512)).unwrap();
+    z.free_pfn(Pfn(0), Order(9)).unwrap();
+    let l = check(&z);
+    assert_eq!(
+        l,
+        [LedgerEntry {
+            race: Race::R3b,
+            path: LedgerPath::FreeOnePage,
+            events: 1,
+            free: -512,
+            cma: 0
+        }]
+    );
+    // Fixed: nothing recorded.
+    for fixes in [Fixes::V4_6, Fixes::ALL] {
+        let z = filled(fixes);
+        z.free_pfn(Pfn(512), Order(9)).unwrap();
+        z.set_migratetype_isolate(Pfn(512)).unwrap();
+        z.free_pfn(Pfn(0), Order(9)).unwrap();
+        assert_eq!(check(&z), []);
+    }
+}
+
+/// R2: a CMA page cached on a pcp (per-CPU mode: it stays there after its thread exits) is
+/// drained into its pageblock after that was isolated.
+#[test]
+fn r2_is_recorded_on_the_bulk_free() {
+    let z = Zone::new(ZoneConfig {
+        cma_size: 8 * PAGE_SIZE,
+        fixes: Fixes::NONE,
+        pcp_mode: PcpMode::PerCpu(2),
+        ledger: true,
+        ..ZoneConfig::tiny(16)
+    })
+    .unwrap();
+    while z.alloc_pfn(Order(0), Migratetype::Movable).is_ok() {}
+    z.free_pfn(Pfn(9), Order(0)).unwrap();
+    z.drain_all_pages();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            set_thread_cpu(Some(1));
+            z.free_pfn(Pfn(8), Order(0)).unwrap();
+        });
+    });
+    z.set_migratetype_isolate(Pfn(8)).unwrap();
+    let l = check(&z);
+    assert_eq!(
+        l,
+        [LedgerEntry {
+            race: Race::R2,
+            path: LedgerPath::FreePcppagesBulk,
+            events: 1,
+            free: -2,
+            cma: -2
+        }]
+    );
+}
+
+/// Real threads: workers allocate and free at random while the main thread isolates and
+/// un-isolates pageblocks, with every race window widened by a yield (`YieldHook`, the
+/// crate's window hook); at the end the ledger's sums equal the drift, for every preset, and
+/// `Fixes::ALL` records nothing.
+#[test]
+fn the_ledger_sums_to_the_drift_under_real_threads() {
+    let mut all = Vec::new();
+    for fixes in [Fixes::NONE, Fixes::SEED, Fixes::V3_18, Fixes::ALL] {
+        let z = Zone::new(ZoneConfig {
+            size: 16 << 20,
+            cma_size: 4 << 20,
+            cma_policy: CmaPolicy::Aggressive,
+            fixes,
+            ledger: true,
+            race_hook: Some(std::sync::Arc::new(YieldHook)),
+            ..ZoneConfig::default()
+        })
+        .unwrap();
+        let nr_blocks = z.geometry().nr_pageblocks;
+        let pb = z.geometry().pageblock_nr_pages;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let (z, stop) = (&z, &stop);
+                s.spawn(move || {
+                    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ t;
+                    let mut held = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if held.len() < 200 && x % 3 != 0 {
+                            let order = Order((x >> 8) as u32 % 4);
+                            if let Ok(p) = z.alloc_pfn(order, Migratetype::Movable) {
+                                held.push((p, order));
+                            }
+                        } else if !held.is_empty() {
+                            let (p, o) = held.swap_remove((x >> 16) as usize % held.len());
+                            z.free_pfn(p, o).unwrap();
+                        }
+                    }
+                    for (p, o) in held {
+                        z.free_pfn(p, o).unwrap();
+                    }
+                });
+            }
+            for i in 0..3000u64 {
+                let block = Pfn((i * 7 % nr_blocks) * pb);
+                if z.set_migratetype_isolate(block).is_ok() {
+                    z.unset_migratetype_isolate(block, Migratetype::Movable)
+                        .unwrap();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let l = check(&z);
+        eprintln!("{fixes}: {l:?}");
+        if fixes == Fixes::ALL {
+            assert!(l.is_empty(), "{l:?}");
+        }
+        all.push((fixes, l));
+    }
+}
