@@ -58,6 +58,9 @@ struct Opts {
     /// With --workload: isolate the zone's last top-order block first
     #[arg(long, requires = "workload")]
     isolated: bool,
+    /// With --workload: per-CPU pcps with N CPUs (PcpMode::PerCpu) instead of per-thread
+    #[arg(long, value_name = "N", requires = "workload")]
+    cpus: Option<u32>,
 }
 
 /// `--workload`.
@@ -72,7 +75,11 @@ enum Workload {
 /// `--workload`: one loop, nothing else, so that an instruction count of the whole process
 /// (less a run with fewer `ops`) is the loop's.
 fn workload(o: &Opts, w: Workload) {
-    let z = zone(256 << 20, o.fixes);
+    let mode = o.cpus.map_or(PcpMode::PerThread, PcpMode::PerCpu);
+    let z = zone_in(256 << 20, o.fixes, mode);
+    // Bound to CPU 0: the count leaves out sched_getcpu, which valgrind (no rseq) turns into
+    // a system call.
+    set_thread_cpu(Some(0));
     if o.isolated {
         isolate_last_block(&z);
     }
@@ -157,9 +164,14 @@ fn ns_per_op(rounds: usize, iters: u64, mut f: impl FnMut(u64)) -> f64 {
 }
 
 fn zone(size: usize, fixes: Fixes) -> Zone {
+    zone_in(size, fixes, PcpMode::PerThread)
+}
+
+fn zone_in(size: usize, fixes: Fixes, pcp_mode: PcpMode) -> Zone {
     Zone::new(ZoneConfig {
         size,
         fixes,
+        pcp_mode,
         ..ZoneConfig::default()
     })
     .expect("zone")
@@ -204,6 +216,12 @@ fn main() -> ExitCode {
 
     let z = zone(size, Fixes::ALL);
     let pcp_pair_ns = ns_per_op(rounds, 2_000_000 * scale, |n| pcp_pairs(&z, n));
+    // The same pairs with the kernel's per-CPU pcps (2 CPUs; this thread on CPU 0).
+    let zc = zone_in(size, Fixes::ALL, PcpMode::PerCpu(2));
+    set_thread_cpu(Some(0));
+    let percpu_pair_ns = ns_per_op(rounds, 2_000_000 * scale, |n| pcp_pairs(&zc, n));
+    set_thread_cpu(None);
+    drop(zc);
     let zone_odr3_pair_ns = ns_per_op(rounds, 500_000 * scale, |n| odr3_pairs(&z, n));
 
     let frames = size / PAGE_SIZE;
@@ -231,39 +249,59 @@ fn main() -> ExitCode {
     let load_before = loadavg();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let spread = std::cell::Cell::new(1.0f64);
-    let par = |threads: usize, n: u64, work: &(dyn Fn(&Zone, u64) + Sync)| -> f64 {
-        let z = zone(size, Fixes::ALL);
-        let per_round: Vec<f64> = (0..rounds)
-            .map(|_| {
-                let start = Barrier::new(threads);
-                let t = std::thread::scope(|s| {
-                    let hs: Vec<_> = (0..threads)
-                        .map(|t| {
-                            let (z, start) = (&z, &start);
-                            s.spawn(move || {
-                                common::pin_to_cpu(t);
-                                work(z, n / 10);
-                                start.wait();
-                                let t = Instant::now();
-                                work(z, n);
-                                t.elapsed()
+    let par_in =
+        |mode: PcpMode, threads: usize, n: u64, work: &(dyn Fn(&Zone, u64) + Sync)| -> f64 {
+            let z = zone_in(size, Fixes::ALL, mode);
+            let per_round: Vec<f64> = (0..rounds)
+                .map(|_| {
+                    let start = Barrier::new(threads);
+                    let t = std::thread::scope(|s| {
+                        let hs: Vec<_> = (0..threads)
+                            .map(|t| {
+                                let (z, start) = (&z, &start);
+                                s.spawn(move || {
+                                    common::pin_to_cpu(t);
+                                    // Per-CPU mode: thread t runs on CPU t (mod the CPUs).
+                                    set_thread_cpu(Some(t));
+                                    work(z, n / 10);
+                                    start.wait();
+                                    let t = Instant::now();
+                                    work(z, n);
+                                    t.elapsed()
+                                })
                             })
-                        })
-                        .collect();
-                    hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
-                });
-                (threads as u64 * n) as f64 / t.as_secs_f64()
-            })
-            .collect();
-        let (lo, hi) = per_round
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        spread.set(spread.get().max(hi / lo));
-        median(per_round)
+                            .collect();
+                        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+                    });
+                    (threads as u64 * n) as f64 / t.as_secs_f64()
+                })
+                .collect();
+            let (lo, hi) = per_round
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            spread.set(spread.get().max(hi / lo));
+            z.drain_all_pages();
+            let r = z.audit();
+            assert!(
+                r.is_ok() && r.true_free_pages == r.managed_pages,
+                "pages stranded or lost after the parallel rounds: {r}"
+            );
+            median(per_round)
+        };
+    let par = |threads: usize, n: u64, work: &(dyn Fn(&Zone, u64) + Sync)| {
+        par_in(PcpMode::PerThread, threads, n, work)
     };
     let ops1 = par(1, 2_000_000 * scale, &pcp_pairs);
     let ops2 = par(2, 2_000_000 * scale, &pcp_pairs);
     let parallel_speedup_2t = ops2 / ops1;
+    // Per-CPU pcps on 2 CPUs: 1 and 2 threads, and 512 threads oversubscribing them (each
+    // run ends with drain_all_pages and an audit that finds every page free: nothing stranded).
+    let percpu = PcpMode::PerCpu(2);
+    let pc1 = par_in(percpu, 1, 2_000_000 * scale, &pcp_pairs);
+    let pc2 = par_in(percpu, 2, 2_000_000 * scale, &pcp_pairs);
+    let pc512 = par_in(percpu, 512, 20_000 * scale, &pcp_pairs);
+    let percpu_speedup_2t = pc2 / pc1;
+    let percpu_512t_over_2t = pc512 / pc2;
     let spin = |_: &Zone, n: u64| {
         let mut x = 0u64;
         for i in 0..n * 16 {
@@ -361,6 +399,12 @@ fn main() -> ExitCode {
         ("pcp pairs/s, 1 thread (M)", ops1 / 1e6),
         ("pcp pairs/s, 2 threads (M)", ops2 / 1e6),
         ("  2-thread speedup", parallel_speedup_2t),
+        ("order-0 pair, per-CPU pcps (ns)", percpu_pair_ns),
+        ("  per-CPU / per-thread", percpu_pair_ns / pcp_pair_ns),
+        ("per-CPU pairs/s, 2 threads on 2 CPUs (M)", pc2 / 1e6),
+        ("  2-thread speedup", percpu_speedup_2t),
+        ("per-CPU pairs/s, 512 threads (M)", pc512 / 1e6),
+        ("  512 threads / 2 threads", percpu_512t_over_2t),
         ("  same for a plain arithmetic loop", machine_speedup_2t),
         ("mixed workload NONE (ns/op)", mixed_none_ns),
         ("mixed workload ALL (ns/op)", mixed_all_ns),
@@ -399,6 +443,11 @@ fn main() -> ExitCode {
             mixed_all_ns,
             mixed_isolated_none_ns: iso_none_ns,
             mixed_isolated_all_ns: iso_all_ns,
+            percpu_pair_ns,
+            percpu_speedup_2t,
+            percpu_pairs_per_s_2t: pc2,
+            percpu_pairs_per_s_512t: pc512,
+            percpu_512t_over_2t,
             rounds,
             membarrier: pagealloc::asymmetric_barriers(),
             trustworthy: untrusted.is_empty(),
@@ -432,6 +481,13 @@ struct Json {
     mixed_all_ns: f64,
     mixed_isolated_none_ns: f64,
     mixed_isolated_all_ns: f64,
+    /// `PcpMode::PerCpu(2)`: the order-0 pair, the 2-thread speedup, pairs/s with 2 and 512
+    /// threads and their ratio.
+    percpu_pair_ns: f64,
+    percpu_speedup_2t: f64,
+    percpu_pairs_per_s_2t: f64,
+    percpu_pairs_per_s_512t: f64,
+    percpu_512t_over_2t: f64,
     /// Rounds per figure (11; 5 with --quick).
     rounds: usize,
     membarrier: bool,

@@ -56,35 +56,38 @@ impl ZoneInner {
         } else {
             Migratetype::Movable
         };
-        // The per-thread fast path spelled out here rather than through `with_pcp_lists`: a
-        // closure shared with the uncached call would be built in memory before the branch.
+        // The fast paths spelled out here rather than through `with_lists`: a closure shared
+        // with a call out of line would be built in memory before the branch.
         #[cfg(not(loom))]
         if let Some(pcp) = self.pcps.cached() {
             pcp.owner(move |l| self.pcp_add(l, pfn, mt, list, cold));
             return;
         }
-        self.free_hot_cold_page_uncached(pfn, mt, list, cold);
+        let done = if self.pcps.is_per_cpu() {
+            self.pcps
+                .with_cpu_lists(move |l| self.pcp_add(l, pfn, mt, list, cold))
+        } else {
+            self.free_hot_cold_page_slow(pfn, mt, list, cold)
+        };
+        if done.is_none() {
+            // The thread is exiting (no pcp), or a race hook bars the pcp: free straight to
+            // the buddy lists.
+            self.free_one_page(pfn, Order(0), mt);
+        }
     }
 
-    /// [`free_hot_cold_page`](Self::free_hot_cold_page) past the per-thread cache.
+    /// [`free_hot_cold_page`](Self::free_hot_cold_page) for a per-thread pcp past the cache.
     #[cold]
     #[inline(never)]
-    fn free_hot_cold_page_uncached(
+    fn free_hot_cold_page_slow(
         &self,
         pfn: Pfn,
         mt: Migratetype,
         list: Migratetype,
         cold: bool,
-    ) {
-        if self
-            .pcps
-            .with_lists_uncached(move |l| self.pcp_add(l, pfn, mt, list, cold))
-            .is_none()
-        {
-            // The thread is exiting (no pcp), or a race hook bars the pcp: free straight to
-            // the buddy lists.
-            self.free_one_page(pfn, Order(0), mt);
-        }
+    ) -> Option<()> {
+        self.pcps
+            .with_thread_lists_slow(move |l| self.pcp_add(l, pfn, mt, list, cold))
     }
 
     /// Add a freed page to the pcp's `list` with its cached type `mt` (the head for a hot

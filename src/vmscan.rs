@@ -67,6 +67,7 @@ impl Drop for MemallocScope {
 
 /// Who is reclaiming (which counters move).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(loom, allow(dead_code))] // no kswapd under loom
 enum Reclaimer {
     Direct,
     Kswapd,
@@ -152,6 +153,7 @@ impl ZoneInner {
 
     /// `balance_pgdat`: reclaim at falling priority until the zone is balanced at `high`
     /// for `order`; whether it got there.
+    #[cfg_attr(loom, allow(dead_code))] // no kswapd under loom
     fn balance_pgdat(&self, order: Order) -> bool {
         let st = &self.reclaim.stats;
         ReclaimStats::add(&st.pageoutrun, 1);

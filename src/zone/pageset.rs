@@ -141,7 +141,7 @@ impl Pcp {
     /// [`PcpMode::PerCpu`](crate::PcpMode::PerCpu) (3.17's interrupts-off section: whichever
     /// thread is on the CPU, or the drain the CPU runs for an IPI). Per-CPU pcps never set
     /// `in_use`, so the lock alone excludes everyone else.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn locked<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
         let _excl = self.remote_lock.lock();
         let p = self.lists.get_mut();
@@ -413,20 +413,39 @@ impl PcpRegistry {
         self.with_lists_uncached(f)
     }
 
-    /// [`with_lists`](Self::with_lists) past the per-thread cache: the per-CPU section, or a
-    /// per-thread pcp's first use in a while. Cold: per-CPU mode pays for a call, the
+    /// [`with_lists`](Self::with_lists) past the per-thread cache, out of line so the
     /// per-thread fast path stays small.
+    #[inline(never)]
+    fn with_lists_uncached<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> Option<R> {
+        if self.is_per_cpu() {
+            return self.with_cpu_lists(f);
+        }
+        self.with_thread_lists_slow(f)
+    }
+
+    /// Whether the pcps are per CPU.
+    #[inline(always)]
+    pub(crate) fn is_per_cpu(&self) -> bool {
+        !self.per_cpu.is_empty()
+    }
+
+    /// Per-CPU mode: run `f` in the calling thread's CPU's section.
+    #[inline(always)]
+    pub(crate) fn with_cpu_lists<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> Option<R> {
+        if self.has_hook && crate::hook::pcp_barred().is_some() {
+            // A race hook at a free-path window: this CPU's pcp may be held below it.
+            return None;
+        }
+        Some(self.per_cpu[crate::cpu::current(self.per_cpu.len())].locked(f))
+    }
+
+    /// Per-thread mode past the fast-path cache: the thread's pcp's first use in a while.
     #[cold]
     #[inline(never)]
-    pub(crate) fn with_lists_uncached<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> Option<R> {
-        let n = self.per_cpu.len();
-        if n > 0 {
-            if self.has_hook && crate::hook::pcp_barred().is_some() {
-                // A race hook at a free-path window: this CPU's pcp may be held below it.
-                return None;
-            }
-            return Some(self.per_cpu[crate::cpu::current(n)].locked(f));
-        }
+    pub(crate) fn with_thread_lists_slow<R>(
+        &self,
+        f: impl FnOnce(&mut PcpLists) -> R,
+    ) -> Option<R> {
         let pcp = LOCAL_PCPS
             .try_with(|local| self.this_thread_pcp_slow(local))
             .ok()
