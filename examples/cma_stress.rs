@@ -75,6 +75,36 @@
 //! (`high` = managed/F, `batch` = high/4 capped at 96), so the pcps hold many more CMA pages
 //! when a pageblock is isolated (race R2).
 //!
+//! `--cpus N` models N CPUs ([`PcpMode::PerCpu`](pagealloc::PcpMode::PerCpu): one pcp and one
+//! set of vmstat diffs per CPU, nothing drained at thread exit): worker `i` binds itself to CPU
+//! `i` (mod N), the thread making the CMA allocations to CPU `--threads` (mod N). `--cpus 4`
+//! with the default 16 workers is the seed's VM: 4 CPUs, `make -j16`. Without it each thread
+//! has its own pcp (the library's default).
+//!
+//! A timer thread folds the per-CPU vmstat diffs once a second while a run lasts (3.17's
+//! `vmstat_update`, [`Zone::vmstat_update`]); each run's last lines give the final drift
+//! exactly and as `zone_page_state` showed it (the folded counters: what `/proc/zoneinfo` and
+//! the watermark checks of a 3.17 kernel read).
+//!
+//! `--page-cache` fills the memory the workers leave free with page cache, as the seed's VM
+//! was full of it during the kernel build (`examples/common/page_cache.rs`): once the workers
+//! are ready, a reader thread (CPU `--threads` + 1 with `--cpus`) reads movable order-0 pages
+//! (`GFP_HIGHUSER_MOVABLE`) until reclaim starts, then reads on at `--read-mib-s` (default: a
+//! build's estimated 2 MiB/s times this run's time compression, 5000 ms / `--interval-ms`:
+//! 66.7 MiB/s at 150 ms); kswapd and direct reclaim free the oldest pages. The workers'
+//! Unmovable and Reclaimable blocks are then allocated through the watermarks
+//! ([`Zone::alloc_pages_gfp`] with `GFP_KERNEL`, `GFP_KERNEL | __GFP_RECLAIMABLE`; an
+//! `OutOfMemory` is a failed allocation, as `NoMemory`). Their movable blocks stay
+//! [`Zone::alloc_movable`] (the plain API, no watermark check): the library has no `Gfp` form
+//! of a migratable allocation, and a movable block allocated with `alloc_pages_gfp` cannot be
+//! migrated, so every CMA allocation would find it busy. The CMA allocations drop the page
+//! cache in the pageblocks they isolate, as 3.17's `alloc_contig_range` reclaims clean page
+//! cache (`reclaim_clean_pages_from_list`) rather than migrating it (page-cache pages are pfn
+//! allocations here, which the library cannot migrate either). The run reports watermark
+//! breaches (audits every 100 ms finding fewer free pages than `min`), premature failures
+//! (`OutOfMemory` although the exact free lists passed the slow path's watermark check) and
+//! the reclaim and compaction counters.
+//!
 //! ```text
 //! cargo run --release --example cma_stress                        # none, then all
 //! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
@@ -82,6 +112,8 @@
 //! cargo run --release --example cma_stress -- --pcp-fraction 8    # bigger pcps
 //! cargo run --release --example cma_stress -- --fixes 'none;seed;v3.18;all' --json
 //! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
+//! cargo run --release --example cma_stress -- --cpus 4             # the seed's 4-CPU VM
+//! cargo run --release --example cma_stress -- --page-cache --allocs 10 --interval-ms 50
 //! ```
 
 // The stop flags and the readiness counter are plain std atomics: this example is outside the
@@ -89,19 +121,21 @@
 #![allow(clippy::disallowed_types)]
 
 use pagealloc::{
-    AllocError, AuditReport, CmaError, CmaPages, CmaPolicy, Fixes, Migratetype, MovablePages,
+    AllocError, AuditReport, CmaError, CmaPages, CmaPolicy, Fixes, Gfp, Migratetype, MovablePages,
     Order, PAGE_SIZE, Pages, PcpConfig, Pfn, RaceHook, RaceWindow, SpinHook, Zone, ZoneConfig,
 };
 mod common;
 
+use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::{
-    Rng, RunOpts, at_least_one, install_signal_handlers, positive_multiple_of_4, splitmix64,
-    stopped, usage_error,
+    CpuOpts, Rng, RunOpts, at_least_one, drift_line, install_signal_handlers,
+    positive_multiple_of_4, splitmix64, stopped, usage_error, vmstat_drift, vmstat_timer,
 };
+use std::cell::Cell;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -198,6 +232,10 @@ struct Args {
     #[arg(long)]
     soak: bool,
     #[command(flatten)]
+    cpus: CpuOpts,
+    #[command(flatten)]
+    page_cache: PageCacheOpts,
+    #[command(flatten)]
     run: RunOpts,
 }
 
@@ -249,6 +287,13 @@ impl Args {
     /// `--hold` (the default) or `--release-each`, the later one winning.
     fn hold(&self) -> bool {
         self.hold || !self.release_each
+    }
+
+    /// The page cache's read rate: `--read-mib-s`, else a build's rate scaled by this run's
+    /// time compression (the seed's 5 s between CMA allocations, run every `--interval-ms`).
+    fn read_mib_s(&self) -> f64 {
+        self.page_cache
+            .read_mib_s(5000.0 / self.interval_ms.max(1) as f64)
     }
 }
 
@@ -446,6 +491,8 @@ enum Job {
 struct Worker<'z> {
     id: usize,
     zone: &'z Zone,
+    /// With `--page-cache`: unmovable blocks through the watermarks, failures recorded here.
+    pressure: Option<&'z Pressure>,
     rng: Rng,
     tx: Option<mpsc::Sender<Block<'z>>>,
     cache: Set<'z>,
@@ -486,7 +533,18 @@ impl<'z> Worker<'z> {
                 Migratetype::Reclaimable
             };
             let order = Order(((r >> 9) & 1) as u32);
-            self.zone.alloc_pages(order, mt).map(Held::Plain)
+            match self.pressure {
+                Some(_) => {
+                    let gfp = if mt == Migratetype::Unmovable {
+                        Gfp::GFP_KERNEL
+                    } else {
+                        Gfp::GFP_KERNEL_RECLAIMABLE
+                    };
+                    self.zone.alloc_pages_gfp(order, gfp)
+                }
+                None => self.zone.alloc_pages(order, mt),
+            }
+            .map(Held::Plain)
         };
         match res {
             Ok(held) => {
@@ -501,6 +559,13 @@ impl<'z> Worker<'z> {
             }
             Err(AllocError::NoMemory { .. }) => {
                 self.stats.alloc_failures += 1;
+                None
+            }
+            Err(AllocError::OutOfMemory { order, gfp, .. }) => {
+                self.stats.alloc_failures += 1;
+                if let Some(p) = self.pressure {
+                    p.allocation_failed(self.zone, order, gfp);
+                }
                 None
             }
             Err(e) => panic!(
@@ -642,11 +707,12 @@ fn worker<'z>(
     plan: Plan,
     tx: Option<mpsc::Sender<Block<'z>>>,
     rx: mpsc::Receiver<Block<'z>>,
-    ctl: &Control,
+    ctl: &'z Control,
 ) -> WorkerStats {
     let mut w = Worker {
         id,
         zone,
+        pressure: ctl.page_cache.then_some(&ctl.pressure),
         rng: Rng::new(seed ^ splitmix64(id as u64 + 1)),
         tx,
         cache: Set::default(),
@@ -719,6 +785,53 @@ struct Control {
     stop: AtomicBool,
     /// Workers done warming up.
     ready: AtomicU64,
+    /// `--page-cache`: unmovable blocks through the watermarks.
+    page_cache: bool,
+    /// `--page-cache`: watermark breaches and premature failures.
+    pressure: Pressure,
+}
+
+// ---- --page-cache: the CMA allocations drop the page cache of what they isolate ----
+
+thread_local! {
+    /// Set while this thread drops page cache from a race hook (so a `ParkHook` does not take
+    /// those frees for the CMA allocation's migration).
+    static DROPPING_PAGE_CACHE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// 3.17's `alloc_contig_range` reclaims the clean page-cache pages of the range it has
+/// isolated (`reclaim_clean_pages_from_list`) instead of migrating them. The library cannot
+/// migrate pfn allocations and has no such step, so this hook does it: when a pageblock has
+/// just been isolated ([`RaceWindow::IsolateBeforeDrain`], where any call is allowed), the page
+/// cache's pages in it are freed, onto the `Isolate` lists. Only CMA allocations isolate
+/// pageblocks in this example. Isolation works on whole top-order blocks, so this may drop up
+/// to a top-order block more on each side of the allocation than 3.17 would.
+struct ReclaimCleanHook {
+    cache: OnceLock<Arc<PageCache>>,
+    pageblock_nr_pages: u64,
+}
+
+impl RaceHook for ReclaimCleanHook {
+    fn window(&self, window: RaceWindow, pfn: Pfn) {
+        if window == RaceWindow::IsolateBeforeDrain
+            && let Some(cache) = self.cache.get()
+        {
+            DROPPING_PAGE_CACHE.with(|d| d.set(true));
+            cache.drop_range(pfn, Pfn(pfn.0 + self.pageblock_nr_pages));
+            DROPPING_PAGE_CACHE.with(|d| d.set(false));
+        }
+    }
+}
+
+/// Several hooks, called in order.
+struct Hooks(Vec<Arc<dyn RaceHook>>);
+
+impl RaceHook for Hooks {
+    fn window(&self, window: RaceWindow, pfn: Pfn) {
+        for h in &self.0 {
+            h.window(window, pfn);
+        }
+    }
 }
 
 // ---- race-window injection ----
@@ -960,6 +1073,8 @@ impl RaceHook for ParkHook {
             return;
         }
         match window {
+            // The page-cache drop of a just-isolated pageblock: not the migration.
+            RaceWindow::FreeBeforeZoneLock if DROPPING_PAGE_CACHE.with(Cell::get) => {}
             RaceWindow::FreeBeforeZoneLock if self.in_range(pfn) => {
                 let mut a = self.aim();
                 if pfn < a.lo || pfn >= a.hi {
@@ -1051,6 +1166,8 @@ struct RunResult {
     interrupted: bool,
     /// Frees a `ParkHook` held in their race window.
     parked_frees: u64,
+    /// `--page-cache` results.
+    page_cache: Option<PageCacheReport>,
 }
 
 impl RunResult {
@@ -1134,21 +1251,43 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         pcp: args
             .pcp_fraction
             .map(|f| pcp_for_fraction(args.arena_mib, f)),
+        pcp_mode: args.cpus.pcp_mode(),
         ..ZoneConfig::default()
     };
     let geo = cfg
         .geometry()
         .map_err(|e| format!("cannot create the zone: {e}"))?;
+    let page_cache = args.page_cache.page_cache;
+    let reclaim_clean = page_cache.then(|| {
+        Arc::new(ReclaimCleanHook {
+            cache: OnceLock::new(),
+            pageblock_nr_pages: geo.pageblock_nr_pages,
+        })
+    });
     let park = match args.race_window {
         Injection::Park(ms) => Some(Arc::new(ParkHook::new(&geo, count, ms))),
         _ => None,
     };
-    cfg.race_hook = match args.race_window {
+    let injected = match args.race_window {
         Injection::Off => None,
         Injection::Spin(spins) => Some(Arc::new(SpinHook { spins }) as Arc<dyn RaceHook>),
         Injection::Park(_) => park.clone().map(|p| p as Arc<dyn RaceHook>),
     };
-    let zone = Zone::new(cfg).map_err(|e| format!("cannot create the zone: {e}"))?;
+    cfg.race_hook = match (injected, reclaim_clean.clone()) {
+        (None, None) => None,
+        (Some(h), None) => Some(h),
+        (None, Some(r)) => Some(r as Arc<dyn RaceHook>),
+        (Some(h), Some(r)) => Some(Arc::new(Hooks(vec![r as Arc<dyn RaceHook>, h])) as _),
+    };
+    let zone = Arc::new(Zone::new(cfg).map_err(|e| format!("cannot create the zone: {e}"))?);
+    // --page-cache: the cache (the zone's shrinker, and dropped by the CMA allocations'
+    // isolation), and kswapd for the run.
+    let cache = page_cache.then(|| PageCache::register(&zone));
+    if let (Some(h), Some(c)) = (&reclaim_clean, &cache) {
+        let _ = h.cache.set(c.clone());
+    }
+    let kswapd = cache.as_ref().and_then(|_| zone.start_kswapd());
+    let read_mib_s = args.read_mib_s();
     let cma = zone.cma().ok_or("the zone has no CMA area")?;
     let nr_pages = zone.geometry().nr_pages;
     // Cma::alloc's alignment (CONFIG_CMA_ALIGNMENT) and alloc_contig_range's isolation unit.
@@ -1163,6 +1302,8 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     let ctl = Control {
         stop: AtomicBool::new(false),
         ready: AtomicU64::new(0),
+        page_cache,
+        pressure: Pressure::default(),
     };
     let mut res = RunResult {
         fixes,
@@ -1178,9 +1319,15 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         elapsed: Duration::ZERO,
         interrupted: false,
         parked_frees: 0,
+        page_cache: None,
     };
+    // This thread makes the CMA allocations: CPU index `threads` (with --cpus).
+    args.cpus.bind(args.threads);
 
+    let zone_ref: &Zone = &zone;
     let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
+        let zone = zone_ref;
+        let vmstat = vmstat_timer(s, zone);
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..args.threads)
             .map(|_| mpsc::channel::<Block<'_>>())
             .unzip();
@@ -1190,10 +1337,13 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         let mut handles = Vec::new();
         for (id, (tx, rx)) in txs.into_iter().zip(rxs).enumerate() {
             let tx = if args.threads > 1 { tx } else { None };
-            let (zone, ctl) = (&zone, &ctl);
+            let (ctl, cpus) = (&ctl, args.cpus);
             let h = std::thread::Builder::new()
                 .name(format!("make-{id}"))
-                .spawn_scoped(s, move || worker(zone, id, seed, plan, tx, rx, ctl))
+                .spawn_scoped(s, move || {
+                    cpus.bind(id);
+                    worker(zone, id, seed, plan, tx, rx, ctl)
+                })
                 .expect("spawn worker");
             handles.push(h);
         }
@@ -1213,6 +1363,32 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                 cma.area().count()
             );
         }
+        // --page-cache: fill what the workers left free, then read on; sample the watermarks.
+        let reader = cache.as_deref().map(|c| {
+            let r = Reader::spawn(
+                s,
+                zone,
+                c,
+                &ctl.pressure,
+                read_mib_s,
+                args.cpus,
+                args.threads + 1,
+            );
+            r.wait_filled(stopped);
+            if progress {
+                let (f, _) = zone.free_counters();
+                println!(
+                    "  page cache filled after {:.1} s: {} pages, NR_FREE_PAGES {f} (min {}, low {}, high {}); reading on at {read_mib_s:.1} MiB/s",
+                    started.elapsed().as_secs_f64(),
+                    c.len(),
+                    zone.watermarks().min,
+                    zone.watermarks().low,
+                    zone.watermarks().high,
+                );
+            }
+            r
+        });
+        let sampler = cache.as_ref().map(|_| ctl.pressure.sampler(s, zone));
 
         let mut held = Vec::new();
         let t0 = Instant::now();
@@ -1274,7 +1450,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                 println!(
                     "  [{n:>2}/{}] {what} {ms:>8.1} ms  migrated {:>7}  drift now: free {:>+6} cma {:>+6}",
                     args.allocs,
-                    vmstat_value(&zone, "pgmigrate_success"),
+                    vmstat_value(zone, "pgmigrate_success"),
                     a.drift_free,
                     a.drift_cma
                 );
@@ -1291,8 +1467,16 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
             }
             cma.release(p);
         }
+        if let Some(r) = reader {
+            r.stop();
+        }
+        if let Some(t) = sampler {
+            t.stop();
+        }
         ctl.stop.store(true, Ordering::SeqCst);
-        handles.into_iter().map(|h| h.join()).collect()
+        let joined = handles.into_iter().map(|h| h.join()).collect();
+        vmstat.stop();
+        joined
     });
     for j in joined {
         match j {
@@ -1302,6 +1486,18 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     }
     res.verify_errors += res.workers.verify_errors;
     res.parked_frees = park.map_or(0, |p| p.parked.load(Ordering::Relaxed));
+    // --page-cache: stop kswapd, report, give the cache back before the final audit.
+    drop(kswapd);
+    if let Some(c) = &cache {
+        res.page_cache = Some(PageCacheReport::collect(
+            &zone,
+            c,
+            &ctl.pressure,
+            read_mib_s,
+        ));
+        c.release_all(&zone);
+    }
+    // Per-CPU pcps keep their pages after their threads exit: drain every pcp before counting.
     zone.drain_all_pages();
     // The final audit also checks full coalescing: every top-order block merged again.
     res.report = zone.audit_coalescing();
@@ -1347,6 +1543,14 @@ struct RunJson {
     hold: bool,
     pcp_fraction: u64,
     seed: u64,
+    /// `--cpus`, 0 for per-thread pcps.
+    cpus: u32,
+    /// The final audit's drift as `zone_page_state` showed it (folded counter − truth).
+    vmstat_drift_free: i64,
+    vmstat_drift_cma: i64,
+    /// `--page-cache` results (absent without it).
+    #[serde(flatten)]
+    page_cache: Option<PageCacheReport>,
 }
 
 /// The `--json` line.
@@ -1384,6 +1588,10 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         hold: args.hold(),
         pcp_fraction: args.pcp_fraction.unwrap_or(0),
         seed: args.run.seed,
+        cpus: args.cpus.json(),
+        vmstat_drift_free: vmstat_drift(rep).0,
+        vmstat_drift_cma: vmstat_drift(rep).1,
+        page_cache: r.page_cache.clone(),
     }
 }
 
@@ -1444,11 +1652,12 @@ fn print_table(runs: &[RunResult]) {
 
 fn header(args: &Args) {
     println!(
-        "cma_stress: {} MiB arena, {} MiB CMA ({} policy), {} workers, {} x {} MiB CMA allocations every {} ms ({}), working set {}%, pcp {}, race window {}, seed {:#x}",
+        "cma_stress: {} MiB arena, {} MiB CMA ({} policy), {} workers on {}, {} x {} MiB CMA allocations every {} ms ({}), working set {}%, pcp {}, race window {}, {}seed {:#x}",
         args.arena_mib,
         args.cma_mib,
         args.policy.name(),
         args.threads,
+        args.cpus.describe(),
         args.allocs,
         args.alloc_mib,
         args.interval_ms,
@@ -1471,6 +1680,11 @@ fn header(args: &Args) {
             Injection::Park(ms) => {
                 format!("frees parked across the isolation, opened {ms} ms ahead")
             }
+        },
+        if args.page_cache.page_cache {
+            format!("page cache read at {:.1} MiB/s, ", args.read_mib_s())
+        } else {
+            String::new()
         },
         args.run.seed
     );
@@ -1556,6 +1770,12 @@ fn main() -> ExitCode {
                     r.report.drift_cma,
                     if r.audit_ok() { "ok" } else { "FAILED" }
                 );
+                println!("  {}", drift_line(&r.report));
+                if let Some(pc) = &r.page_cache {
+                    for l in pc.lines() {
+                        println!("  {l}");
+                    }
+                }
                 runs.push(r);
             }
             Err(e) => {

@@ -20,10 +20,19 @@
 //!   fire on two cores (`--race-window`, 0 = no hook).
 //!
 //! At the end of a run the workers stop and free everything, the isolating thread brings its
-//! offline ranges back, `drain_all_pages()` runs, any pageblock still `Isolate` is given back
-//! its type, and the zone is audited. That final audit is what the table reports. Runs with
-//! `none` (Linux 3.17) are expected to drift; a run whose fix set contains every fix must end
-//! with no drift, no misplaced block and a clean audit, or the exit status is 1.
+//! offline ranges back, `drain_all_pages()` runs (with `--cpus` the only drain: per-CPU pcps
+//! are not drained at thread exit), any pageblock still `Isolate` is given back its type, and
+//! the zone is audited. That final audit is what the table reports. Runs with `none` (Linux
+//! 3.17) are expected to drift; a run whose fix set contains every fix must end with no drift,
+//! no misplaced block and a clean audit, or the exit status is 1.
+//!
+//! `--cpus N` models N CPUs ([`PcpMode::PerCpu`](pagealloc::PcpMode::PerCpu): one pcp and one
+//! set of vmstat diffs per CPU): worker `i` binds itself to CPU `i` (mod N), the isolating
+//! thread to CPU `--threads` (mod N). Without it each thread has its own pcp.
+//!
+//! A timer thread folds the per-CPU vmstat diffs once a second while a run lasts (3.17's
+//! `vmstat_update`, [`Zone::vmstat_update`]); each run's line gives the final drift exactly and
+//! as `zone_page_state` showed it (the folded counters a 3.17 reader sees).
 //!
 //! # What 3.18 and the 2016 fix do not cover (reference §3.4, "R3c")
 //! Isolation works one pageblock at a time, and a free top-order block spans two pageblocks
@@ -50,6 +59,7 @@
 //! cargo run --release --example isolate_race -- --fixes 'none;seed;v3.18;all' --json
 //! cargo run --release --example isolate_race -- --fixes 'recheck-free-one-page,recheck-pcp-bulk;all'
 //! cargo run --release --example isolate_race -- --fixes all --long   # the 10-minute run
+//! cargo run --release --example isolate_race -- --cpus 2 --fixes 'none;seed;v3.18;v4.6;all'
 //! ```
 
 // The stop flag and the progress counters are plain std atomics: this example is outside the
@@ -63,8 +73,8 @@ use pagealloc::{
 mod common;
 
 use common::{
-    Rng, RunOpts, at_least_one, multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64,
-    usage_error,
+    CpuOpts, Rng, RunOpts, at_least_one, drift_line, multiple_of_4, parse_seed,
+    positive_multiple_of_4, splitmix64, usage_error, vmstat_drift, vmstat_timer,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -207,6 +217,8 @@ struct Args {
     /// are always printed)
     #[arg(long, short, verbatim_doc_comment)]
     verbose: bool,
+    #[command(flatten)]
+    cpus: CpuOpts,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -602,6 +614,7 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         cma_policy: CmaPolicy::Aggressive,
         fixes,
         race_hook: hook.clone(),
+        pcp_mode: args.cpus.pcp_mode(),
         ..ZoneConfig::default()
     })
     .map_err(|e| format!("zone: {e}"))?;
@@ -617,6 +630,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
     let (workers, iso) = std::thread::scope(|s| {
         let zone = &zone;
         let stop = &stop;
+        let vmstat = vmstat_timer(s, zone);
+        let cpus = args.cpus;
         let mut txs = Vec::new();
         let mut rxs = Vec::new();
         for _ in 0..args.threads {
@@ -632,12 +647,19 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
             .enumerate()
             .map(|(id, (tx, rx))| {
                 let p = &progress[id];
-                s.spawn(move || worker(zone, id, seed, max_blocks, stop, tx, rx, p))
+                s.spawn(move || {
+                    cpus.bind(id);
+                    worker(zone, id, seed, max_blocks, stop, tx, rx, p)
+                })
             })
             .collect();
         let opts = args.iso;
         let hook = hook.as_deref();
-        let iso = s.spawn(move || isolator(zone, seed, opts, hook, stop));
+        let iso_cpu = args.threads;
+        let iso = s.spawn(move || {
+            cpus.bind(iso_cpu);
+            isolator(zone, seed, opts, hook, stop)
+        });
 
         let deadline = t0 + Duration::from_secs_f64(seconds);
         let mut next_audit = t0 + Duration::from_secs(1);
@@ -681,11 +703,13 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         let iso = iso
             .join()
             .expect("isolate_race: the isolating thread panicked");
+        vmstat.stop();
         (ws, iso)
     });
 
-    // Clean-up: every block is back (the workers' pcps drained at thread exit); push out
-    // anything still cached, give back any pageblock left isolated, and audit.
+    // Clean-up: every block is back (per-thread pcps drained at thread exit, per-CPU ones
+    // did not); push out anything still cached, give back any pageblock left isolated, and
+    // audit.
     zone.drain_all_pages();
     let l = Layout::of(&zone);
     let mut left_isolated = 0;
@@ -752,6 +776,9 @@ struct RunJson {
     managed_pages: u64,
     elapsed_ms: u128,
     report: String,
+    /// The final audit's drift as `zone_page_state` showed it (folded counter − truth).
+    vmstat_drift_free: i64,
+    vmstat_drift_cma: i64,
 }
 
 /// The `--json` line: every run and the settings they shared.
@@ -767,6 +794,8 @@ struct Json {
     undo: &'static str,
     hold_us: u64,
     ok: bool,
+    /// `--cpus`, 0 for per-thread pcps.
+    cpus: u32,
 }
 
 fn run_json(r: &RunResult) -> RunJson {
@@ -808,6 +837,8 @@ fn run_json(r: &RunResult) -> RunJson {
         managed_pages: rep.managed_pages,
         elapsed_ms: r.elapsed.as_millis(),
         report: rep.to_string(),
+        vmstat_drift_free: vmstat_drift(rep).0,
+        vmstat_drift_cma: vmstat_drift(rep).1,
     }
 }
 
@@ -849,10 +880,11 @@ fn print_table(results: &[RunResult]) {
 fn main() -> ExitCode {
     let args = Args::parse_checked();
     println!(
-        "isolate_race: seed {:#x}, {} workers + 1 isolating thread, zone {} MiB with {} MiB CMA \
-         (aggressive), race window {}, {} isolation ranges, {} undo, hold up to {} us, {} B pages",
+        "isolate_race: seed {:#x}, {} workers + 1 isolating thread on {}, zone {} MiB with {} MiB \
+         CMA (aggressive), race window {}, {} isolation ranges, {} undo, hold up to {} us, {} B pages",
         args.run.seed,
         args.threads,
+        args.cpus.describe(),
         args.size_mib,
         args.cma_mib,
         if args.race_window == 0 {
@@ -906,13 +938,14 @@ fn main() -> ExitCode {
             r.workers.cross_frees,
             r.mid_max_abs_drift_free
         );
+        println!("[{}] {}", r.fixes, drift_line(&r.report));
         if r.must_be_clean() && !r.clean() {
             failed = true;
             println!("[{}] final audit: {}", r.fixes, r.report);
             println!(
                 "[{}] rerun: cargo run --release --example isolate_race -- --fixes '{}' --seed {} \
                  --threads {} {} --race-window {} --size-mib {} --cma-mib {} --align {} --undo {} \
-                 --hold-us {}",
+                 --hold-us {}{}",
                 r.fixes,
                 r.fixes,
                 r.seed,
@@ -927,7 +960,10 @@ fn main() -> ExitCode {
                 args.cma_mib,
                 args.iso.align.name(),
                 args.iso.undo.name(),
-                args.iso.hold_us
+                args.iso.hold_us,
+                args.cpus
+                    .cpus
+                    .map_or(String::new(), |n| format!(" --cpus {n}"))
             );
         } else if args.verbose {
             println!("[{}] final audit: {}", r.fixes, r.report);
@@ -951,6 +987,7 @@ fn main() -> ExitCode {
             undo: args.iso.undo.name(),
             hold_us: args.iso.hold_us,
             ok: !failed,
+            cpus: args.cpus.json(),
         };
         println!("{}", serde_json::to_string(&json).expect("JSON"));
     }

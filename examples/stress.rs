@@ -8,13 +8,36 @@
 //! per second and, every few seconds, runs `drain_all_pages()` + `audit()` while the workers
 //! keep going (the audit takes every lock, so it sees a consistent state).
 //!
-//! At the end everything is freed, the threads are joined (their pcps drain at thread exit),
+//! A timer thread folds the per-CPU vmstat diffs once a second while the run lasts (3.17's
+//! `vmstat_update`, [`Zone::vmstat_update`]).
+//!
+//! At the end everything is freed, the threads are joined (with per-thread pcps, each drains
+//! its pcp at thread exit; with `--cpus` nothing drains at thread exit),
 //! `drain_all_pages()` runs once more and the final audit must be clean: no drift, every page
-//! free. The exit code is non-zero if any audit failed or any pattern check failed.
+//! free, nothing left on any pcp. The exit code is non-zero if any audit failed or any pattern
+//! check failed. The last lines give the drift exactly and as `zone_page_state` showed it (the
+//! folded counters, which lag by the per-CPU diffs not folded yet).
+//!
+//! `--cpus N` models N CPUs ([`PcpMode::PerCpu`](pagealloc::PcpMode::PerCpu)): worker `i`
+//! binds itself to CPU `i` (mod N), so 64 threads on `--cpus 4` share 4 pcps, 16 to a CPU.
+//!
+//! `--page-cache` adds a page cache (`examples/common/page_cache.rs`): a reader thread (CPU
+//! index `--threads` with `--cpus`) fills free memory with movable page-cache pages and keeps
+//! reading at `--read-mib-s` (default 66.7: a kernel build's estimated 2 MiB/s of new page
+//! cache, times the 33.3 time compression `cma_stress` applies to the seed's 5 s between CMA
+//! allocations), kswapd and direct reclaim free the oldest, and the workers allocate through
+//! the watermarks ([`Zone::alloc_pages_gfp`]: `GFP_KERNEL` for Unmovable,
+//! `GFP_KERNEL | __GFP_RECLAIMABLE` for Reclaimable, `GFP_HIGHUSER_MOVABLE` for Movable), so
+//! kswapd and direct reclaim decide; an `OutOfMemory` makes a worker back off as `NoMemory`
+//! does. The run reports watermark breaches (audits every 100 ms finding fewer free pages
+//! than `min`), premature failures (`OutOfMemory` with more than `min` usable pages free) and
+//! the reclaim counters. The page cache is released before the final audit.
 //!
 //! ```text
 //! cargo run --release --example stress -- --seconds 5 --threads 4 --json
 //! cargo run --release --example stress -- --soak            # until Ctrl-C, one line per audit
+//! cargo run --release --example stress -- --cpus 4 --threads 64 --seconds 5 --json
+//! cargo run --release --example stress -- --page-cache --fixes none --seconds 5
 //! ```
 
 // The stop flag (also set from a SIGINT handler) and the per-thread progress counters are
@@ -23,12 +46,17 @@
 #![allow(clippy::disallowed_types)]
 
 use pagealloc::{
-    AllocError, AuditReport, Fixes, Migratetype, Order, PAGE_SIZE, Pages, Zone, ZoneConfig,
+    AllocError, AuditReport, Fixes, Gfp, Migratetype, Order, PAGE_SIZE, Pages, Zone, ZoneConfig,
 };
 mod common;
 
-use common::{Rng, RunOpts, STOP, at_least_one, install_signal_handlers, splitmix64, usage_error};
+use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
+use common::{
+    CpuOpts, Rng, RunOpts, STOP, at_least_one, drift_line, install_signal_handlers, splitmix64,
+    usage_error, vmstat_drift, vmstat_timer,
+};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -61,8 +89,16 @@ struct Args {
     #[arg(long)]
     soak: bool,
     #[command(flatten)]
+    cpus: CpuOpts,
+    #[command(flatten)]
+    page_cache: PageCacheOpts,
+    #[command(flatten)]
     run: RunOpts,
 }
+
+/// The time compression of `cma_stress`'s default (the seed's 5 s between CMA allocations, run
+/// every 150 ms), applied to the page cache's read rate here too.
+const TIME_COMPRESSION: f64 = 5000.0 / 150.0;
 
 /// `--fixes` of this example: one set.
 const STRESS_FIXES_HELP: &str = "\
@@ -180,6 +216,8 @@ impl WorkerStats {
 struct Worker<'z> {
     id: usize,
     zone: &'z Zone,
+    /// With `--page-cache`: allocate through the watermarks, and record failures here.
+    pressure: Option<&'z Pressure>,
     rng: Rng,
     live: Vec<Block<'z>>,
     live_pages: u64,
@@ -228,7 +266,11 @@ impl<'z> Worker<'z> {
     fn alloc_one(&mut self) -> bool {
         let order = Order(ORDERS[self.rng.below(ORDERS.len() as u64) as usize]);
         let mt = TYPES[self.rng.below(3) as usize];
-        match self.zone.alloc_pages(order, mt) {
+        let res = match self.pressure {
+            Some(_) => self.zone.alloc_pages_gfp(order, gfp_of(mt)),
+            None => self.zone.alloc_pages(order, mt),
+        };
+        match res {
             Ok(mut pages) => {
                 self.next_tag += 1;
                 let tag = splitmix64(((self.id as u64) << 48) ^ self.next_tag);
@@ -242,6 +284,13 @@ impl<'z> Worker<'z> {
                 self.stats.alloc_failures += 1;
                 false
             }
+            Err(AllocError::OutOfMemory { order, gfp, .. }) => {
+                self.stats.alloc_failures += 1;
+                if let Some(p) = self.pressure {
+                    p.allocation_failed(self.zone, order, gfp);
+                }
+                false
+            }
             Err(e) => panic!(
                 "stress: thread {}: unexpected allocation error: {e}",
                 self.id
@@ -250,6 +299,16 @@ impl<'z> Worker<'z> {
     }
 }
 
+/// The gfp mask a kernel caller of each migratetype would use.
+fn gfp_of(mt: Migratetype) -> Gfp {
+    match mt {
+        Migratetype::Movable => Gfp::GFP_HIGHUSER_MOVABLE,
+        Migratetype::Reclaimable => Gfp::GFP_KERNEL_RECLAIMABLE,
+        _ => Gfp::GFP_KERNEL,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn worker<'z>(
     zone: &'z Zone,
     id: usize,
@@ -258,10 +317,12 @@ fn worker<'z>(
     tx: Option<mpsc::Sender<Block<'z>>>,
     rx: mpsc::Receiver<Block<'z>>,
     progress: &Progress,
+    pressure: Option<&'z Pressure>,
 ) -> WorkerStats {
     let mut w = Worker {
         id,
         zone,
+        pressure,
         rng: Rng::new(seed ^ splitmix64(id as u64 + 1)),
         live: Vec::new(),
         live_pages: 0,
@@ -376,6 +437,14 @@ struct Summary {
     managed_pages: u64,
     unmerged_blocks: usize,
     ok: bool,
+    /// `--cpus`, 0 for per-thread pcps.
+    cpus: u32,
+    /// The final audit's drift as `zone_page_state` showed it (folded counter − truth).
+    vmstat_drift_free: i64,
+    vmstat_drift_cma: i64,
+    /// `--page-cache` results (absent without it).
+    #[serde(flatten)]
+    page_cache: Option<PageCacheReport>,
 }
 
 /// The final state must be: clean audit, nothing allocated or cached, every page free.
@@ -425,9 +494,10 @@ fn main() -> ExitCode {
     let zone = match Zone::new(ZoneConfig {
         size: args.size_mib << 20,
         fixes,
+        pcp_mode: args.cpus.pcp_mode(),
         ..ZoneConfig::default()
     }) {
-        Ok(z) => z,
+        Ok(z) => Arc::new(z),
         Err(e) => {
             eprintln!("stress: cannot create a {} MiB zone: {e}", args.size_mib);
             return ExitCode::from(2);
@@ -440,21 +510,35 @@ fn main() -> ExitCode {
     // of the zone, so when the threads grow at the same time allocations fail (NoMemory) and
     // the threads back off.
     let cap_pages = (nr_pages * 11 / 10 / args.threads as u64).max(16);
+    let read_mib_s = args.page_cache.read_mib_s(TIME_COMPRESSION);
     eprintln!(
-        "stress: {} threads, {} MiB zone ({} pages, pcp high {} batch {}), fixes {}, seed {:#x}, {}, audit every {} s",
+        "stress: {} threads, {} MiB zone ({} pages, pcp high {} batch {}, {}), fixes {}, seed {:#x}, {}, audit every {} s{}",
         args.threads,
         args.size_mib,
         nr_pages,
         geo.pcp_high,
         geo.pcp_batch,
+        args.cpus.describe(),
         fixes,
         seed,
         match seconds {
             Some(s) => format!("{s} s"),
             None => "until Ctrl-C".into(),
         },
-        audit_secs
+        audit_secs,
+        if args.page_cache.page_cache {
+            format!(", page cache read at {read_mib_s:.1} MiB/s")
+        } else {
+            String::new()
+        }
     );
+    // --page-cache: the cache (the zone's shrinker), kswapd, the consequences' counters.
+    let cache = args
+        .page_cache
+        .page_cache
+        .then(|| PageCache::register(&zone));
+    let pressure = Pressure::default();
+    let kswapd = cache.as_ref().and_then(|_| zone.start_kswapd());
 
     let progress: Vec<Progress> = (0..args.threads).map(|_| Progress::default()).collect();
     let start = Instant::now();
@@ -464,7 +548,12 @@ fn main() -> ExitCode {
     let mut audit_failures = 0u64;
     let mut max_abs_drift = 0i64;
 
+    let zone_ref: &Zone = &zone;
     let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
+        let zone = zone_ref;
+        let vmstat = vmstat_timer(s, zone);
+        let pressure = cache.as_ref().map(|_| &pressure);
+        let sampler = pressure.map(|p| p.sampler(s, zone));
         // Worker i sends to worker i+1 (mod n).
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..args.threads)
             .map(|_| mpsc::channel::<Block<'_>>())
@@ -474,16 +563,22 @@ fn main() -> ExitCode {
         let mut handles = Vec::new();
         for (id, (tx, rx)) in txs.into_iter().zip(rxs).enumerate() {
             let tx = if args.threads > 1 { tx } else { None };
-            let zone = &zone;
             let progress = &progress[id];
+            let cpus = args.cpus;
             let h = std::thread::Builder::new()
                 .name(format!("stress-{id}"))
                 .spawn_scoped(s, move || {
-                    worker(zone, id, seed, cap_pages, tx, rx, progress)
+                    cpus.bind(id);
+                    worker(zone, id, seed, cap_pages, tx, rx, progress, pressure)
                 })
                 .expect("spawn worker");
             handles.push(h);
         }
+        // The reader takes the CPU index after the workers'.
+        let reader = cache
+            .as_deref()
+            .zip(pressure)
+            .map(|(c, p)| Reader::spawn(s, zone, c, p, read_mib_s, args.cpus, args.threads));
 
         let mut next_audit = start + audit_every;
         let mut next_line = start + Duration::from_secs(1);
@@ -556,9 +651,17 @@ fn main() -> ExitCode {
                 .min(Duration::from_millis(100));
             std::thread::sleep(nap);
         }
+        if let Some(r) = reader {
+            r.stop();
+        }
         // Explicit joins: a scoped thread's implicit join does not wait for its thread-local
-        // destructors (the pcp drain at thread exit); `join()` does.
-        handles.into_iter().map(|h| h.join()).collect()
+        // destructors (the pcp drain at thread exit, per-thread pcps); `join()` does.
+        let joined = handles.into_iter().map(|h| h.join()).collect();
+        if let Some(t) = sampler {
+            t.stop();
+        }
+        vmstat.stop();
+        joined
     });
     let elapsed = start.elapsed().as_secs_f64();
 
@@ -577,6 +680,16 @@ fn main() -> ExitCode {
         }
     }
 
+    // --page-cache: stop kswapd, report, then give the cache back before the final audit.
+    drop(kswapd);
+    let pc_report = cache
+        .as_deref()
+        .map(|c| PageCacheReport::collect(&zone, c, &pressure, read_mib_s));
+    if let Some(c) = &cache {
+        c.release_all(&zone);
+    }
+    // Per-CPU pcps keep their pages after their threads exit: drain them (and any pcp of a
+    // thread still alive) before counting.
     zone.drain_all_pages();
     // The final audit also checks full coalescing: every top-order block merged again.
     let r = zone.audit_coalescing();
@@ -606,6 +719,12 @@ fn main() -> ExitCode {
         total.alloc_failures,
         total.verify_errors,
     );
+    eprintln!("stress: {}", drift_line(&r));
+    if let Some(pc) = &pc_report {
+        for l in pc.lines() {
+            eprintln!("stress: {l}");
+        }
+    }
     for p in &problems {
         eprintln!("stress: FINAL CHECK FAILED: {p}");
     }
@@ -634,6 +753,10 @@ fn main() -> ExitCode {
             managed_pages: r.managed_pages,
             unmerged_blocks: r.unmerged_blocks.len(),
             ok,
+            cpus: args.cpus.json(),
+            vmstat_drift_free: vmstat_drift(&r).0,
+            vmstat_drift_cma: vmstat_drift(&r).1,
+            page_cache: pc_report,
         };
         println!("{}", serde_json::to_string(&summary).expect("JSON"));
     }

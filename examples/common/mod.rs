@@ -1,11 +1,17 @@
 //! What the examples (and `benches/mmtests.rs`, `tests/threads.rs`) share: command-line flags, the
-//! seeded PRNG, the stop flag set by SIGINT/SIGTERM, CPU pinning. (A directory module, so Cargo
-//! does not build it as an example of its own.)
+//! seeded PRNG, the stop flag set by SIGINT/SIGTERM, CPU pinning, the modelled CPUs (`--cpus`),
+//! the periodic `vmstat_update` timer, and the page-cache workload (`--page-cache`, in
+//! [`page_cache`]). (A directory module, so Cargo does not build it as an example of its own.)
 #![allow(dead_code)] // each example uses a different part
 #![allow(clippy::disallowed_types)] // the stop flag is a plain std atomic: the loom shim rule is the library's
 
-use pagealloc::Fixes;
+pub(crate) mod page_cache;
+
+use pagealloc::{AuditReport, Fixes, MAX_CPUS, PcpMode, Zone};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Duration;
 
 // ---- stop flag ----
 
@@ -45,6 +51,151 @@ pub(crate) fn pin_to_cpu(cpu: usize) -> bool {
         libc::CPU_SET((cpu % n) % libc::CPU_SETSIZE as usize, &mut set);
         libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
+}
+
+// ---- modelled CPUs (--cpus) ----
+
+/// `--cpus N`, shared by `stress`, `cma_stress` and `isolate_race` (flattened into each). Absent:
+/// the library's default, one pcp per OS thread ([`PcpMode::PerThread`]), drained when the
+/// thread exits. `--cpus N`: the kernel's layout, [`PcpMode::PerCpu(N)`](PcpMode::PerCpu): N
+/// pcps (and N sets of vmstat diffs, `stat_threshold` computed for N online CPUs), each used by
+/// whichever threads run on that CPU, none drained at thread exit. Each worker thread `i` binds
+/// itself to CPU `i` ([`CpuOpts::bind`]; the library reduces it modulo N), so 16 workers on
+/// `--cpus 4` are the seed's 4-CPU VM running `make -j16`; an example's other threads take the
+/// indexes after the workers'.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub(crate) struct CpuOpts {
+    /// Model N CPUs (1 to 4096): per-CPU pcps and vmstat diffs, worker i
+    /// on CPU i mod N, nothing drained at thread exit [default: a pcp per
+    /// thread, drained when the thread exits]
+    #[arg(long, value_name = "N", value_parser = parse_cpus, verbatim_doc_comment)]
+    pub(crate) cpus: Option<u32>,
+}
+
+impl CpuOpts {
+    /// The zone's pcp mode.
+    pub(crate) fn pcp_mode(&self) -> PcpMode {
+        match self.cpus {
+            Some(n) => PcpMode::PerCpu(n),
+            None => PcpMode::PerThread,
+        }
+    }
+
+    /// Put the calling thread on CPU `index` (modulo the modelled CPUs) in per-CPU mode; a
+    /// no-op in per-thread mode.
+    pub(crate) fn bind(&self, index: usize) {
+        if self.cpus.is_some() {
+            pagealloc::set_thread_cpu(Some(index));
+        }
+    }
+
+    /// For headers: `per-thread pcps` or `4 CPUs (per-CPU pcps)`.
+    pub(crate) fn describe(&self) -> String {
+        match self.cpus {
+            Some(n) => format!("{n} CPU{} (per-CPU pcps)", if n == 1 { "" } else { "s" }),
+            None => "per-thread pcps".into(),
+        }
+    }
+
+    /// For `--json`: the CPU count, 0 for per-thread pcps.
+    pub(crate) fn json(&self) -> u32 {
+        self.cpus.unwrap_or(0)
+    }
+}
+
+/// `--cpus`: 1 to `MAX_CPUS`.
+fn parse_cpus(v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=MAX_CPUS).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_CPUS}")),
+    }
+}
+
+// ---- periodic work: vmstat_update ----
+
+/// A scoped thread that calls a closure every `period` until [`stop`](Self::stop)ped (or
+/// dropped): a timer. It waits on a channel (`recv_timeout`), so stopping it is immediate.
+#[derive(Debug)]
+pub(crate) struct Periodic<'scope> {
+    stop: Option<mpsc::Sender<()>>,
+    handle: Option<ScopedJoinHandle<'scope, u64>>,
+}
+
+impl<'scope> Periodic<'scope> {
+    /// Start the thread `name` in `s`, calling `tick` every `period`.
+    pub(crate) fn spawn<'env>(
+        s: &'scope Scope<'scope, 'env>,
+        name: &str,
+        period: Duration,
+        mut tick: impl FnMut() + Send + 'scope,
+    ) -> Periodic<'scope> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, move || {
+                let mut ticks = 0;
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(period) {
+                    tick();
+                    ticks += 1;
+                }
+                ticks
+            })
+            .expect("spawn a timer thread");
+        Periodic {
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop the timer and join it; the number of ticks it made.
+    pub(crate) fn stop(mut self) -> u64 {
+        self.stop = None;
+        match self.handle.take().map(ScopedJoinHandle::join) {
+            Some(Ok(ticks)) => ticks,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => 0,
+        }
+    }
+}
+
+impl Drop for Periodic<'_> {
+    fn drop(&mut self) {
+        // Disconnect: the thread returns at once (the scope joins it).
+        self.stop = None;
+    }
+}
+
+/// How often 3.17 folds the per-CPU vmstat diffs (`sysctl_stat_interval`, 1 s).
+pub(crate) const VMSTAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// 3.17's periodic `vmstat_update` for the run: a [`Periodic`] thread calling
+/// [`Zone::vmstat_update`] every [`VMSTAT_INTERVAL`] until stopped.
+pub(crate) fn vmstat_timer<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    zone: &'scope Zone,
+) -> Periodic<'scope> {
+    Periodic::spawn(s, "vmstat_update", VMSTAT_INTERVAL, move || {
+        zone.vmstat_update()
+    })
+}
+
+/// What `zone_page_state` showed at the audit, as drift: the folded `NR_FREE_PAGES` and
+/// `NR_FREE_CMA_PAGES` minus the pages really on the lists (the exact drift is
+/// `drift_free`/`drift_cma`; the difference is the per-CPU diffs not folded yet).
+pub(crate) fn vmstat_drift(r: &AuditReport) -> (i64, i64) {
+    (
+        r.vmstat_free_pages - r.true_free_pages as i64,
+        r.vmstat_free_cma_pages - r.true_free_cma_pages as i64,
+    )
+}
+
+/// `drift (exact) -26/-26, as zone_page_state showed it -31/-28` (free/CMA).
+pub(crate) fn drift_line(r: &AuditReport) -> String {
+    let (vf, vc) = vmstat_drift(r);
+    format!(
+        "drift (exact) {:+}/{:+}, as zone_page_state showed it {vf:+}/{vc:+}",
+        r.drift_free, r.drift_cma
+    )
 }
 
 // ---- flags ----
