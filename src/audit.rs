@@ -94,6 +94,10 @@ pub struct AuditReport {
     /// Top-order blocks that are entirely free but not merged (only filled by
     /// [`Zone::audit_coalescing`](crate::Zone::audit_coalescing)).
     pub unmerged_blocks: Vec<UnmergedBlock>,
+    /// The drift ledger at the audit, when [`ZoneConfig::ledger`](crate::ZoneConfig::ledger)
+    /// is on (see [`Zone::ledger`](crate::Zone::ledger)); the audit checks that its sums equal
+    /// `drift_free` and `drift_cma`.
+    pub ledger: Option<Vec<crate::LedgerEntry>>,
 }
 
 impl AuditReport {
@@ -161,6 +165,16 @@ impl fmt::Display for AuditReport {
                 u.pieces.len(),
                 u.reason
             )?;
+        }
+        if let Some(l) = self.ledger.as_ref().filter(|l| !l.is_empty()) {
+            write!(f, "; ledger:")?;
+            for e in l {
+                write!(
+                    f,
+                    " {} on {} ×{} {:+}/{:+}",
+                    e.race, e.path, e.events, e.free, e.cma
+                )?;
+            }
         }
         for e in self.errors.iter().take(8) {
             write!(f, "; {e}")?;
@@ -251,6 +265,16 @@ impl ZoneInner {
             }
             r.drift_free = r.nr_free_pages - r.true_free_pages as i64;
             r.drift_cma = r.nr_free_cma_pages - r.true_free_cma_pages as i64;
+            if let Some(l) = zf.ledger_entries() {
+                let sums = l.iter().fold((0, 0), |(f, c), e| (f + e.free, c + e.cma));
+                if sums != (r.drift_free, r.drift_cma) {
+                    r.errors.push(format!(
+                        "ledger: its entries sum to {:+}/{:+}, the drift is {:+}/{:+}",
+                        sums.0, sums.1, r.drift_free, r.drift_cma
+                    ));
+                }
+                r.ledger = Some(l);
+            }
             if !r.conservation_ok() {
                 r.errors.push(format!(
                     "conservation: free {} + isolated {} + pcp {} + allocated {} + offline {} != managed {}",
