@@ -8,8 +8,8 @@
 # figures of the README; benches/alloc_free.rs: the pcp pair of issue 2's target) and rewrites
 # the `<!-- mmtests:begin -->` … `<!-- mmtests:end -->` block; without it that block is kept.
 #
-#   scripts/readme_perf.sh                   # RUNS=3 bench_report runs (about 9 minutes)
-#   scripts/readme_perf.sh --mmtests         # and one criterion run (about 3 minutes more)
+#   scripts/readme_perf.sh                   # RUNS=3 bench_report runs (3 minutes each)
+#   scripts/readme_perf.sh --mmtests         # and one criterion run (16 minutes in all, loaded)
 #   scripts/readme_perf.sh --quick           # a fast check: one `bench_report --quick` run
 #   RUNS=5 OUT=- scripts/readme_perf.sh      # print the block(s) instead of editing README.md
 #
