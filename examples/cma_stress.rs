@@ -128,8 +128,9 @@ mod common;
 
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::{
-    CpuOpts, Rng, RunOpts, at_least_one, drift_line, install_signal_handlers,
-    positive_multiple_of_4, splitmix64, stopped, usage_error, vmstat_drift, vmstat_timer,
+    CpuOpts, LedgerJson, Rng, RunOpts, at_least_one, drift_line, install_signal_handlers,
+    ledger_json, ledger_lines, positive_multiple_of_4, splitmix64, stopped, usage_error,
+    vmstat_drift, vmstat_timer,
 };
 use std::cell::Cell;
 use std::process::ExitCode;
@@ -1244,6 +1245,8 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     let started = Instant::now();
     let count = (args.alloc_mib << 20) as u64 / PAGE_SIZE as u64;
     let mut cfg = ZoneConfig {
+        // The drift ledger: every audit checks that it sums to the drift.
+        ledger: true,
         size: args.arena_mib << 20,
         cma_size: args.cma_mib << 20,
         cma_policy: args.policy.cma_policy(),
@@ -1548,6 +1551,8 @@ struct RunJson {
     /// The final audit's drift as `zone_page_state` showed it (folded counter − truth).
     vmstat_drift_free: i64,
     vmstat_drift_cma: i64,
+    /// The drift ledger: race × path × events × pages; sums to `drift_free`/`drift_cma`.
+    ledger: Vec<LedgerJson>,
     /// `--page-cache` results (absent without it).
     #[serde(flatten)]
     page_cache: Option<PageCacheReport>,
@@ -1591,6 +1596,7 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         cpus: args.cpus.json(),
         vmstat_drift_free: vmstat_drift(rep).0,
         vmstat_drift_cma: vmstat_drift(rep).1,
+        ledger: ledger_json(rep),
         page_cache: r.page_cache.clone(),
     }
 }
@@ -1771,6 +1777,9 @@ fn main() -> ExitCode {
                     if r.audit_ok() { "ok" } else { "FAILED" }
                 );
                 println!("  {}", drift_line(&r.report));
+                for l in ledger_lines(&r.report) {
+                    println!("  {l}");
+                }
                 if let Some(pc) = &r.page_cache {
                     for l in pc.lines() {
                         println!("  {l}");

@@ -73,8 +73,9 @@ use pagealloc::{
 mod common;
 
 use common::{
-    CpuOpts, Rng, RunOpts, at_least_one, drift_line, multiple_of_4, parse_seed,
-    positive_multiple_of_4, splitmix64, usage_error, vmstat_drift, vmstat_timer,
+    CpuOpts, LedgerJson, Rng, RunOpts, at_least_one, drift_line, ledger_json, ledger_lines,
+    multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64, usage_error, vmstat_drift,
+    vmstat_timer,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -609,6 +610,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         }) as Arc<dyn RaceHook>
     });
     let zone = Zone::new(ZoneConfig {
+        // The drift ledger: every audit checks that it sums to the drift.
+        ledger: true,
         size: args.size_mib << 20,
         cma_size: args.cma_mib << 20,
         cma_policy: CmaPolicy::Aggressive,
@@ -779,6 +782,8 @@ struct RunJson {
     /// The final audit's drift as `zone_page_state` showed it (folded counter − truth).
     vmstat_drift_free: i64,
     vmstat_drift_cma: i64,
+    /// The drift ledger: race × path × events × pages; sums to `drift_free`/`drift_cma`.
+    ledger: Vec<LedgerJson>,
 }
 
 /// The `--json` line: every run and the settings they shared.
@@ -839,6 +844,7 @@ fn run_json(r: &RunResult) -> RunJson {
         report: rep.to_string(),
         vmstat_drift_free: vmstat_drift(rep).0,
         vmstat_drift_cma: vmstat_drift(rep).1,
+        ledger: ledger_json(rep),
     }
 }
 
@@ -939,6 +945,9 @@ fn main() -> ExitCode {
             r.mid_max_abs_drift_free
         );
         println!("[{}] {}", r.fixes, drift_line(&r.report));
+        for l in ledger_lines(&r.report) {
+            println!("[{}] {l}", r.fixes);
+        }
         if r.must_be_clean() && !r.clean() {
             failed = true;
             println!("[{}] final audit: {}", r.fixes, r.report);

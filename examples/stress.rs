@@ -52,8 +52,8 @@ mod common;
 
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::{
-    CpuOpts, Rng, RunOpts, STOP, at_least_one, drift_line, install_signal_handlers, splitmix64,
-    usage_error, vmstat_drift, vmstat_timer,
+    CpuOpts, LedgerJson, Rng, RunOpts, STOP, at_least_one, drift_line, install_signal_handlers,
+    ledger_json, ledger_lines, splitmix64, usage_error, vmstat_drift, vmstat_timer,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -442,6 +442,8 @@ struct Summary {
     /// The final audit's drift as `zone_page_state` showed it (folded counter − truth).
     vmstat_drift_free: i64,
     vmstat_drift_cma: i64,
+    /// The drift ledger: race × path × events × pages; sums to `drift_free`/`drift_cma`.
+    ledger: Vec<LedgerJson>,
     /// `--page-cache` results (absent without it).
     #[serde(flatten)]
     page_cache: Option<PageCacheReport>,
@@ -492,6 +494,8 @@ fn main() -> ExitCode {
         args.run.seed,
     );
     let zone = match Zone::new(ZoneConfig {
+        // The drift ledger: the final audit checks that it sums to the drift.
+        ledger: true,
         size: args.size_mib << 20,
         fixes,
         pcp_mode: args.cpus.pcp_mode(),
@@ -720,6 +724,9 @@ fn main() -> ExitCode {
         total.verify_errors,
     );
     eprintln!("stress: {}", drift_line(&r));
+    for l in ledger_lines(&r) {
+        eprintln!("stress: {l}");
+    }
     if let Some(pc) = &pc_report {
         for l in pc.lines() {
             eprintln!("stress: {l}");
@@ -756,6 +763,7 @@ fn main() -> ExitCode {
             cpus: args.cpus.json(),
             vmstat_drift_free: vmstat_drift(&r).0,
             vmstat_drift_cma: vmstat_drift(&r).1,
+            ledger: ledger_json(&r),
             page_cache: pc_report,
         };
         println!("{}", serde_json::to_string(&summary).expect("JSON"));

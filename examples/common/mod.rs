@@ -189,6 +189,46 @@ pub(crate) fn vmstat_drift(r: &AuditReport) -> (i64, i64) {
     )
 }
 
+/// One drift-ledger line in an example's `--json` object: which race, on which path, how many
+/// decisions, and their drift (free/CMA pages; the lines sum to `drift_free`/`drift_cma`).
+#[derive(serde::Serialize, Clone, Debug)]
+pub(crate) struct LedgerJson {
+    race: &'static str,
+    path: &'static str,
+    events: u64,
+    free: i64,
+    cma: i64,
+}
+
+/// The audit's drift ledger for `--json` (empty when the ledger is off).
+pub(crate) fn ledger_json(r: &AuditReport) -> Vec<LedgerJson> {
+    r.ledger
+        .iter()
+        .flatten()
+        .map(|e| LedgerJson {
+            race: e.race.name(),
+            path: e.path.name(),
+            events: e.events,
+            free: e.free,
+            cma: e.cma,
+        })
+        .collect()
+}
+
+/// The audit's drift ledger as text lines: `R2 on free_pcppages_bulk: 13 events, -26/-26`.
+pub(crate) fn ledger_lines(r: &AuditReport) -> Vec<String> {
+    r.ledger
+        .iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "ledger: {} on {}: {} events, {:+}/{:+}",
+                e.race, e.path, e.events, e.free, e.cma
+            )
+        })
+        .collect()
+}
+
 /// `drift (exact) -26/-26, as zone_page_state showed it -31/-28` (free/CMA).
 pub(crate) fn drift_line(r: &AuditReport) -> String {
     let (vf, vc) = vmstat_drift(r);
