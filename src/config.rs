@@ -101,6 +101,12 @@ pub struct ZoneConfig {
     pub backend: Backend,
     /// Per-thread or per-CPU pcps (and vmstat diffs). Default [`PcpMode::PerThread`].
     pub pcp_mode: PcpMode,
+    /// `vm.min_free_kbytes`, the sysctl the watermarks derive from; `None` computes 3.17's
+    /// boot default (`init_per_zone_wmark_min`: `int_sqrt(lowmem_kbytes * 16)` clamped to
+    /// 128..=65536). Tiny test zones set `Some(0)` (no watermarks): the boot default's floor
+    /// of 32 pages is more than they hold, and compaction's free scanner, which obeys the low
+    /// watermark, would take nothing.
+    pub min_free_kbytes: Option<u64>,
 }
 
 impl Default for ZoneConfig {
@@ -117,6 +123,7 @@ impl Default for ZoneConfig {
             race_hook: None,
             backend: Backend::Mmap,
             pcp_mode: PcpMode::PerThread,
+            min_free_kbytes: None,
         }
     }
 }
@@ -135,6 +142,7 @@ impl fmt::Debug for ZoneConfig {
             .field("race_hook", &self.race_hook.is_some())
             .field("backend", &self.backend)
             .field("pcp_mode", &self.pcp_mode)
+            .field("min_free_kbytes", &self.min_free_kbytes)
             .finish()
     }
 }
@@ -226,7 +234,10 @@ impl ZoneConfig {
                 (6 * b, b.max(1))
             }
         };
-        let wmark = Watermarks::for_single_zone(managed);
+        let wmark = match self.min_free_kbytes {
+            Some(kbytes) => Watermarks::from_min_free_kbytes(kbytes),
+            None => Watermarks::for_single_zone(managed),
+        };
         let pageblock_nr_pages = 1u64 << self.pageblock_order;
         let cma_pages = (self.cma_size / PAGE_SIZE) as u64;
         let nr_pageblocks = nr_pages >> self.pageblock_order;
@@ -286,7 +297,8 @@ fn zone_batchsize(managed_pages: u64) -> u32 {
 }
 
 /// The zone watermarks (pages), as 3.17's `__setup_per_zone_wmarks` computes them for a
-/// single-zone node. Only shown in `zoneinfo()`; this library does not reclaim.
+/// single-zone node: what `Gfp` allocations, kswapd and compaction check (the plain API
+/// ignores them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Watermarks {
     /// `WMARK_MIN`.
@@ -301,7 +313,12 @@ impl Watermarks {
     /// `min_free_kbytes = int_sqrt(lowmem_kbytes * 16)` clamped to 128..=65536, as pages.
     pub fn for_single_zone(managed_pages: u64) -> Self {
         let kbytes = managed_pages * (PAGE_SIZE as u64 / 1024);
-        let min_free_kbytes = isqrt(kbytes * 16).clamp(128, 65536);
+        Self::from_min_free_kbytes(isqrt(kbytes * 16).clamp(128, 65536))
+    }
+
+    /// `__setup_per_zone_wmarks` for a single-zone node with `vm.min_free_kbytes` =
+    /// `min_free_kbytes` (as the sysctl sets it: no clamp).
+    pub fn from_min_free_kbytes(min_free_kbytes: u64) -> Self {
         let min = min_free_kbytes >> (crate::types::PAGE_SHIFT - 10);
         Watermarks {
             min,
@@ -345,7 +362,7 @@ pub struct Geometry {
     pub pcp_batch: u32,
     /// Number of `Reserve` pageblocks.
     pub reserve_pageblocks: u64,
-    /// Watermarks (informational).
+    /// Watermarks (from [`ZoneConfig::min_free_kbytes`]).
     pub wmark: Watermarks,
     /// The CPU count of [`PcpMode::PerCpu`], `None` in [`PcpMode::PerThread`].
     pub cpus: Option<u32>,

@@ -430,6 +430,55 @@ impl ZoneFree {
         self.nr_isolate_pageblock -= 1;
     }
 
+    // ---- taking free blocks for compaction and CMA ----
+
+    /// `__isolate_free_page(page, order)` (3.17): take the free block headed by `pfn` off its
+    /// list for a caller that splits it into pages of its own (`split_free_page`). Returns its
+    /// pages, or 0 (and changes nothing) when the zone is too low.
+    ///
+    /// Outside an `Isolate` pageblock it obeys the watermark "as if the page was being
+    /// allocated": the order-0 check against `low + 2^order`, with no allocation flags (so free
+    /// CMA pages do not count), and it counts the block out **by its pageblock's type**
+    /// (`__mod_zone_freepage_state(zone, -(1 << order), get_pageblock_migratetype(page))`),
+    /// whatever list the block is really on: a misplaced block becomes drift here, as in R4.
+    /// In an `Isolate` pageblock it checks nothing and counts nothing. With
+    /// [`Fixes::ISOLATE_HYGIENE`] the block is counted out by the list it leaves (2024).
+    /// A block of at least half a pageblock retypes the pageblocks it covers to Movable unless
+    /// they are CMA or `Isolate`.
+    pub(crate) fn isolate_free_page(&mut self, pfn: Pfn, order: Order) -> u64 {
+        debug_assert!(
+            self.page_is_buddy(pfn, order),
+            "{pfn} is not a free {order} block"
+        );
+        let nr = order.nr_pages();
+        let mt = self.ctx.pageblock.get(pfn);
+        if !mt.is_isolate() {
+            let mark = self.ctx.geo.wmark.low + nr;
+            let free = self.ctx.vm_stat.read(ZoneStatItem::NrFreePages).max(0);
+            if !self.zone_watermark_ok(Order(0), mark, AllocFlags::NONE, free) {
+                return 0;
+            }
+        }
+        if self.ctx.fixes.contains(Fixes::ISOLATE_HYGIENE) {
+            self.account_list(pfn, -(nr as i64));
+        } else if !mt.is_isolate() {
+            self.account(-(nr as i64), mt);
+        }
+        self.del_from_free_list(pfn, order);
+        if order.0 + 1 >= self.ctx.geo.pageblock_order {
+            let end = pfn.add(nr);
+            let mut p = pfn;
+            while p < end {
+                let t = self.ctx.pageblock.get(p);
+                if !t.is_cma() && !t.is_isolate() {
+                    self.set_pageblock_migratetype(p, Migratetype::Movable);
+                }
+                p = p.add(self.ctx.geo.pageblock_nr_pages);
+            }
+        }
+        nr
+    }
+
     // ---- memory offline ----
 
     /// `__offline_isolated_pages` for one free block: off its list, uncounted (its pageblock
