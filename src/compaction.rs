@@ -324,6 +324,7 @@ impl ZoneInner {
 
     /// `reset_isolation_suitable(pgdat)`: clear the skip hints if a compaction ran to
     /// completion since the last reset (kswapd calls it when it goes to sleep).
+    #[cfg_attr(loom, allow(dead_code))] // kswapd is a real thread, not in loom builds
     pub(crate) fn reset_isolation_suitable(&self) {
         if self.compact.with(|z| z.blockskip_flush) {
             self.compact.reset_isolation_suitable();
