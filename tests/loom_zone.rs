@@ -763,7 +763,11 @@ mod compaction {
             let at = m.pfn();
             assert!(at == Pfn(0) || at == Pfn(9), "the block moved to {at}");
             outcomes[usize::from(at == Pfn(9))].fetch_add(1, Ordering::Relaxed);
-            assert_eq!(m.pin().as_slice()[0], 0x5a, "the bytes did not follow the block");
+            assert_eq!(
+                m.pin().as_slice()[0],
+                0x5a,
+                "the bytes did not follow the block"
+            );
             drop(m);
             for pfn in [2, 4, 6] {
                 zone.free_pfn(Pfn(pfn), Order(1)).unwrap();
@@ -772,7 +776,10 @@ mod compaction {
             assert_eq!(zone.audit().true_free_pages, 12);
         });
         let [stayed, moved] = [0, 1].map(|i| seen[i].load(Ordering::Relaxed));
-        assert!(stayed > 0 && moved > 0, "outcomes: {stayed} stayed, {moved} moved");
+        assert!(
+            stayed > 0 && moved > 0,
+            "outcomes: {stayed} stayed, {moved} moved"
+        );
     }
 
     #[test]
