@@ -161,11 +161,15 @@ fn direct_reclaim_frees_cache_pages_for_a_waiting_allocation() {
     let shrinker: Arc<dyn Shrinker> = cache.clone();
     zs.register_shrinker(shrinker.clone());
     // Atomic: half and a quarter below min (34 pages here): served without reclaim.
-    let a = zs.alloc_pfn_gfp(Order(0), Gfp::GFP_ATOMIC).expect("atomic may dip below min");
+    let a = zs
+        .alloc_pfn_gfp(Order(0), Gfp::GFP_ATOMIC)
+        .expect("atomic may dip below min");
     assert!(zs.vmstat().contains("\nallocstall 0\n"));
     assert_eq!(cache.count(), before);
     // GFP_KERNEL: below min, so it reclaims, then succeeds.
-    let p = zs.alloc_pfn_gfp(Order(0), Gfp::GFP_KERNEL).expect("reclaim makes room");
+    let p = zs
+        .alloc_pfn_gfp(Order(0), Gfp::GFP_KERNEL)
+        .expect("reclaim makes room");
     assert!(cache.count() < before, "the shrinker gave pages back");
     let vm = zs.vmstat();
     assert!(vm.contains("\nallocstall 1\n"), "{vm}");
