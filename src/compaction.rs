@@ -57,10 +57,11 @@
 //! page under [`Fixes::NONE`](crate::Fixes::NONE). Later kernels: 6.10's freelist hygiene
 //! ([`Fixes::ISOLATE_HYGIENE`](crate::Fixes::ISOLATE_HYGIENE), on in `Fixes::ALL`) counts a
 //! block out by the list it leaves (and keeps the lists and pageblock types in step, so the
-//! two agree); 4.8 dropped `split_free_page` (the free scanner calls `__isolate_free_page`
-//! and splits the block after dropping the zone lock), and the watermark the free scanner
-//! obeys moved from `low` to `min` with `ALLOC_CMA`. None of those later changes is
-//! modelled beyond the hygiene flag's counting.
+//! two agree); 4.8 dropped `split_free_page` (b3ceb05f4bae: the free scanner calls
+//! `__isolate_free_page` and splits the block after dropping the zone lock), and by 4.9 the
+//! free scanner's watermark is `min` instead of `low`, with `ALLOC_CMA` (free CMA pages
+//! count). None of those later changes is modelled beyond the hygiene flag's counting: the
+//! check stays 3.17's in every preset.
 //!
 //! # Where this differs from 3.17, and why
 //! - `suitable_migration_target` follows 3.17's code: a free block of `pageblock_order` or
