@@ -285,7 +285,8 @@ impl ZoneInner {
 
     /// `update_pageblock_skip(cc, page, nr_isolated, set_unsuitable, migrate_scanner)`: a
     /// whole pageblock was scanned and gave nothing: mark it to be skipped (when every kind
-    /// of compaction would fail there) and move the zone's cached restart position past it.
+    /// of compaction would fail there), and unless this compaction already isolated
+    /// something, let the next one of its kind start there (the zone's cached position).
     fn update_pageblock_skip(
         &self,
         cc: &CompactControl<'_>,

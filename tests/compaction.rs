@@ -8,6 +8,7 @@
 mod common;
 use common::*;
 use pagealloc::*;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,14 +29,14 @@ fn pattern(tag: u64, i: usize) -> u8 {
     (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u8 ^ (i as u8)
 }
 
-fn fill_pattern(p: &mut MovablePages<'_>, tag: u64) {
+fn fill_pattern<Z: Deref<Target = Zone>>(p: &mut MovablePagesIn<Z>, tag: u64) {
     let mut g = p.pin();
     for (i, b) in g.as_mut_slice().iter_mut().enumerate() {
         *b = pattern(tag, i);
     }
 }
 
-fn pattern_ok(p: &mut MovablePages<'_>, tag: u64) -> bool {
+fn pattern_ok<Z: Deref<Target = Zone>>(p: &mut MovablePagesIn<Z>, tag: u64) -> bool {
     let g = p.pin();
     g.as_slice()
         .iter()
@@ -51,10 +52,9 @@ fn vmstat(z: &Zone, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in /proc/vmstat"))
 }
 
-/// Every page of `z` taken as an order-0 `MovablePages` with a pattern, then every odd pfn
-/// freed: half the zone free, all of it in order-0 blocks. Returns the held blocks with their
-/// tags and original pfns.
-fn fragment(z: &Zone) -> Vec<(MovablePages<'_>, u64, Pfn)> {
+/// Every page of `z` taken as an order-0 `MovablePages` with a pattern (plain API: no
+/// watermarks), with its tag and pfn.
+fn hold_every_page(z: &Zone) -> Vec<(MovablePages<'_>, u64, Pfn)> {
     let mut held = Vec::new();
     while let Ok(mut p) = z.alloc_movable(Order(0)) {
         let tag = held.len() as u64;
@@ -63,6 +63,13 @@ fn fragment(z: &Zone) -> Vec<(MovablePages<'_>, u64, Pfn)> {
         held.push((p, tag, pfn));
     }
     assert_eq!(held.len() as u64, z.geometry().nr_pages);
+    held
+}
+
+/// [`hold_every_page`], then every odd pfn freed: half the zone free, all of it in order-0
+/// blocks. Returns the held blocks with their tags and original pfns.
+fn fragment(z: &Zone) -> Vec<(MovablePages<'_>, u64, Pfn)> {
+    let mut held = hold_every_page(z);
     held.retain(|(p, _, _)| p.pfn().0 % 2 == 0);
     z.drain_all_pages();
     let r = z.audit();
@@ -340,13 +347,7 @@ fn top_holes(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
 }
 
 fn hold_all_free_top_odd(z: &Zone) -> Vec<(MovablePages<'_>, u64, Pfn)> {
-    let mut held = Vec::new();
-    while let Ok(mut p) = z.alloc_movable(Order(0)) {
-        let tag = held.len() as u64;
-        fill_pattern(&mut p, tag);
-        let pfn = p.pfn();
-        held.push((p, tag, pfn));
-    }
+    let mut held = hold_every_page(z);
     held.retain(|(p, _, _)| p.pfn().0 < 1536 || p.pfn().0 % 2 == 0);
     z.drain_all_pages();
     z.audit().assert_ok();
@@ -443,21 +444,6 @@ impl Rng {
     }
 }
 
-fn fill_owned(p: &mut OwnedMovablePages, tag: u64) {
-    let mut g = p.pin();
-    for (i, b) in g.as_mut_slice().iter_mut().enumerate() {
-        *b = pattern(tag, i);
-    }
-}
-
-fn owned_ok(p: &mut OwnedMovablePages, tag: u64) -> bool {
-    let g = p.pin();
-    g.as_slice()
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == pattern(tag, i))
-}
-
 /// Compaction (`compact_memory`, `compact_zone`, direct compaction through order-9
 /// `GFP_HIGHUSER_MOVABLE` requests) on one thread while, on others, an owner frees, allocates,
 /// pins and checks its movable blocks, pageblocks are isolated and un-isolated, and CMA
@@ -489,7 +475,7 @@ fn stress(hook: Option<Arc<dyn RaceHook>>) {
     let mut held = Vec::new();
     let mut next_tag = 0u64;
     while let Ok(mut p) = z.alloc_movable_owned(Order(0)) {
-        fill_owned(&mut p, next_tag);
+        fill_pattern(&mut p, next_tag);
         held.push((p, next_tag));
         next_tag += 1;
     }
@@ -577,25 +563,25 @@ fn stress(hook: Option<Arc<dyn RaceHook>>) {
             match rng.below(3) {
                 0 => {
                     let (mut p, tag) = held.swap_remove(i);
-                    assert!(owned_ok(&mut p, tag), "block {tag} lost its bytes");
+                    assert!(pattern_ok(&mut p, tag), "block {tag} lost its bytes");
                 }
                 1 => {
                     if let Ok(mut p) = z.alloc_movable_owned(Order(0)) {
-                        fill_owned(&mut p, next_tag);
+                        fill_pattern(&mut p, next_tag);
                         held.push((p, next_tag));
                         next_tag += 1;
                     }
                 }
                 _ => {
                     let (p, tag) = &mut held[i];
-                    assert!(owned_ok(p, *tag), "block {tag} lost its bytes");
+                    assert!(pattern_ok(p, *tag), "block {tag} lost its bytes");
                 }
             }
         }
         compactor.join().unwrap();
     });
     for (p, tag) in held.iter_mut() {
-        assert!(owned_ok(p, *tag), "block {tag} lost its bytes");
+        assert!(pattern_ok(p, *tag), "block {tag} lost its bytes");
     }
     z.drain_all_pages();
     let r = z.audit();

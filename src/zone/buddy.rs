@@ -433,8 +433,9 @@ impl ZoneFree {
     // ---- taking free blocks for compaction and CMA ----
 
     /// `__isolate_free_page(page, order)` (3.17): take the free block headed by `pfn` off its
-    /// list for a caller that splits it into pages of its own (`split_free_page`). Returns its
-    /// pages, or 0 (and changes nothing) when the zone is too low.
+    /// list for a caller that keeps it (`split_free_page` for compaction and CMA, 3.18's
+    /// re-free on un-isolation). Returns its pages, or 0 (and changes nothing) when the zone
+    /// is too low.
     ///
     /// Outside an `Isolate` pageblock it obeys the watermark "as if the page was being
     /// allocated": the order-0 check against `low + 2^order`, with no allocation flags (so free
