@@ -18,7 +18,7 @@
 //! | [`Cma::alloc`] | `cma_alloc` (bitmap search, retry at the next aligned position on `-EBUSY`, past a block that cannot be migrated) |
 //! | [`Cma::release`] / dropping [`CmaPages`] | `cma_release` (`free_contig_range` through the pcp, then clear the bitmap) |
 //! | [`Cma::release_pfn`] | `cma_release` of a range handed to the pfn API by [`CmaPages::into_pfn`] |
-//! | [`Zone::alloc_contig_range`] | `alloc_contig_range`: isolate (top-order aligned), migrate, drain, find `outer_start`, `test_pages_isolated`, `isolate_freepages_range`, trim, undo |
+//! | [`Zone::alloc_contig_range`] | `alloc_contig_range`: isolate (top-order aligned), migrate, drain, find `outer_start`, `test_pages_isolated`, `isolate_freepages_range` (in `compaction`, as in 3.17), trim, undo |
 //! | [`Zone::free_contig_range`] | `free_contig_range` |
 
 use crate::error::{FreeError, IsolateError};
@@ -163,43 +163,6 @@ impl ZoneInner {
                 .map(|p| (Pfn(p), Order(0))),
         );
         Ok(migrated)
-    }
-
-    /// `isolate_freepages_range(cc, start, end)` in strict mode: take every free block from
-    /// `start` up to `end` off the lists (`__isolate_free_page`: no accounting on `Isolate`
-    /// pageblocks) and split it into allocated order-0 pages, held by the allocator. Returns
-    /// `outer_end`. If a page on the way is not free, gives back what it took and fails.
-    fn isolate_freepages_range(&self, start: Pfn, end: Pfn) -> Result<Pfn, IsolateError> {
-        let mut grabbed = Vec::new();
-        let pfn = {
-            let mut zf = self.lock();
-            let zf = &mut *zf;
-            let mut pfn = start;
-            while pfn < end {
-                let Some(order) = zf.buddy_order(pfn) else {
-                    break;
-                };
-                self.isolate_free_page(zf, pfn, order);
-                grabbed.push((pfn, order));
-                pfn = pfn.add(order.nr_pages());
-            }
-            // split_free_page: every page becomes an allocated order-0 page.
-            for &(p, order) in &grabbed {
-                for q in p.0..p.0 + order.nr_pages() {
-                    self.state.set_alloc(Pfn(q), Order(0), false, Owner::Held);
-                }
-            }
-            pfn
-        };
-        if pfn < end {
-            self.free_each(
-                grabbed.into_iter().flat_map(|(p, order)| {
-                    (p.0..p.0 + order.nr_pages()).map(|q| (Pfn(q), Order(0)))
-                }),
-            );
-            return Err(IsolateError::NotIsolated(pfn));
-        }
-        Ok(pfn)
     }
 }
 

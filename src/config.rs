@@ -104,6 +104,12 @@ pub struct ZoneConfig {
     /// Keep the drift ledger ([`Zone::ledger`](crate::Zone::ledger)): off by default (one
     /// predictable branch per list operation when off).
     pub ledger: bool,
+    /// `vm.min_free_kbytes`, the sysctl the watermarks derive from; `None` computes 3.17's
+    /// boot default (`init_per_zone_wmark_min`: `int_sqrt(lowmem_kbytes * 16)` clamped to
+    /// 128..=65536). Tiny test zones set `Some(0)` (no watermarks): the boot default's floor
+    /// of 32 pages is more than they hold, and compaction's free scanner, which obeys the low
+    /// watermark, would take nothing.
+    pub min_free_kbytes: Option<u64>,
 }
 
 impl Default for ZoneConfig {
@@ -121,6 +127,7 @@ impl Default for ZoneConfig {
             backend: Backend::Mmap,
             pcp_mode: PcpMode::PerThread,
             ledger: false,
+            min_free_kbytes: None,
         }
     }
 }
@@ -140,6 +147,7 @@ impl fmt::Debug for ZoneConfig {
             .field("backend", &self.backend)
             .field("pcp_mode", &self.pcp_mode)
             .field("ledger", &self.ledger)
+            .field("min_free_kbytes", &self.min_free_kbytes)
             .finish()
     }
 }
@@ -231,7 +239,10 @@ impl ZoneConfig {
                 (6 * b, b.max(1))
             }
         };
-        let wmark = Watermarks::for_single_zone(managed);
+        let wmark = match self.min_free_kbytes {
+            Some(kbytes) => Watermarks::from_min_free_kbytes(kbytes),
+            None => Watermarks::for_single_zone(managed),
+        };
         let pageblock_nr_pages = 1u64 << self.pageblock_order;
         let cma_pages = (self.cma_size / PAGE_SIZE) as u64;
         let nr_pageblocks = nr_pages >> self.pageblock_order;
@@ -292,7 +303,8 @@ fn zone_batchsize(managed_pages: u64) -> u32 {
 }
 
 /// The zone watermarks (pages), as 3.17's `__setup_per_zone_wmarks` computes them for a
-/// single-zone node. Only shown in `zoneinfo()`; this library does not reclaim.
+/// single-zone node: what `Gfp` allocations, kswapd and compaction check (the plain API
+/// ignores them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Watermarks {
     /// `WMARK_MIN`.
@@ -362,7 +374,7 @@ pub struct Geometry {
     pub pcp_batch: u32,
     /// Number of `Reserve` pageblocks.
     pub reserve_pageblocks: u64,
-    /// Watermarks (informational).
+    /// Watermarks (from [`ZoneConfig::min_free_kbytes`]).
     pub wmark: Watermarks,
     /// The CPU count of [`PcpMode::PerCpu`], `None` in [`PcpMode::PerThread`].
     pub cpus: Option<u32>,

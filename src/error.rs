@@ -341,3 +341,31 @@ impl fmt::Display for IsolateError {
 }
 
 impl std::error::Error for IsolateError {}
+
+/// Why a compaction request was refused. The zone is untouched when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// The order is not below the zone's `max_order`.
+    BadOrder {
+        /// The requested order.
+        order: Order,
+        /// The zone's `max_order` (exclusive).
+        max_order: u32,
+    },
+}
+
+impl fmt::Display for CompactError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompactError::BadOrder { order, max_order } => {
+                write!(
+                    f,
+                    "cannot compact for {order}: not below max_order {max_order}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for CompactError {}

@@ -125,6 +125,9 @@ pub(crate) enum Wmark {
 
 impl AllocFlags {
     const WMARK_MASK: u32 = 0x03;
+    /// No flags: what 3.17's compaction passes (`zone_watermark_ok(zone, order, mark, 0, 0)`),
+    /// a check against the mark given, with free CMA pages not counted.
+    pub(crate) const NONE: AllocFlags = AllocFlags(0);
     /// `ALLOC_NO_WATERMARKS`.
     pub(crate) const NO_WATERMARKS: AllocFlags = AllocFlags(0x04);
     /// `ALLOC_HARDER`: a quarter below the mark.

@@ -36,6 +36,7 @@ use core::cell::Cell;
 /// | [`FreeBeforeZoneLock`](Self::FreeBeforeZoneLock), [`FreeBeforePcpAdd`](Self::FreeBeforePcpAdd) | a block in mid-free (and the `cma_mutex` inside [`Cma::alloc`](crate::Cma::alloc)) | allocations and frees on any zone: they bypass this thread's pcp and use the buddy lists under the zone lock. Not what walks every pcp — `drain_all_pages` (so also isolation, offline, an allocation that finds the zone empty), `audit`, `zoneinfo` — nor `Cma::alloc`, nor waiting on a movable block this thread is migrating: those panic |
 /// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp: its owner's, or every pcp and the pcp registry inside `drain_all_pages` | as above |
 /// | [`IsolateBetweenPageblocks`](Self::IsolateBetweenPageblocks), [`IsolateBeforeDrain`](Self::IsolateBeforeDrain) | no lock (the `cma_mutex` inside `Cma::alloc`) | anything, except `Cma::alloc` on the same zone when reached from inside `Cma::alloc` (the `cma_mutex` is not recursive) |
+/// | [`FreeScannerBeforeZoneLock`](Self::FreeScannerBeforeZoneLock) | no lock, no pcp, no pin: only the free pages this compaction isolated so far (allocated pages, held by it) | anything: allocations, frees, `drain_all_pages`, isolation, `Cma::alloc` (it may find the compactor's isolated pages busy), pinning or dropping any `MovablePages` (compaction takes its destination page before it pins the block it moves), another compaction |
 ///
 /// Blocking, spinning and yielding are allowed everywhere (that is what hooks are for); a
 /// hook that blocks forever blocks its thread with whatever the table says is held.
@@ -60,16 +61,24 @@ pub enum RaceWindow {
     /// `set_migratetype_isolate` has isolated a pageblock and dropped the zone lock, before
     /// `drain_all_pages`.
     IsolateBeforeDrain,
+    /// Compaction's free scanner (`isolate_freepages`) has chosen a pageblock by its type,
+    /// read without the zone lock (Movable or CMA), and is about to take the zone lock to
+    /// recheck it and split its free pages (`isolate_freepages_block` → `split_free_page`).
+    /// `pfn` is the pageblock's first page. A free, an allocation or an isolation in that
+    /// pageblock can land here; the recheck under the lock is what 3.17 relies on.
+    FreeScannerBeforeZoneLock,
 }
 
 impl RaceWindow {
     /// Whether a hook called at this window may use its thread's pcp and walk every pcp
-    /// (`drain_all_pages`, isolation, `audit`): only the isolation windows, where the
-    /// interrupted path holds no pcp and no block in mid-free.
+    /// (`drain_all_pages`, isolation, `audit`): only the isolation windows and the free
+    /// scanner's, where the interrupted path holds no pcp and no block in mid-free.
     pub const fn allows_pcp_calls(self) -> bool {
         matches!(
             self,
-            RaceWindow::IsolateBetweenPageblocks | RaceWindow::IsolateBeforeDrain
+            RaceWindow::IsolateBetweenPageblocks
+                | RaceWindow::IsolateBeforeDrain
+                | RaceWindow::FreeScannerBeforeZoneLock
         )
     }
 }
@@ -135,7 +144,18 @@ pub(crate) fn call(hook: &dyn RaceHook, window: RaceWindow, pfn: Pfn) {
     if std::thread::panicking() {
         return;
     }
-    let Ok(prev) = WINDOW.try_with(|w| w.replace(Some(window))) else {
+    let Ok(prev) = WINDOW.try_with(|w| {
+        let prev = w.get();
+        // A window reached from a hook of a window that bars pcp use (an allocation made
+        // there can compact, and compaction has a window of its own) stays barred: the outer
+        // path still holds its pcp or its block in mid-free.
+        let record = match prev {
+            Some(outer) if !outer.allows_pcp_calls() => outer,
+            _ => window,
+        };
+        w.set(Some(record));
+        prev
+    }) else {
         return;
     };
     let _frame = Frame { prev };

@@ -19,7 +19,7 @@
 //! | [`Zone::start_isolate_page_range`] / [`Zone::undo_isolate_page_range`] | same names |
 //! | [`Zone::test_pages_isolated`] | `test_pages_isolated` + `__test_page_isolated_in_pageblock`, with the test-time "repair" (R4) |
 //! | `has_unmovable_pages` | same name |
-//! | `isolate_free_page` | `__isolate_free_page` (3.18 form; 2024 accounting with [`Fixes::ISOLATE_HYGIENE`]) |
+//! | `ZoneFree::isolate_free_page` (the buddy core, shared with compaction and CMA) | `__isolate_free_page` (2024 accounting with [`Fixes::ISOLATE_HYGIENE`]) |
 //! | `ZoneFree::split_large_buddy` | 2024's `split_large_buddy` in `move_freepages_block_isolate` ([`Fixes::ISOLATE_HYGIENE`]) |
 //! | [`Zone::offline_pages`] / [`Zone::online_pages`] | `__offline_pages` / `online_pages` |
 //!
@@ -209,7 +209,9 @@ impl ZoneInner {
             {
                 let buddy = Pfn(block.0 ^ order.nr_pages());
                 if buddy.0 < self.geo.nr_pages && !self.pageblock.get(buddy).is_isolate() {
-                    self.isolate_free_page(zf, block, order);
+                    // The pageblock is still Isolate: no watermark check, no count.
+                    let taken = zf.isolate_free_page(block, order);
+                    debug_assert_eq!(taken, order.nr_pages());
                     // set_page_refcounted: the block is held by this function until re-freed.
                     self.state.set_alloc(block, order, false, Owner::Held);
                     refree = Some(order);
@@ -229,44 +231,6 @@ impl ZoneInner {
         if let Some(order) = refree {
             self.free_pages_ok(block, order);
         }
-    }
-
-    /// `__isolate_free_page(page, order)` (3.18): take a free block off its list; subtract it
-    /// unless its pageblock is `Isolate`; for blocks of about a pageblock or more, retype
-    /// covered pageblocks that are neither CMA nor `Isolate` to Movable. Returns its pages.
-    pub(crate) fn isolate_free_page(&self, zf: &mut ZoneFree, pfn: Pfn, order: Order) -> u64 {
-        let on_list = zf.list_of(pfn);
-        if self.fixes.contains(Fixes::ISOLATE_HYGIENE) {
-            // 2024: counted out of the list it is really on.
-            zf.account_list(pfn, -(order.nr_pages() as i64));
-        } else {
-            let mt = self.pageblock.get(pfn);
-            if !mt.is_isolate() {
-                zf.account(-(order.nr_pages() as i64), mt);
-            }
-        }
-        zf.del_from_free_list(pfn, order);
-        // A block on a counted list inside an isolated pageblock is taken off uncounted: the
-        // second half of R3c (its first half left it there at the isolation).
-        zf.ledger_note(LedgerPath::IsolateFreePage, |_, _| {
-            if !on_list.is_isolate() && self.pageblock.get(pfn).is_isolate() {
-                Race::R3c
-            } else {
-                Race::Unclassified
-            }
-        });
-        if order.0 + 1 >= self.geo.pageblock_order {
-            let end = pfn.add(order.nr_pages());
-            let mut p = pfn;
-            while p < end {
-                let t = self.pageblock.get(p);
-                if !t.is_cma() && !t.is_isolate() {
-                    zf.set_pageblock_migratetype(p, Migratetype::Movable);
-                }
-                p = p.add(self.geo.pageblock_nr_pages);
-            }
-        }
-        order.nr_pages()
     }
 
     /// `start_isolate_page_range(start, end, migratetype)`: isolate each pageblock in turn;

@@ -43,6 +43,7 @@
 //! | `procfs` | `/proc/buddyinfo`, `pagetypeinfo`, `zoneinfo`, `vmstat` text | `mm/vmstat.c` |
 //! | `handle` | [`Pages`] and [`OwnedPages`], the owned allocation handles | — |
 //! | `migrate` | [`MovablePages`], pins, page migration | `mm/migrate.c` |
+//! | `compaction` | [`Zone::compact_memory`], [`Zone::compact_zone`], direct compaction's scanners, `split_free_page` | `mm/compaction.c` |
 //!
 //! ## Locks
 //! pcp registry → pcp lock → zone lock. The pageblock type is written under the zone lock and
@@ -57,6 +58,7 @@ mod sync;
 mod arena;
 mod audit;
 mod cma;
+mod compaction;
 mod config;
 mod cpu;
 mod error;
@@ -78,9 +80,10 @@ mod zone;
 
 pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages, CmaPagesIn, OwnedCmaPages};
+pub use compaction::{CompactResult, EXTFRAG_THRESHOLD};
 pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, PcpMode, Watermarks, ZoneConfig};
 pub use cpu::{set_thread_cpu, thread_cpu};
-pub use error::{AllocError, ConfigError, FreeError, IsolateError};
+pub use error::{AllocError, CompactError, ConfigError, FreeError, IsolateError};
 pub use fixes::Fixes;
 pub use gfp::Gfp;
 pub use handle::{OwnedPages, Pages, PagesIn};

@@ -1,11 +1,14 @@
 //! Movable allocations that can move, and page migration (`mm/migrate.c`'s role for
-//! `alloc_contig_range` and memory offline).
+//! `alloc_contig_range`, memory offline and compaction).
 //!
 //! # What it owns
 //! [`MovablePages`]: a movable block whose bytes are reached through a pin ([`Pinned`]); while
-//! it is not pinned the allocator may migrate it: allocate a destination block (Movable,
-//! outside isolated pageblocks), copy the bytes, update the handle, free the old block (which
-//! lands on an `Isolate` list when its pageblock is isolated). The zone's movable registry maps
+//! it is not pinned the allocator may migrate it: take a destination block (a new Movable
+//! allocation, outside isolated pageblocks, or for compaction a free page its free scanner
+//! isolated: the [`MigrateTarget`] callbacks, 3.17's `get_new_page` / `put_new_page`), win the
+//! pin word, copy the bytes, update the handle, free the old block (which lands on an
+//! `Isolate` list when its pageblock is isolated). The one function that does this,
+//! `migrate_block`, serves every caller. The zone's movable registry maps
 //! the current head pfn of every live `MovablePages` to its slot, so a migration scanning a
 //! pfn range can find the owner.
 //!
@@ -43,6 +46,38 @@ const FREED: u8 = 3;
 /// How many times a migrator tries to take an unpinned page before reporting it busy.
 pub const MIGRATE_PIN_RETRIES: u32 = 10;
 
+/// `enum migrate_mode` (3.17): how hard a migration waits for a busy (pinned) block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MigrateMode {
+    /// `MIGRATE_ASYNC`: never wait; a pinned block is busy at once.
+    Async,
+    /// `MIGRATE_SYNC` (and `MIGRATE_SYNC_LIGHT`, which differs from it only on pages under
+    /// writeback): wait for the pin, up to [`MIGRATE_PIN_RETRIES`] tries.
+    Sync,
+}
+
+/// Where a migration's destination comes from, and where an unused one goes: 3.17's
+/// `new_page_t get_new_page` and `free_page_t put_new_page` callbacks of `migrate_pages`.
+pub(crate) trait MigrateTarget {
+    /// A held block of `order` for the migration to copy into, or `None` (`-ENOMEM`).
+    fn get_new_page(&mut self, order: Order) -> Option<Pfn>;
+    /// Take back a block `get_new_page` gave, unused.
+    fn put_new_page(&mut self, pfn: Pfn, order: Order);
+}
+
+/// `alloc_migrate_target`: a new Movable allocation, freed again if unused.
+struct NewAllocation<'a>(&'a ZoneInner);
+
+impl MigrateTarget for NewAllocation<'_> {
+    fn get_new_page(&mut self, order: Order) -> Option<Pfn> {
+        self.0.alloc(order, Migratetype::Movable, Owner::Held).ok()
+    }
+
+    fn put_new_page(&mut self, pfn: Pfn, order: Order) {
+        self.0.free_pages(pfn, order);
+    }
+}
+
 /// The outcome of one migration attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Migrate {
@@ -62,17 +97,59 @@ impl ZoneInner {
     /// Allocate a held movable block of `order` and register its slot for migration.
     fn alloc_movable_slot(&self, order: Order) -> Result<Arc<MovableSlot>, AllocError> {
         let pfn = self.alloc(order, Migratetype::Movable, Owner::Held)?;
+        Ok(self.register_movable(pfn, order))
+    }
+
+    /// [`alloc_movable_slot`](Self::alloc_movable_slot) through the `Gfp` path (watermarks,
+    /// reclaim, compaction), for `gfp` with `__GFP_MOVABLE`.
+    fn alloc_movable_slot_gfp(
+        &self,
+        order: Order,
+        gfp: crate::Gfp,
+    ) -> Result<Arc<MovableSlot>, AllocError> {
+        if gfp.migratetype() != Migratetype::Movable {
+            return Err(AllocError::BadMigratetype(gfp.migratetype()));
+        }
+        let pfn = self.alloc_gfp(order, gfp, Owner::Held)?;
+        Ok(self.register_movable(pfn, order))
+    }
+
+    /// Register the held movable block at `pfn` for migration.
+    fn register_movable(&self, pfn: Pfn, order: Order) -> Arc<MovableSlot> {
         let slot = Arc::new(MovableSlot {
             pfn: AtomicU64::new(pfn.0),
             order,
             pin: AtomicU8::new(UNPINNED),
         });
         self.movable.insert(pfn, slot.clone());
-        Ok(slot)
+        slot
     }
 
-    /// Migrate the movable block headed by `pfn`, if it is one.
+    /// Migrate the movable block headed by `pfn`, if it is one, to a newly allocated block
+    /// (`migrate_pages` with `alloc_migrate_target`, as `alloc_contig_range` and memory
+    /// offline use it), waiting up to [`MIGRATE_PIN_RETRIES`] times for a pin to go.
     pub(crate) fn migrate_one(&self, pfn: Pfn) -> Migrate {
+        self.migrate_block(pfn, MigrateMode::Sync, &mut NewAllocation(self))
+    }
+
+    /// `unmap_and_move` for one movable block: the part every migration shares. Its
+    /// destination comes from `target` (a new allocation, or a page compaction's free scanner
+    /// isolated: `compaction_alloc`) and goes back to it if it is not used
+    /// (`compaction_free`, or a plain free). Returns what happened; on [`Migrate::Moved`] the
+    /// destination is the handle's block (held, movable) and the old block has been freed.
+    ///
+    /// As in 3.17, the destination is taken *before* the block is locked (pinned here), so no
+    /// pin is held while `get_new_page` runs (compaction's free scanner takes the zone lock
+    /// and has a race window); a block found freed or moved before that costs nothing.
+    /// `mode` says how long to wait for a pinned block: [`MigrateMode::Async`] tries once
+    /// (`MIGRATE_ASYNC` does not sleep on a locked page), [`MigrateMode::Sync`] up to
+    /// [`MIGRATE_PIN_RETRIES`] times.
+    pub(crate) fn migrate_block(
+        &self,
+        pfn: Pfn,
+        mode: MigrateMode,
+        target: &mut dyn MigrateTarget,
+    ) -> Migrate {
         let Some(slot) = self.movable.get(pfn) else {
             // Not a live MovablePages. Freed since the scan: gone. An unmovable allocation:
             // cannot move. A block in the middle of its free, or a movable allocation without
@@ -86,6 +163,21 @@ impl ZoneInner {
                 Migrate::Busy
             };
         };
+        // Moved or being freed since the caller found it (3.17: `page_count(page) == 1`, the
+        // page was freed from under us): nothing to do, and no destination taken.
+        if slot.pfn.load(Ordering::Relaxed) != pfn.0 || slot.pin.load(Ordering::Relaxed) == FREED {
+            return Migrate::Gone;
+        }
+        let order = slot.order;
+        // The destination is held from the moment it is taken: the pfn API cannot free it.
+        let Some(dst) = target.get_new_page(order) else {
+            self.lock().events_mut().pgmigrate_fail += 1;
+            return Migrate::NoMemory;
+        };
+        let max_tries = match mode {
+            MigrateMode::Async => 1,
+            MigrateMode::Sync => MIGRATE_PIN_RETRIES,
+        };
         let mut tries = 0;
         loop {
             match slot.pin.compare_exchange(
@@ -95,11 +187,15 @@ impl ZoneInner {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => break,
-                Err(FREED) => return Migrate::Gone,
+                Err(FREED) => {
+                    target.put_new_page(dst, order);
+                    return Migrate::Gone;
+                }
                 Err(_) => {
                     tries += 1;
-                    if tries >= MIGRATE_PIN_RETRIES {
+                    if tries >= max_tries {
                         self.lock().events_mut().pgmigrate_fail += 1;
+                        target.put_new_page(dst, order);
                         return Migrate::Busy;
                     }
                     crate::sync::yield_now();
@@ -108,34 +204,27 @@ impl ZoneInner {
         }
         if slot.pfn.load(Ordering::Relaxed) != pfn.0 {
             slot.pin.store(UNPINNED, Ordering::Release);
+            target.put_new_page(dst, order);
             return Migrate::Gone;
         }
-        let order = slot.order;
         // The slot's block is a handle's block: held, movable, of the slot's order. Anything
         // else would be a registry entry that outlived its block, and moving it would take
         // another owner's bytes: refuse (and say so in debug builds).
         if !self.state.is_held(pfn, order) {
             debug_assert!(false, "movable registry entry for {pfn} is stale");
             slot.pin.store(UNPINNED, Ordering::Release);
+            target.put_new_page(dst, order);
             return Migrate::NotMovable;
         }
-        // The destination is held (by the slot) from the moment it is allocated: the pfn
-        // API cannot free it.
-        let dst = match self.alloc(order, Migratetype::Movable, Owner::Held) {
-            Ok(dst) => dst,
-            Err(_) => {
-                slot.pin.store(UNPINNED, Ordering::Release);
-                self.lock().events_mut().pgmigrate_fail += 1;
-                return Migrate::NoMemory;
-            }
-        };
         let len = PAGE_SIZE << order.0;
         // SAFETY:
         // - source: the block at `pfn` is allocated and owned by `slot`, whose pin word this
         //   thread holds as MIGRATING, so neither its owner (who must pin or free first) nor
         //   another migrator touches its bytes; `len` bytes from its head are inside the arena;
-        // - destination: `dst` was just allocated by this thread, so it is exclusively ours;
-        // - the two blocks are distinct allocated blocks, so they do not overlap.
+        // - destination: `dst` was handed to this thread alone by `get_new_page` (a fresh
+        //   allocation, or a page isolated from the free lists for this compaction), held, so
+        //   no one else reads or writes it;
+        // - the two blocks are distinct blocks of the arena, so they do not overlap.
         unsafe {
             core::ptr::copy_nonoverlapping(self.arena.page_ptr(pfn), self.arena.page_ptr(dst), len);
         }
@@ -146,6 +235,18 @@ impl ZoneInner {
         self.free_pages(pfn, order);
         self.lock().events_mut().pgmigrate_success += order.nr_pages();
         Migrate::Moved
+    }
+
+    /// The migrate scanner's test for a block it may isolate (3.17's `PageLRU` test, its
+    /// "pinned anonymous page" skip, and `__isolate_lru_page`): `pfn` heads a live
+    /// [`MovablePages`] block of order 0 that nobody pins right now. Racy by design, as in
+    /// the kernel: [`migrate_block`](Self::migrate_block) decides.
+    pub(crate) fn movable_candidate(&self, pfn: Pfn) -> bool {
+        self.movable.get(pfn).is_some_and(|s| {
+            s.order.0 == 0
+                && s.pfn.load(Ordering::Relaxed) == pfn.0
+                && s.pin.load(Ordering::Relaxed) == UNPINNED
+        })
     }
 
     /// `__alloc_contig_migrate_range(start, end)`: migrate every allocated block that
@@ -355,6 +456,20 @@ impl Zone {
     /// not pinned (so CMA allocations and memory offline can take its pages).
     pub fn alloc_movable(&self, order: Order) -> Result<MovablePages<'_>, AllocError> {
         let slot = self.inner.alloc_movable_slot(order)?;
+        Ok(MovablePagesIn { zone: self, slot })
+    }
+
+    /// [`alloc_movable`](Self::alloc_movable) through the watermarks, reclaim and
+    /// compaction of [`alloc_pages_gfp`](Self::alloc_pages_gfp): page cache and user memory
+    /// that CMA and compaction can migrate. `gfp` must be movable
+    /// ([`Gfp::GFP_HIGHUSER_MOVABLE`](crate::Gfp::GFP_HIGHUSER_MOVABLE) or another mask with
+    /// `__GFP_MOVABLE`), else [`AllocError::BadMigratetype`].
+    pub fn alloc_movable_gfp(
+        &self,
+        order: Order,
+        gfp: crate::Gfp,
+    ) -> Result<MovablePages<'_>, AllocError> {
+        let slot = self.inner.alloc_movable_slot_gfp(order, gfp)?;
         Ok(MovablePagesIn { zone: self, slot })
     }
 

@@ -1,26 +1,46 @@
 //! Allocation with a [`Gfp`] mask, as 3.17's `__alloc_pages_nodemask` runs it on a one-zone
 //! node: the fast path at the low watermark, then `__alloc_pages_slowpath` — wake kswapd, retry
 //! at the min watermark (less for `__GFP_HIGH` and atomic requests), ignore the watermarks for
-//! `__GFP_MEMALLOC` or inside reclaim, then, for callers that may wait, direct compaction,
-//! direct reclaim with its `drain_all_pages` retry, and the retry policy of
-//! `should_alloc_retry`; and where 3.17 would call the OOM killer, a typed
+//! `__GFP_MEMALLOC` or inside reclaim, then, for callers that may wait, direct compaction
+//! (asynchronous), direct reclaim with its `drain_all_pages` retry, the retry policy of
+//! `should_alloc_retry`, and for a high-order request that will not retry, a last synchronous
+//! compaction; and where 3.17 would call the OOM killer, a typed
 //! [`AllocError::OutOfMemory`] instead.
 //!
 //! The plain API ([`Zone::alloc_pages`] and friends) is the thin layer below: no watermarks,
-//! drain and retry once.
+//! no compaction, drain and retry once.
+//!
+//! # Direct compaction (`__alloc_pages_direct_compact`)
+//! For orders above 0, unless `compaction_deferred` says to skip it: compact the zone (see
+//! `compaction`; only for requests with `__GFP_IO` and `__GFP_FS`, counted as
+//! `compact_stall`), drain this thread's pcp so the pages migration freed can merge, and retry
+//! at the min watermark. A served request counts `compact_success` and resets the deferral;
+//! a compaction that ran but did not serve it counts `compact_fail`, and defers the next
+//! compactions for its order if it was synchronous (async compaction looks at a subset of
+//! pageblocks, so its failures prove less). A compaction skipped as unsuitable counts
+//! neither. A deferred compaction fails a `__GFP_NO_KSWAPD` request outright (3.17's THP
+//! faults) instead of sending it to reclaim.
 //!
 //! # Where this differs from 3.17, and why
 //! - The watermark is checked under the zone lock, at a pcp refill (once per batch) or for the
 //!   block itself; a pcp hit reads none (3.17 checks before every `buffered_rmqueue`).
 //! - No OOM killer: where 3.17 would kill a task and restart, the allocation fails — after one
 //!   last `drain_all_pages` and retry, since pages cached on pcps are the only free memory a
-//!   killer-less allocator can still find.
+//!   killer-less allocator can still find. As in 3.17, a request that gets no progress from
+//!   reclaim goes that way without its last synchronous compaction.
 //! - `should_alloc_retry` retries order ≤ 3 requests for as long as reclaim makes progress;
 //!   here at most [`MAX_RECLAIM_RETRIES`] times (the bound 4.7's `should_reclaim_retry` uses),
 //!   so a shrinker that reports progress it cannot deliver cannot hang the caller.
+//! - The passes after the first compaction are synchronous (`MIGRATE_SYNC_LIGHT` in 3.17,
+//!   which differs only for pages under writeback); THP faults, which 3.17 keeps
+//!   asynchronous, are not told apart (the `GFP_TRANSHUGE` bits do not exist here).
+//! - 3.17 sets `PF_MEMALLOC` around compaction; compaction here allocates nothing (its
+//!   migration targets are the pages its free scanner took), so there is nothing to mark.
 
+use crate::compaction::CompactResult;
 use crate::error::AllocError;
 use crate::gfp::{AllocFlags, Gfp};
+use crate::migrate::MigrateMode;
 use crate::page::Owner;
 use crate::sync::atomic::AtomicU64;
 use crate::types::{Order, Pfn};
@@ -84,12 +104,25 @@ impl ZoneInner {
         if !gfp.can_wait() || in_reclaim {
             return self.alloc_failed(order, gfp, attempt(checked));
         }
-        // Direct compaction, asynchronous, for orders above 0.
-        if order.0 > 0 {
-            if let Some(pfn) = self.alloc_pages_direct_compact(order, mt, checked, owner) {
-                return Ok(pfn);
-            }
+        // Direct compaction: the first pass is asynchronous.
+        let mut deferred_compaction = false;
+        if let Some(pfn) = self.alloc_pages_direct_compact(
+            order,
+            gfp,
+            checked,
+            owner,
+            MigrateMode::Async,
+            &mut deferred_compaction,
+        ) {
+            return Ok(pfn);
         }
+        // Compaction deferred after recent sync failures: a request that would not even wake
+        // kswapd (3.17's THP faults) fails rather than entering direct reclaim.
+        if deferred_compaction && gfp.contains(Gfp::NO_KSWAPD) {
+            return self.alloc_failed(order, gfp, None);
+        }
+        // Later passes are synchronous (3.17: MIGRATE_SYNC_LIGHT; see `compaction`).
+        let migration_mode = MigrateMode::Sync;
         let mut rounds = 0;
         loop {
             // `__alloc_pages_direct_reclaim`: reclaim, retry, drain the pcps, retry.
@@ -117,27 +150,67 @@ impl ZoneInner {
                 && order.0 <= PAGE_ALLOC_COSTLY_ORDER
                 && rounds < MAX_RECLAIM_RETRIES;
             if !retry {
-                // Sync compaction, one last time, for orders above 0.
-                let last = if order.0 > 0 {
-                    self.alloc_pages_direct_compact(order, mt, checked, owner)
-                } else {
-                    None
-                };
+                // High-order allocations do not loop after reclaim: compact (synchronously)
+                // one last time.
+                let last = self.alloc_pages_direct_compact(
+                    order,
+                    gfp,
+                    checked,
+                    owner,
+                    migration_mode,
+                    &mut deferred_compaction,
+                );
                 return self.alloc_failed(order, gfp, last);
             }
         }
     }
 
-    /// `__alloc_pages_direct_compact`: compact the zone for `order` and retry. No compaction
-    /// exists yet here, so it only retries.
+    /// `__alloc_pages_direct_compact`: unless compaction is deferred for `order` (then
+    /// `deferred` is set), compact the zone (`try_to_compact_pages`), drain this thread's pcp
+    /// (migration frees to it, and the freed pages should merge), and retry. Counts
+    /// `compact_success` when that serves the request (and resets the deferral),
+    /// `compact_fail` when compaction ran but the retry failed (deferring further compaction
+    /// for `order` if it was synchronous). Nothing for order 0.
     fn alloc_pages_direct_compact(
         &self,
         order: Order,
-        mt: crate::types::Migratetype,
+        gfp: Gfp,
         flags: AllocFlags,
         owner: Owner,
+        mode: MigrateMode,
+        deferred: &mut bool,
     ) -> Option<Pfn> {
-        self.get_page_from_freelist(order, mt, flags, owner)
+        if order.0 == 0 {
+            return None;
+        }
+        if self.compact.compaction_deferred(order.0) {
+            *deferred = true;
+            return None;
+        }
+        if self.try_to_compact_pages(order, gfp, mode) == CompactResult::Skipped {
+            return None;
+        }
+        // Page migration frees to the pcp, but we want merging.
+        self.drain_local_pages();
+        let st = &self.reclaim.stats;
+        match self.get_page_from_freelist(order, gfp.migratetype(), flags, owner) {
+            Some(pfn) => {
+                self.compact.with(|z| z.blockskip_flush = false);
+                self.compact.compaction_defer_reset(order.0, true);
+                ReclaimStats::add(&st.compact_success, 1);
+                Some(pfn)
+            }
+            None => {
+                // Pages exist, most likely, but not enough to satisfy the watermarks.
+                ReclaimStats::add(&st.compact_fail, 1);
+                // Async compaction considers a subset of pageblocks: only a sync failure
+                // defers.
+                if mode != MigrateMode::Async {
+                    self.compact.defer_compaction(order.0);
+                }
+                None
+            }
+        }
     }
 
     /// The end of the slow path: `last` if the final attempt found a page, else the

@@ -293,6 +293,9 @@ fn kswapd(zone: std::sync::Weak<ZoneInner>) {
             }
             continue;
         }
+        // Going to sleep: clear compaction's skip hints if a compaction ran to completion
+        // since (`kswapd_try_to_sleep` → `reset_isolation_suitable`).
+        z.reset_isolation_suitable();
         drop(z);
         std::thread::park();
     }

@@ -1,7 +1,8 @@
 //! loom models of the crate's own zone, pcp and isolation code (DESIGN §8.3): the races R1a,
 //! R1b, R2, R3a and R3b (one model each, plus `r1` and `r3` combining them), the pcp owner /
 //! remote-drain protocol, the per-CPU pcp sections and drain, the vmstat fold, page migration
-//! vs pin and free, and free-page conservation under alloc, free and drain.
+//! vs pin and free, compaction's free scanner (`split_free_page`) vs a free into its
+//! pageblock, and free-page conservation under alloc, free and drain.
 //!
 //! Each model builds a tiny zone inside the model (loom values exist only there), brings it to
 //! the setup of the matching deterministic test in `tests/race_*.rs` on the main thread, runs
@@ -701,5 +702,93 @@ mod migration {
     #[test]
     fn pin_and_free_vs_migrate_v3_18() {
         run("migration/pin-free-vs-migrate/v3.18", Fixes::V3_18);
+    }
+}
+
+/// Compaction's free scanner vs a free into the pageblock it is scanning: thread A runs
+/// `compact_memory`, whose migrate scanner isolates the movable block at 0 and whose free
+/// scanner then reads pageblock {8..11}'s type without the zone lock and, under it, rechecks
+/// it and splits its free blocks (`split_free_page`); thread B frees the order-1 block
+/// {10, 11} into the same pageblock (lockless type read, then the zone lock). Either the
+/// scanner takes {8, 9} first (B's block stays order 1, the movable block moves to 9), or B's
+/// free merges {8..11} into a whole free pageblock, which the recheck refuses as a target
+/// (the movable block stays at 0). Whatever the order: the owner's byte survives, no page is
+/// lost or owned twice, the counters are exact; and both outcomes are reached.
+///
+/// No 3.17 ordering fails here, so both presets must pass: everything the free scanner does
+/// to the free lists is one zone-locked step, and the only pageblock type it writes (Movable,
+/// for a block of at least half a pageblock) is the type the pageblock already has (it takes
+/// targets only from Movable and CMA pageblocks, and leaves CMA alone). The count by
+/// pageblock type turns only an *earlier* misplacement into drift; `tests/compaction.rs`
+/// shows that one with R1a.
+mod compaction {
+    use super::*;
+    use pagealloc::CompactResult;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn run(name: &str, fixes: Fixes) {
+        // Interleavings that ended with the block at 0 (not moved) and at 9 (moved).
+        let outcomes = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let seen = outcomes.clone();
+        model(name, 3, move || {
+            // Pins down: B's free of {10, 11} before, during or after A's split of pageblock
+            // 8. 12 pages: three pageblocks of 4 (= top blocks), so the free scanner may use
+            // the pageblock past the one the migrate scanner goes on to; no watermarks (the
+            // scanner obeys the low one).
+            let zone = zone(ZoneConfig {
+                pageblock_order: 2,
+                min_free_kbytes: Some(0),
+                fixes,
+                ..ZoneConfig::tiny(12)
+            });
+            fill(&zone, Order(1));
+            // {0, 1} freed; the movable block takes 0 (1 goes back to the lists); {8, 9}
+            // freed: pageblock 8 holds one free order-1 block and the allocated {10, 11}.
+            free_now(&zone, 0, 1);
+            let mut m = zone.alloc_movable(Order(0)).unwrap();
+            assert_eq!(m.pfn(), Pfn(0));
+            m.pin().as_mut_slice()[0] = 0x5a;
+            zone.drain_all_pages();
+            free_now(&zone, 8, 1);
+            // The split's watermark check reads the folded counter.
+            zone.vmstat_update();
+            let (za, zb) = (zone.clone(), zone.clone());
+            let compactor = thread::spawn(move || {
+                assert_eq!(za.compact_memory(), CompactResult::Complete);
+            });
+            let freer = thread::spawn(move || zb.free_pfn(Pfn(10), Order(1)).unwrap());
+            compactor.join().unwrap();
+            freer.join().unwrap();
+            finish(&zone);
+            let at = m.pfn();
+            assert!(at == Pfn(0) || at == Pfn(9), "the block moved to {at}");
+            outcomes[usize::from(at == Pfn(9))].fetch_add(1, Ordering::Relaxed);
+            assert_eq!(
+                m.pin().as_slice()[0],
+                0x5a,
+                "the bytes did not follow the block"
+            );
+            drop(m);
+            for pfn in [2, 4, 6] {
+                zone.free_pfn(Pfn(pfn), Order(1)).unwrap();
+            }
+            finish(&zone);
+            assert_eq!(zone.audit().true_free_pages, 12);
+        });
+        let [stayed, moved] = [0, 1].map(|i| seen[i].load(Ordering::Relaxed));
+        assert!(
+            stayed > 0 && moved > 0,
+            "outcomes: {stayed} stayed, {moved} moved"
+        );
+    }
+
+    #[test]
+    fn split_free_page_vs_free_3_17() {
+        run("compaction/split-vs-free/none", Fixes::NONE);
+    }
+
+    #[test]
+    fn split_free_page_vs_free_all_fixes() {
+        run("compaction/split-vs-free/all", Fixes::ALL);
     }
 }

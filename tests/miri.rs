@@ -1,7 +1,8 @@
 //! A Miri-sized test set: every way the crate hands out page bytes (`Pages`, `MovablePages`
 //! pins, `CmaPages`, raw pfns) on both backends, handles moved to and dropped on other threads,
-//! concurrent allocation, remote drains and page migration, on 16-page zones with a few
-//! operations each. `.ci/run` runs it under Miri with Stacked and Tree Borrows:
+//! concurrent allocation, remote drains and page migration (by CMA and by compaction), on
+//! 16-page zones with a few operations each. `.ci/run` runs it under Miri with Stacked and
+//! Tree Borrows:
 //!
 //! ```sh
 //! cargo +nightly miri test --test miri --test soundness_config
@@ -451,6 +452,70 @@ fn migration_races_the_owner_pinning_on_another_thread() {
         fill(c.as_mut_slice(), 90);
         check(c.as_slice(), 90);
     });
+}
+
+/// Compaction migrates a movable block into a page its free scanner took off the free lists
+/// (`split_free_page`, then `compaction_alloc`): the block's bytes go with it. Each backend's
+/// zone, without watermarks (the free scanner obeys the low one), with every page taken, the
+/// movable block at 0, and free pages where the free scanner looks: `frees` (two of them
+/// outside the CMA area, for the watermark check, which does not count free CMA pages);
+/// the block lands on `dst`.
+fn compaction_moves(zone: &Zone, frees: &[u64], dst: u64) {
+    let mut pfns = Vec::new();
+    while let Ok(p) = zone.alloc_pfn(Order(0), Migratetype::Movable) {
+        pfns.push(p);
+    }
+    zone.free_pfn(Pfn(0), Order(0)).unwrap();
+    zone.drain_all_pages();
+    let mut m = zone.alloc_movable(Order(0)).unwrap();
+    assert_eq!(m.pfn(), Pfn(0));
+    pin_fill(&mut m, 100);
+    for &p in frees {
+        zone.free_pfn(Pfn(p), Order(0)).unwrap();
+    }
+    zone.drain_all_pages();
+    zone.vmstat_update();
+    assert_eq!(zone.compact_memory(), CompactResult::Complete);
+    assert_eq!(m.pfn(), Pfn(dst));
+    pin_check(&mut m, 100);
+    drop(m);
+    for p in pfns {
+        if p.0 != 0 && !frees.contains(&p.0) {
+            zone.free_pfn(p, Order(0)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn compaction_moves_a_movable_block_into_a_free_page() {
+    let no_wmark = |cfg: ZoneConfig| {
+        Zone::new(ZoneConfig {
+            min_free_kbytes: Some(0),
+            ..cfg
+        })
+        .unwrap()
+    };
+    // Heap: pageblocks of 2; the free scanner comes down from 14 and takes 6 (4 is the
+    // second normal free page).
+    let zone = no_wmark(ZoneConfig {
+        cma_size: 8 * PAGE_SIZE,
+        fixes: Fixes::ALL,
+        ..ZoneConfig::tiny(16)
+    });
+    compaction_moves(&zone, &[4, 6], 6);
+    all_free(&zone, "heap");
+    // Mmap: pageblocks of 4, the top 8 pages CMA; the scanner may not use {4..7}, the
+    // pageblock after the migrate scanner's, so it takes the CMA page 12.
+    let zone = no_wmark(ZoneConfig {
+        max_order: 4,
+        pageblock_order: 2,
+        cma_size: 8 * PAGE_SIZE,
+        fixes: Fixes::ALL,
+        backend: Backend::Mmap,
+        ..ZoneConfig::tiny(16)
+    });
+    compaction_moves(&zone, &[4, 5, 12], 12);
+    all_free(&zone, "mmap");
 }
 
 // ---- frees by pfn of blocks that live handles own ----

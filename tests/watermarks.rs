@@ -226,3 +226,25 @@ fn min_free_kbytes_moves_watermarks_and_reserve_pageblocks() {
     z.set_min_free_kbytes(8192);
     assert_eq!((z.nr_migrate_reserve_block(), reserve_blocks(&z)), (0, 0));
 }
+
+/// Movable memory through the watermarks: `alloc_movable_gfp` applies them (and refuses a
+/// mask that is not movable), and its blocks stay migratable.
+#[test]
+fn movable_allocations_go_through_the_watermarks_and_stay_migratable() {
+    let z = zone(Fixes::ALL);
+    let e = z.alloc_movable_gfp(Order(0), Gfp::GFP_KERNEL).unwrap_err();
+    assert_eq!(e, AllocError::BadMigratetype(Migratetype::Unmovable));
+    let m = z
+        .alloc_movable_gfp(Order(0), Gfp::GFP_HIGHUSER_MOVABLE)
+        .unwrap();
+    assert_eq!(z.nr_movable(), 1);
+    drop(m);
+    take_until_free(&z, 60); // below min
+    z.vmstat_update();
+    assert!(matches!(
+        z.alloc_movable_gfp(Order(0), Gfp::GFP_HIGHUSER_MOVABLE),
+        Err(AllocError::OutOfMemory { .. })
+    ));
+    z.alloc_movable(Order(0))
+        .expect("the plain API ignores the watermarks");
+}

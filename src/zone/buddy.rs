@@ -56,6 +56,8 @@ pub(crate) struct BuddyCtx {
     pub(crate) vm_stat: ZoneVmStat,
     /// Keep the drift ledger (see `zone::ledger`).
     pub(crate) ledger: bool,
+    /// `vm.min_free_kbytes` as configured (the user's value), if any.
+    pub(crate) min_free_kbytes: Option<u64>,
     /// The `Reserve` pageblock count follows the watermarks (`setup_zone_migrate_reserve`):
     /// no explicit [`ZoneConfig::reserve_pageblocks`](crate::ZoneConfig::reserve_pageblocks)
     /// and no [`Fixes::NO_RESERVE`].
@@ -152,8 +154,10 @@ impl ZoneFree {
             events: ZoneEvents::default(),
             cma_try: CmaInterleave::default(),
             wmark: geo.wmark,
-            min_free_kbytes: geo.wmark.min << (crate::types::PAGE_SHIFT - 10),
-            user_min_free_kbytes: 0,
+            min_free_kbytes: ctx
+                .min_free_kbytes
+                .unwrap_or(geo.wmark.min << (crate::types::PAGE_SHIFT - 10)),
+            user_min_free_kbytes: ctx.min_free_kbytes.unwrap_or(0),
             percpu_drift_mark: geo.percpu_drift_mark,
             nr_migrate_reserve_block: geo.reserve_pageblocks,
             ledger: ctx.ledger.then(Box::default),
@@ -662,6 +666,67 @@ impl ZoneFree {
     pub(crate) fn unisolate_pageblock(&mut self, pfn: Pfn, mt: Migratetype) {
         self.ctx.pageblock.set(pfn, mt);
         self.nr_isolate_pageblock -= 1;
+    }
+
+    // ---- taking free blocks for compaction and CMA ----
+
+    /// `__isolate_free_page(page, order)` (3.17): take the free block headed by `pfn` off its
+    /// list for a caller that keeps it (`split_free_page` for compaction and CMA, 3.18's
+    /// re-free on un-isolation). Returns its pages, or 0 (and changes nothing) when the zone
+    /// is too low.
+    ///
+    /// Outside an `Isolate` pageblock it obeys the watermark "as if the page was being
+    /// allocated": the order-0 check against `low + 2^order`, with no allocation flags (so free
+    /// CMA pages do not count), and it counts the block out **by its pageblock's type**
+    /// (`__mod_zone_freepage_state(zone, -(1 << order), get_pageblock_migratetype(page))`),
+    /// whatever list the block is really on: a misplaced block becomes drift here, as in R4.
+    /// In an `Isolate` pageblock it checks nothing and counts nothing. With
+    /// [`Fixes::ISOLATE_HYGIENE`] the block is counted out by the list it leaves (2024).
+    /// A block of at least half a pageblock retypes the pageblocks it covers to Movable unless
+    /// they are CMA or `Isolate`.
+    pub(crate) fn isolate_free_page(&mut self, pfn: Pfn, order: Order) -> u64 {
+        debug_assert!(
+            self.page_is_buddy(pfn, order),
+            "{pfn} is not a free {order} block"
+        );
+        let nr = order.nr_pages();
+        let mt = self.ctx.pageblock.get(pfn);
+        if !mt.is_isolate() {
+            let mark = self.wmark.low + nr;
+            let free = self.ctx.vm_stat.read(ZoneStatItem::NrFreePages).max(0);
+            if !self.zone_watermark_ok(Order(0), mark, AllocFlags::NONE, free) {
+                return 0;
+            }
+        }
+        let on_list = self.page[pfn.idx()].list;
+        if self.ctx.fixes.contains(Fixes::ISOLATE_HYGIENE) {
+            self.account_list(pfn, -(nr as i64));
+        } else if !mt.is_isolate() {
+            self.account(-(nr as i64), mt);
+        }
+        self.del_from_free_list(pfn, order);
+        // Counted out by the pageblock's type, not the list: a block on a counted list inside
+        // an isolated pageblock leaves uncounted (R3c's second half), one R1a stranded on an
+        // `Isolate` list of a normal pageblock is counted out although it never counted.
+        self.ledger_note(LedgerPath::IsolateFreePage, |_, _| {
+            match (on_list.is_isolate(), mt.is_isolate()) {
+                (false, true) => Race::R3c,
+                (true, false) => Race::R1a,
+                _ => Race::Unclassified,
+            }
+        });
+        if order.0 + 1 >= self.ctx.geo.pageblock_order {
+            let end = pfn.add(nr);
+            let mut p = pfn;
+            while p < end {
+                let t = self.ctx.pageblock.get(p);
+                if !t.is_cma() && !t.is_isolate() {
+                    self.set_pageblock_migratetype(p, Migratetype::Movable);
+                }
+                p = p.add(self.ctx.geo.pageblock_nr_pages);
+            }
+        }
+        nr
     }
 
     // ---- memory offline ----

@@ -10,8 +10,9 @@
 //! | `zone::pageset` | the pcp structures, their owner / remote protocol, the registry, the thread-local way to a thread's pcp | the zone only through the `PcpZone` trait (a thread's exit drain) |
 //! | `zone::cma_area` | the CMA area's range and bitmaps (`struct cma`) | types only |
 //! | `zone::movable` | the registry of live movable blocks | types only |
+//! | `zone::compact_state` | compaction's deferral counters, cached scanner positions, skip hints | types only |
 //! | `zone` (this file) | [`ZoneInner`], [`Zone`]: the lock, the page-state table, the arena, the parts above, the hook | everything below |
-//! | `pcp`, `isolate`, `cma`, `migrate`, `audit`, `procfs` | the paths built on `ZoneInner` | the zone |
+//! | `pcp`, `isolate`, `cma`, `migrate`, `compaction`, `audit`, `procfs` | the paths built on `ZoneInner` | the zone |
 //!
 //! # Lock order
 //! pcp registry → pcp lock → zone lock. Nothing takes a pcp lock while holding the zone lock.
@@ -40,6 +41,7 @@ use crossbeam_utils::CachePadded;
 
 mod buddy;
 pub(crate) mod cma_area;
+pub(crate) mod compact_state;
 pub(crate) mod ledger;
 pub(crate) mod movable;
 pub(crate) mod pageblock;
@@ -72,6 +74,8 @@ pub(crate) struct ZoneInner {
     pub(crate) cma_mutex: Mutex<()>,
     /// Shrinkers, kswapd's wake-up, reclaim and compaction counters.
     pub(crate) reclaim: shrinker::ReclaimState,
+    /// Compaction's deferral, cached scanner positions and skip hints.
+    pub(crate) compact: compact_state::CompactState,
 }
 
 impl ZoneInner {
@@ -485,6 +489,7 @@ impl Zone {
             pageblock: pageblock.clone(),
             vm_stat: vm_stat.clone(),
             ledger: cfg.ledger,
+            min_free_kbytes: cfg.min_free_kbytes,
             reserve_auto: cfg.reserve_pageblocks.is_none()
                 && !cfg.fixes.contains(Fixes::NO_RESERVE),
         })?;
@@ -511,6 +516,7 @@ impl Zone {
             cma: cma_area::CmaArea::new(&geo),
             cma_mutex: Mutex::new(()),
             reclaim: shrinker::ReclaimState::default(),
+            compact: compact_state::CompactState::new(geo.nr_pageblocks, geo.pageblock_nr_pages),
         });
         inner.init_free_lists();
         Ok(Zone { inner })
