@@ -92,12 +92,10 @@
 //! (`GFP_HIGHUSER_MOVABLE`) until reclaim starts, then reads on at `--read-mib-s` (default: a
 //! build's estimated 2 MiB/s times this run's time compression, 5000 ms / `--interval-ms`:
 //! 66.7 MiB/s at 150 ms); kswapd and direct reclaim free the oldest pages. The workers'
-//! Unmovable and Reclaimable blocks are then allocated through the watermarks
-//! ([`Zone::alloc_pages_gfp`] with `GFP_KERNEL`, `GFP_KERNEL | __GFP_RECLAIMABLE`; an
-//! `OutOfMemory` is a failed allocation, as `NoMemory`). Their movable blocks stay
-//! [`Zone::alloc_movable`] (the plain API, no watermark check): the library has no `Gfp` form
-//! of a migratable allocation, and a movable block allocated with `alloc_pages_gfp` cannot be
-//! migrated, so every CMA allocation would find it busy. The CMA allocations drop the page
+//! blocks are then allocated through the watermarks ([`Zone::alloc_movable_gfp`] with
+//! `GFP_HIGHUSER_MOVABLE` for the movable ones, which stay migratable;
+//! [`Zone::alloc_pages_gfp`] with `GFP_KERNEL`, `GFP_KERNEL | __GFP_RECLAIMABLE` for the
+//! others; an `OutOfMemory` is a failed allocation, as `NoMemory`). The CMA allocations drop the page
 //! cache in the pageblocks they isolate, as 3.17's `alloc_contig_range` reclaims clean page
 //! cache (`reclaim_clean_pages_from_list`) rather than migrating it (page-cache pages are pfn
 //! allocations here, which the library cannot migrate either). The run reports watermark
@@ -492,7 +490,7 @@ enum Job {
 struct Worker<'z> {
     id: usize,
     zone: &'z Zone,
-    /// With `--page-cache`: unmovable blocks through the watermarks, failures recorded here.
+    /// With `--page-cache`: every block through the watermarks, failures recorded here.
     pressure: Option<&'z Pressure>,
     rng: Rng,
     tx: Option<mpsc::Sender<Block<'z>>>,
@@ -526,7 +524,13 @@ impl<'z> Worker<'z> {
         let r = self.rng.next();
         let res = if r % 10 != 0 {
             let order = Order(MOVABLE_ORDERS[((r >> 8) % 8) as usize]);
-            self.zone.alloc_movable(order).map(Held::Movable)
+            match self.pressure {
+                Some(_) => self
+                    .zone
+                    .alloc_movable_gfp(order, Gfp::GFP_HIGHUSER_MOVABLE),
+                None => self.zone.alloc_movable(order),
+            }
+            .map(Held::Movable)
         } else {
             let mt = if (r >> 8) & 1 == 0 {
                 Migratetype::Unmovable
@@ -786,7 +790,7 @@ struct Control {
     stop: AtomicBool,
     /// Workers done warming up.
     ready: AtomicU64,
-    /// `--page-cache`: unmovable blocks through the watermarks.
+    /// `--page-cache`: every block through the watermarks.
     page_cache: bool,
     /// `--page-cache`: watermark breaches and premature failures.
     pressure: Pressure,
