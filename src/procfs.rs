@@ -31,7 +31,7 @@
 //! | `inactive_ratio` | 3.17's `calculate_zone_inactive_ratio` on the managed pages |
 //! | `pgalloc_normal`, `pgfree` | Σ pcp events + zone-path events (pages) |
 //! | `pgmigrate_success` / `pgmigrate_fail` | zone events |
-//! | `pgscan_{kswapd,direct}_normal`, `pgsteal_{kswapd,direct}_normal`, `allocstall`, `pageoutrun`, `kswapd_{low,high}_wmark_hit_quickly`, `compact_*` | reclaim and compaction events (`vmscan`, `slowpath`, `compaction`) |
+//! | `pgscan_{kswapd,direct}_normal`, `pgsteal_{kswapd,direct}_normal`, `allocstall`, `pageoutrun`, `compact_*` | reclaim and compaction events (`vmscan`, `slowpath`, `compaction`) |
 //! | `cma_alloc_success` / `cma_alloc_fail` | zone events, **appended** after 3.17's last line (the names of later kernels; 3.17 has no CMA events) |
 //! | everything else (`nr_alloc_batch`, LRU, dirty, THP, ...) | 0: not modelled |
 //!
@@ -606,8 +606,6 @@ impl crate::Zone {
             "pgsteal_direct_normal" => get(&rs.pgsteal_direct),
             "pgscan_kswapd_normal" => get(&rs.pgscan_kswapd),
             "pgscan_direct_normal" => get(&rs.pgscan_direct),
-            "kswapd_low_wmark_hit_quickly" => get(&rs.kswapd_low_wmark_hit_quickly),
-            "kswapd_high_wmark_hit_quickly" => get(&rs.kswapd_high_wmark_hit_quickly),
             "pageoutrun" => get(&rs.pageoutrun),
             "allocstall" => get(&rs.allocstall),
             "compact_migrate_scanned" => get(&rs.compact_migrate_scanned),

@@ -158,7 +158,6 @@ impl ZoneInner {
         let st = &self.reclaim.stats;
         ReclaimStats::add(&st.pageoutrun, 1);
         if self.zone_watermark_ok_safe(order, Wmark::High) {
-            ReclaimStats::add(&st.kswapd_high_wmark_hit_quickly, 1);
             return true;
         }
         let _memalloc = MemallocScope::enter();

@@ -32,8 +32,6 @@ pub(crate) struct ReclaimStats {
     pub(crate) pgsteal_direct: AtomicU64,
     pub(crate) allocstall: AtomicU64,
     pub(crate) pageoutrun: AtomicU64,
-    pub(crate) kswapd_low_wmark_hit_quickly: AtomicU64,
-    pub(crate) kswapd_high_wmark_hit_quickly: AtomicU64,
     pub(crate) compact_stall: AtomicU64,
     pub(crate) compact_fail: AtomicU64,
     pub(crate) compact_success: AtomicU64,
