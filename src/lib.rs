@@ -31,13 +31,18 @@
 //! | `page` | the `struct page` side tables, block ownership (held by a handle or not) | `struct page` |
 //! | `zone::pageblock` | per-pageblock migratetype | `pageblock_flags` |
 //! | `zone::buddy` | the buddy core: free lists, merge/split/fallback, the counters, under the zone lock | `mm/page_alloc.c` |
+//! | `zone::pageset`, `zone::cma_area`, `zone::movable`, `zone::shrinker` | the state the zone owns for pcps, CMA, migration and reclaim | `zone->pageset`, `struct cma` |
+//! | `zone::ledger` | [`LedgerEntry`]: the drift ledger, by [`Race`] and [`LedgerPath`] | — |
 //! | `zone` | [`Zone`], `free_one_page`, the allocation entry, checked pfn frees | `mm/page_alloc.c` |
+//! | `gfp` | [`Gfp`] and the `ALLOC_*` flags | `gfp.h`, `mm/internal.h` |
+//! | `slowpath` | [`Zone::alloc_pages_gfp`]: watermarks, kswapd wake-up, direct compaction and reclaim | `__alloc_pages_nodemask` |
+//! | `vmscan` | [`Shrinker`]s, direct reclaim, [`Kswapd`] | `mm/vmscan.c` |
 //! | `cpu` | which CPU a thread is on ([`set_thread_cpu`]) for [`PcpMode::PerCpu`] | `smp_processor_id` |
 //! | `vmstat` | [`ZoneStatItem`]: per-CPU counter diffs folded past `stat_threshold` | `mm/vmstat.c` |
 //! | `pcp` | per-thread or per-CPU caches ([`PcpMode`]), `drain_all_pages` | `per_cpu_pages` |
 //! | `isolate` | pageblock isolation, memory offline | `mm/page_isolation.c`, `mm/memory_hotplug.c` |
 //! | `cma` | [`Cma`], `alloc_contig_range` | `mm/cma.c`, `mm/page_alloc.c` |
-//! | `fixes` | [`Fixes`]: the 2014 patches and the 2016 fix as flags | the decision table |
+//! | `fixes` | [`Fixes`]: the 2014 patches and the later fixes as flags | the decision table |
 //! | `hook` | [`RaceHook`]: race-window injection, and what a hook may call from each window ([`RaceWindow`]) | — |
 //! | `audit` | [`Zone::audit`], [`Zone::audit_coalescing`], [`AuditReport`] | — |
 //! | `procfs` | `/proc/buddyinfo`, `pagetypeinfo`, `zoneinfo`, `vmstat` text | `mm/vmstat.c` |
