@@ -263,14 +263,8 @@ fn compact_zone_refuses_an_order_past_max_order() {
 /// free scanner obeys the low watermark, which 3.17's floor would put above the zone).
 fn small_cma_no_wmark(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
     Zone::new(ZoneConfig {
-        max_order: 4,
-        pageblock_order: 2,
-        cma_size: 16 * PAGE_SIZE,
-        fixes,
-        race_hook: hook,
-        pcp_mode: pcp_mode(),
         min_free_kbytes: Some(0),
-        ..ZoneConfig::tiny(32)
+        ..small_cma_config(fixes, hook)
     })
     .unwrap()
 }

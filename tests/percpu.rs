@@ -86,13 +86,7 @@ fn r2(fixes: Fixes) -> AuditReport {
 #[test]
 fn r2_3_17_on_cpus() {
     let r = r2(Fixes::NONE);
-    assert_eq!((r.drift_free, r.drift_cma), (-2, -2), "{r}");
-    assert_eq!(r.misplaced_blocks.len(), 1, "{r}");
-    let m = r.misplaced_blocks[0];
-    assert_eq!(
-        (m.pfn, m.order, m.list, m.pageblock),
-        (Pfn(8), Order(1), Migratetype::Cma, Migratetype::Isolate)
-    );
+    assert_r2_misplacement(&r);
 }
 
 #[test]

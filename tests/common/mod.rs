@@ -30,7 +30,12 @@ pub(crate) fn tiny_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
 /// 32 pages, max_order 4 (top blocks of 8 pages), pageblocks of 4 pages, the top 16 pages
 /// CMA: room for an order-1 block and its buddy inside one pageblock.
 pub(crate) fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
-    Zone::new(ZoneConfig {
+    Zone::new(small_cma_config(fixes, hook)).unwrap()
+}
+
+/// [`small_cma`]'s configuration, for tests that change one more field.
+pub(crate) fn small_cma_config(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> ZoneConfig {
+    ZoneConfig {
         max_order: 4,
         pageblock_order: 2,
         cma_size: 16 * PAGE_SIZE,
@@ -38,8 +43,19 @@ pub(crate) fn small_cma(fixes: Fixes, hook: Option<Arc<dyn RaceHook>>) -> Zone {
         race_hook: hook,
         pcp_mode: pcp_mode(),
         ..ZoneConfig::tiny(32)
-    })
-    .unwrap()
+    }
+}
+
+/// R2 under 3.17 on the tiny CMA zone: the page at 8, drained by its cached CMA type into its
+/// isolated pageblock, merged with its Isolate-list buddy 9 onto the CMA list, uncounted.
+pub(crate) fn assert_r2_misplacement(r: &AuditReport) {
+    assert_eq!((r.drift_free, r.drift_cma), (-2, -2), "{r}");
+    assert_eq!(r.misplaced_blocks.len(), 1, "{r}");
+    let m = r.misplaced_blocks[0];
+    assert_eq!(
+        (m.pfn, m.order, m.list, m.pageblock),
+        (Pfn(8), Order(1), Migratetype::Cma, Migratetype::Isolate)
+    );
 }
 
 /// Every page free, the counters exact, nothing isolated or reserved (drains first).
