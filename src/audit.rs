@@ -367,7 +367,7 @@ impl ZoneInner {
                         .push(format!("pcp count {} but {} pages listed", l.count, listed));
                 }
                 for q in &l.lists {
-                    for e in q {
+                    for e in q.iter() {
                         let pfn = Pfn(e.pfn as u64);
                         if pfn.0 >= g.nr_pages {
                             r.errors.push(format!("pcp page {pfn} outside the zone"));
@@ -566,7 +566,7 @@ impl crate::Zone {
                 session.with(|l| {
                     l.lists
                         .iter()
-                        .any(|q| q.iter().any(|e| e.pfn as u64 == pfn.0))
+                        .any(|q| q.iter().any(|e| u64::from(e.pfn) == pfn.0))
                 })
             }) {
                 return PageState::Pcp;

@@ -130,7 +130,7 @@ impl<Z: Deref<Target = Zone>> PagesIn<Z> {
 }
 
 impl<Z: Deref<Target = Zone>> Drop for PagesIn<Z> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         debug_assert!(
             self.zone.inner.state.is_held(self.pfn, self.order),

@@ -97,10 +97,13 @@ pub(crate) enum Owner {
 
 /// The allocation-state table: one atomic byte per page.
 pub(crate) struct PageStates {
-    /// `64 * stride` bytes (the tail beyond `nr_pages` unused).
+    /// `64 * stride` bytes rounded up to a power of two (the tail beyond `nr_pages` unused).
     s: Box<[AtomicU8]>,
     /// `ceil(nr_pages / 64)`: the length of one stripe (see [`PageStates::slot`]).
     stride: usize,
+    /// `s.len() - 1`: [`cell`](Self::cell) masks with it instead of checking bounds.
+    mask: usize,
+    nr_pages: u64,
 }
 
 /// What a checked free found at a pfn when its claim failed.
@@ -126,12 +129,25 @@ impl PageStates {
 
     pub(crate) fn new(nr_pages: u64) -> Self {
         let stride = nr_pages.div_ceil(64) as usize;
+        let len = (64 * stride).next_power_of_two();
         PageStates {
-            s: (0..64 * stride)
-                .map(|_| AtomicU8::new(state::NEVER))
-                .collect(),
+            s: (0..len).map(|_| AtomicU8::new(state::NEVER)).collect(),
             stride,
+            mask: len - 1,
+            nr_pages,
         }
+    }
+
+    /// `pfn`'s byte for the order-0 fast paths' stores, whose pfns are zone pfns by
+    /// construction (a handle's, or a pcp entry's): masked rather than bounds-checked, so a
+    /// broken invariant could only alias another page's byte (caught by the debug assertion
+    /// and by `audit`), never reach outside the table.
+    #[inline(always)]
+    fn cell(&self, pfn: Pfn) -> &AtomicU8 {
+        debug_assert!(pfn.0 < self.nr_pages, "{pfn} is outside the zone");
+        let i = self.slot(pfn) & self.mask;
+        // SAFETY: `i <= mask = s.len() - 1` (both set in `new` and never changed).
+        unsafe { self.s.get_unchecked(i) }
     }
 
     /// Mark `pfn` as the head of an allocated block of `order` (`movable`: allocated as
@@ -143,7 +159,8 @@ impl PageStates {
             Owner::Pfn => 0,
             Owner::Held => state::HELD,
         };
-        self.s[self.slot(pfn)].store(state::ALLOC | h | m | order.0 as u8, Ordering::Relaxed);
+        self.cell(pfn)
+            .store(state::ALLOC | h | m | order.0 as u8, Ordering::Relaxed);
     }
 
     /// Hand a `HELD` block to the pfn API (`into_pfn`): the caller is its owner, so nobody
@@ -175,7 +192,7 @@ impl PageStates {
     /// Mark `pfn` freed (on a free list or pcp from now on).
     #[inline]
     pub(crate) fn set_freed(&self, pfn: Pfn) {
-        self.s[self.slot(pfn)].store(state::FREED, Ordering::Relaxed);
+        self.cell(pfn).store(state::FREED, Ordering::Relaxed);
     }
 
     /// Mark `pfn` offline.

@@ -36,9 +36,8 @@ use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem};
-use crate::zone::pageset::{PcpEntry, PcpLists, PcpZone};
+use crate::zone::pageset::{PcpEntry, PcpList, PcpLists, PcpZone};
 use crate::zone::{ZoneFree, ZoneInner};
-use std::collections::VecDeque;
 
 impl ZoneInner {
     /// `free_hot_cold_page(page, cold)`: an order-0 free. Reads the pageblock type without the
@@ -46,48 +45,76 @@ impl ZoneInner {
     /// pages go on the Movable list. Frees a batch when the pcp reaches `high`.
     #[inline(always)]
     pub(crate) fn free_hot_cold_page(&self, pfn: Pfn, cold: bool) {
-        let mt = self.get_pageblock_migratetype(pfn);
-        self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, Order(0), mt);
+        #[cfg(not(loom))]
+        if self.free_hot_cold_page_fast(pfn, cold) {
+            return;
+        }
+        self.free_hot_cold_page_slow(pfn, cold);
+    }
+
+    /// The common case of [`free_hot_cold_page`](Self::free_hot_cold_page), as a leaf: no
+    /// race hook, a pageblock type the pcp takes, the calling thread's cached per-thread pcp
+    /// free of remote sessions, and room below `high`. Returns `false`, having changed
+    /// nothing, in every other case; the slow path then does the whole free (its second
+    /// unlocked read of the pageblock type is as racy as the first, whose value was unused).
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn free_hot_cold_page_fast(&self, pfn: Pfn, cold: bool) -> bool {
+        if self.hook.is_some() {
+            return false;
+        }
+        let Some(mt) = self.pageblock.get_unless_isolate(pfn) else {
+            return false;
+        };
         let list = if mt.is_pcp_type() {
             mt
-        } else if mt.is_isolate() {
-            self.free_one_page(pfn, Order(0), mt);
-            return;
         } else {
             Migratetype::Movable
         };
-        // The fast paths spelled out here rather than through `with_lists`: a closure shared
-        // with a call out of line would be built in memory before the branch.
-        #[cfg(not(loom))]
-        if let Some(pcp) = self.pcps.cached() {
-            pcp.owner(move |l| self.pcp_add(l, pfn, mt, list, cold));
-            return;
-        }
-        let done = if self.pcps.is_per_cpu() {
-            self.pcps
-                .with_cpu_lists(move |l| self.pcp_add(l, pfn, mt, list, cold))
-        } else {
-            self.free_hot_cold_page_slow(pfn, mt, list, cold)
+        let Some(pcp) = self.pcps.cached() else {
+            return false;
         };
-        if done.is_none() {
+        let Some(mut l) = pcp.try_owner_light() else {
+            return false;
+        };
+        if l.count + 1 >= self.geo.pcp_high {
+            return false;
+        }
+        let entry = PcpEntry {
+            pfn: pfn.0 as u32,
+            mt,
+        };
+        if cold {
+            l.lists[list.idx()].push_back(entry);
+        } else {
+            l.lists[list.idx()].push_front(entry);
+        }
+        l.count += 1;
+        l.events.pgfree += 1;
+        self.state.set_freed(pfn);
+        true
+    }
+
+    /// [`free_hot_cold_page`](Self::free_hot_cold_page) in full: race windows, `Isolate`
+    /// pages, per-CPU pcps, a per-thread pcp past the cache or held remotely, the batch free
+    /// at `high`.
+    #[inline(never)]
+    fn free_hot_cold_page_slow(&self, pfn: Pfn, cold: bool) {
+        let mt = self.get_pageblock_migratetype(pfn);
+        self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, Order(0), mt);
+        let Some(list) = mt.pcp_list() else {
+            self.free_one_page(pfn, Order(0), mt);
+            return;
+        };
+        if self
+            .pcps
+            .with_lists(|l| self.pcp_add(l, pfn, mt, list, cold))
+            .is_none()
+        {
             // The thread is exiting (no pcp), or a race hook bars the pcp: free straight to
             // the buddy lists.
             self.free_one_page(pfn, Order(0), mt);
         }
-    }
-
-    /// [`free_hot_cold_page`](Self::free_hot_cold_page) for a per-thread pcp past the cache.
-    #[cold]
-    #[inline(never)]
-    fn free_hot_cold_page_slow(
-        &self,
-        pfn: Pfn,
-        mt: Migratetype,
-        list: Migratetype,
-        cold: bool,
-    ) -> Option<()> {
-        self.pcps
-            .with_thread_lists_slow(move |l| self.pcp_add(l, pfn, mt, list, cold))
     }
 
     /// Add a freed page to the pcp's `list` with its cached type `mt` (the head for a hot
@@ -127,22 +154,45 @@ impl ZoneInner {
         owner: Owner,
         flags: AllocFlags,
     ) -> Option<Pfn> {
+        #[cfg(not(loom))]
+        if let Some(pfn) = self.rmqueue_pcp_fast(mt, owner) {
+            return Some(pfn);
+        }
+        self.rmqueue_pcp_slow(mt, owner, flags)
+    }
+
+    /// The common case of [`rmqueue_pcp`](Self::rmqueue_pcp), as a leaf: the calling
+    /// thread's cached per-thread pcp, free of remote sessions, has a page on the list for
+    /// `mt`. `None`, having changed nothing, otherwise.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn rmqueue_pcp_fast(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
+        let mut l = self.pcps.cached()?.try_owner_light()?;
+        let e = l.lists[mt.idx()].pop_front()?;
+        l.count -= 1;
+        let pfn = Pfn(u64::from(e.pfn));
+        self.state
+            .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+        Some(pfn)
+    }
+
+    /// [`rmqueue_pcp`](Self::rmqueue_pcp) in full: per-CPU pcps, a per-thread pcp past the
+    /// cache or held remotely, the refill; straight to the buddy lists when the thread has
+    /// no pcp.
+    #[inline(never)]
+    fn rmqueue_pcp_slow(&self, mt: Migratetype, owner: Owner, flags: AllocFlags) -> Option<Pfn> {
         self.pcps
-            .with_lists(
-                #[inline(always)]
-                move |l| {
-                    let e = match l.lists[mt.idx()].pop_front() {
-                        Some(e) => e,
-                        None => self.pcp_refill_pop(mt, l, flags)?,
-                    };
-                    l.count -= 1;
-                    l.events.pgalloc += 1;
-                    let pfn = Pfn(e.pfn as u64);
-                    self.state
-                        .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
-                    Some(pfn)
-                },
-            )
+            .with_lists(|l| {
+                let e = match l.lists[mt.idx()].pop_front() {
+                    Some(e) => e,
+                    None => self.pcp_refill_pop(mt, l, flags)?,
+                };
+                l.count -= 1;
+                let pfn = Pfn(u64::from(e.pfn));
+                self.state
+                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+                Some(pfn)
+            })
             .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags))
     }
 
@@ -157,6 +207,7 @@ impl ZoneInner {
     ) -> Option<PcpEntry> {
         let got = self.rmqueue_bulk(self.geo.pcp_batch, mt, l, flags);
         l.count += got;
+        l.events.refilled += u64::from(got);
         l.lists[mt.idx()].pop_front()
     }
 
@@ -204,7 +255,7 @@ impl ZoneInner {
     pub(crate) fn free_pcppages_bulk(&self, count: u32, l: &mut PcpLists) {
         debug_assert_eq!(
             l.count as usize,
-            l.lists.iter().map(VecDeque::len).sum::<usize>(),
+            l.lists.iter().map(PcpList::len).sum::<usize>(),
             "pcp count out of step with its lists"
         );
         let count = count.min(l.count);
@@ -244,6 +295,7 @@ impl ZoneInner {
             }
         }
         l.count -= count;
+        l.events.bulk_freed += u64::from(count);
     }
 
     /// `drain_pages` for one pcp: free everything on it.

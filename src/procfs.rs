@@ -413,7 +413,7 @@ impl ZoneInner {
         self.pcps.with_all_locked(|pcps| {
             let pcps = pcps
                 .iter_mut()
-                .map(|s| s.with(|l| (l.count, l.events.pgalloc, l.events.pgfree)))
+                .map(|s| s.with(|l| (l.count, l.pgalloc(), l.events.pgfree)))
                 .collect();
             let zf = self.lock();
             Counters {

@@ -162,6 +162,18 @@ impl Migratetype {
         (self as usize) < MIGRATE_PCPTYPES
     }
 
+    /// The pcp list `free_hot_cold_page` puts a page of this pageblock type on: its own list
+    /// for the three pcp types, Movable for `CMA` and `Reserve`; `None` for `Isolate` (such
+    /// pages bypass the pcp).
+    #[inline(always)]
+    pub(crate) const fn pcp_list(self) -> Option<Migratetype> {
+        match self {
+            Migratetype::Isolate => None,
+            mt if mt.is_pcp_type() => Some(mt),
+            _ => Some(Migratetype::Movable),
+        }
+    }
+
     /// The 3.17 `fallbacks[]` row, without the terminating `Reserve`.
     ///
     /// Movable falls back to CMA first, then Reclaimable, then Unmovable. CMA, Reserve and

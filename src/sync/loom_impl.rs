@@ -1,7 +1,7 @@
 //! The `--cfg loom` backend: loom's types, so every access below is one loom checks and every
 //! yield a scheduling point it explores.
 
-pub(crate) use loom::cell::UnsafeCell;
+pub(crate) use loom::cell::{MutPtr, UnsafeCell};
 pub(crate) use loom::thread_local;
 
 /// loom's atomics.

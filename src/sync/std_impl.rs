@@ -170,11 +170,23 @@ impl LightBarrier {
     /// Issue the barrier.
     #[inline(always)]
     pub(crate) fn fence(self) {
-        if self.compiler_only {
-            core::sync::atomic::compiler_fence(atomic::Ordering::SeqCst);
-        } else {
+        if !self.compiler_only {
             std::sync::atomic::fence(atomic::Ordering::SeqCst);
         }
+        core::sync::atomic::compiler_fence(atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this barrier is only a compiler fence (membarrier registered when it was made).
+    pub(crate) fn is_light(self) -> bool {
+        self.compiler_only
+    }
+
+    /// [`fence`](Self::fence) for a barrier the caller knows [is light](Self::is_light): the
+    /// compiler fence alone, with no branch.
+    #[inline(always)]
+    pub(crate) fn fence_light(self) {
+        debug_assert!(self.compiler_only);
+        core::sync::atomic::compiler_fence(atomic::Ordering::SeqCst);
     }
 }
 

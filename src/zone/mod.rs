@@ -46,6 +46,7 @@ pub(crate) mod ledger;
 pub(crate) mod movable;
 pub(crate) mod pageblock;
 pub(crate) mod pageset;
+mod pcp_list;
 pub(crate) mod shrinker;
 
 pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree};
@@ -876,7 +877,7 @@ mod tests {
             assert_eq!(sessions.len(), 1);
             sessions[0].with(|l| {
                 assert_eq!(l.count, 1); // batch 2, one handed out
-                let e = l.lists[Migratetype::Movable.idx()][0];
+                let e = l.lists[Migratetype::Movable.idx()].get(0).unwrap();
                 assert_eq!(e.mt, Migratetype::Cma);
             });
         });

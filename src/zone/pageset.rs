@@ -6,27 +6,26 @@
 //! See `pcp` for the protection table and the two modes.
 
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{Arc, Mutex, MutexGuard, UnsafeCell, Weak};
-use crate::types::{MIGRATE_PCPTYPES, Migratetype};
+use crate::sync::{Arc, MutPtr, Mutex, MutexGuard, UnsafeCell, Weak};
+use crate::types::MIGRATE_PCPTYPES;
 use crate::vmstat::VmStatDiffs;
 use crossbeam_utils::CachePadded;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 
-/// One page on a pcp list: its pfn and the migratetype cached when it entered the pcp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PcpEntry {
-    pub(crate) pfn: u32,
-    pub(crate) mt: Migratetype,
-}
+pub(crate) use super::pcp_list::{PcpEntry, PcpList};
 
 /// Order-0 event counts kept by a pcp's owner under the pcp lock.
+///
+/// The fast paths count only frees: the pages handed out follow from how `count` moved
+/// (see [`PcpLists::pgalloc`]), so an allocation pays no counter of its own.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PcpEvents {
-    /// Pages handed out through this pcp (`pgalloc_normal`).
-    pub(crate) pgalloc: u64,
     /// Pages freed into this pcp (`pgfree`).
     pub(crate) pgfree: u64,
+    /// Pages `rmqueue_bulk` put on it.
+    pub(crate) refilled: u64,
+    /// Pages `free_pcppages_bulk` took off it.
+    pub(crate) bulk_freed: u64,
 }
 
 /// A pcp's lists (`struct per_cpu_pages`), behind the pcp lock.
@@ -38,8 +37,16 @@ pub(crate) struct PcpLists {
     /// Pages on all lists.
     pub(crate) count: u32,
     /// `lists[MIGRATE_PCPTYPES]`; the front is the list head (hot end).
-    pub(crate) lists: [VecDeque<PcpEntry>; MIGRATE_PCPTYPES],
+    pub(crate) lists: [PcpList; MIGRATE_PCPTYPES],
     pub(crate) events: PcpEvents,
+}
+
+impl PcpLists {
+    /// Pages handed out through this pcp (`pgalloc_normal`): every page that entered
+    /// (`pgfree` + refills) and is neither still on it nor freed from it in bulk.
+    pub(crate) fn pgalloc(&self) -> u64 {
+        self.events.pgfree + self.events.refilled - self.events.bulk_freed - u64::from(self.count)
+    }
 }
 
 /// One thread's pcp for one zone.
@@ -79,22 +86,49 @@ pub(crate) struct Pcp {
 // above makes those accesses mutually exclusive, and `PcpLists` is `Send`.
 unsafe impl Sync for Pcp {}
 
-/// Clears `in_use` when the owner's operation ends, also when it unwinds.
-struct InUse<'a>(&'a AtomicBool);
+/// The owner's access to its pcp's lists (see [`Pcp::try_owner`]): `in_use` is set while it
+/// lives, and cleared (release) when it drops, also when the operation unwinds.
+pub(crate) struct OwnerLists<'a> {
+    in_use: &'a AtomicBool,
+    lists: MutPtr<PcpLists>,
+}
 
-impl Drop for InUse<'_> {
-    #[inline]
+impl core::ops::Deref for OwnerLists<'_> {
+    type Target = PcpLists;
+
+    #[inline(always)]
+    fn deref(&self) -> &PcpLists {
+        // SAFETY: the guard exists only after `try_owner` published `in_use` and then read
+        // `remote` as false (Dekker with the remote side's barrier), so no remote session uses
+        // the lists until the guard's drop clears `in_use`; only the owner thread makes guards
+        // for this pcp, and it holds one at a time (`try_owner` takes `&self` but the pcp is
+        // reached only through the owner's thread-local, one operation at a time).
+        unsafe { self.lists.deref() }
+    }
+}
+
+impl core::ops::DerefMut for OwnerLists<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut PcpLists {
+        // SAFETY: as in `deref`: the owner has the lists exclusively while the guard lives,
+        // and this borrow is tied to `&mut self`.
+        unsafe { self.lists.deref() }
+    }
+}
+
+impl Drop for OwnerLists<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.in_use.store(false, Ordering::Release);
     }
 }
 
 impl Pcp {
     fn new(high: u32, batch: u32, cpu: usize) -> Pcp {
-        // Room for a full list without regrowth at the usual sizes (186 + 31), in usize so no
-        // `high` overflows; capped so a large `high` (up to the zone's page count) does not
-        // preallocate huge lists: they grow on demand past 1024 entries.
-        let cap = (high as usize + batch as usize).min(1024);
+        // A pcp holds at most `high + batch` pages (see `PcpList`), so each list has room for
+        // all of them (256 entries, 2 KiB, at the usual 186 + 31); in usize so no `high`
+        // overflows.
+        let cap = high as usize + batch as usize;
         Pcp {
             in_use: AtomicBool::new(false),
             remote: AtomicBool::new(false),
@@ -103,7 +137,7 @@ impl Pcp {
             lists: UnsafeCell::new(PcpLists {
                 cpu,
                 count: 0,
-                lists: core::array::from_fn(|_| VecDeque::with_capacity(cap)),
+                lists: core::array::from_fn(|_| PcpList::with_capacity(cap)),
                 events: PcpEvents::default(),
             }),
             owned: AtomicBool::new(true),
@@ -111,24 +145,49 @@ impl Pcp {
         }
     }
 
+    /// The owner's fast way in (the thread this pcp belongs to): `in_use = true`, the light
+    /// barrier, then `remote`; `None` when a remote session wants or has the lists (the
+    /// caller then takes [`locked`](Self::locked)).
+    #[inline(always)]
+    pub(crate) fn try_owner(&self) -> Option<OwnerLists<'_>> {
+        self.in_use.store(true, Ordering::Relaxed);
+        let guard = OwnerLists {
+            in_use: &self.in_use,
+            lists: self.lists.get_mut(),
+        };
+        self.barrier.fence();
+        if self.remote.load(Ordering::Acquire) {
+            drop(guard);
+            return None;
+        }
+        Some(guard)
+    }
+
+    /// [`try_owner`](Self::try_owner) for a pcp whose barrier is light (the only kind the
+    /// per-thread fast-path cache holds): the protocol without the barrier's branch.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(crate) fn try_owner_light(&self) -> Option<OwnerLists<'_>> {
+        self.in_use.store(true, Ordering::Relaxed);
+        let guard = OwnerLists {
+            in_use: &self.in_use,
+            lists: self.lists.get_mut(),
+        };
+        self.barrier.fence_light();
+        if self.remote.load(Ordering::Acquire) {
+            drop(guard);
+            return None;
+        }
+        Some(guard)
+    }
+
     /// Run `f` on the lists as their owner (the thread this pcp belongs to).
     #[inline(always)]
     pub(crate) fn owner<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
-        self.in_use.store(true, Ordering::Relaxed);
-        let in_use = InUse(&self.in_use);
-        self.barrier.fence();
-        if !self.remote.load(Ordering::Acquire) {
-            let p = self.lists.get_mut();
-            // SAFETY: `in_use` was published before `remote` was read as false (Dekker with
-            // the remote side's barrier), so no remote session uses the lists until `in_use`
-            // is cleared by `in_use`'s drop after `f`; only this (owner) thread runs owner
-            // operations on this pcp.
-            let r = f(unsafe { p.deref() });
-            drop(in_use);
-            return r;
+        match self.try_owner() {
+            Some(mut l) => f(&mut l),
+            None => self.owner_slow(f),
         }
-        drop(in_use);
-        self.owner_slow(f)
     }
 
     #[cold]
@@ -386,7 +445,8 @@ impl Drop for ParkedPcp {
 }
 
 impl PcpRegistry {
-    /// The calling thread's per-thread pcp for this zone, if the fast-path cache holds it.
+    /// The calling thread's per-thread pcp for this zone, if the fast-path cache holds it (it
+    /// holds only pcps whose barrier is light: see `this_thread_pcp_slow`).
     #[inline(always)]
     #[cfg(not(loom))]
     pub(crate) fn cached(&self) -> Option<&Pcp> {
@@ -481,8 +541,12 @@ impl PcpRegistry {
         l.entries.swap(0, pos);
         let pcp = l.entries[0].pcp.clone();
         drop(l);
+        // The fast-path cache holds only pcps with a light barrier (membarrier registered);
+        // without it every operation comes here and takes `owner`'s full fence.
         #[cfg(not(loom))]
-        CURRENT.set((self.zone_id, &**pcp as *const Pcp));
+        if pcp.barrier.is_light() {
+            CURRENT.set((self.zone_id, &**pcp as *const Pcp));
+        }
         Some(pcp)
     }
 
