@@ -63,6 +63,9 @@ impl ZoneInner {
         if self.hook.is_some() {
             return false;
         }
+        let Some(pcp) = self.pcps.cached() else {
+            return false;
+        };
         let Some(mt) = self.pageblock.get_unless_isolate(pfn) else {
             return false;
         };
@@ -70,9 +73,6 @@ impl ZoneInner {
             mt
         } else {
             Migratetype::Movable
-        };
-        let Some(pcp) = self.pcps.cached() else {
-            return false;
         };
         let Some(mut l) = pcp.try_owner_light() else {
             return false;
@@ -106,11 +106,14 @@ impl ZoneInner {
             self.free_one_page(pfn, Order(0), mt);
             return;
         };
-        if self
-            .pcps
-            .with_lists(|l| self.pcp_add(l, pfn, mt, list, cold))
-            .is_none()
-        {
+        let done = if self.pcps.is_per_cpu() {
+            self.pcps
+                .with_cpu_lists(|l| self.pcp_add(l, pfn, mt, list, cold))
+        } else {
+            self.pcps
+                .with_lists(|l| self.pcp_add(l, pfn, mt, list, cold))
+        };
+        if done.is_none() {
             // The thread is exiting (no pcp), or a race hook bars the pcp: free straight to
             // the buddy lists.
             self.free_one_page(pfn, Order(0), mt);
@@ -181,19 +184,23 @@ impl ZoneInner {
     /// no pcp.
     #[inline(never)]
     fn rmqueue_pcp_slow(&self, mt: Migratetype, owner: Owner, flags: AllocFlags) -> Option<Pfn> {
-        self.pcps
-            .with_lists(|l| {
-                let e = match l.lists[mt.idx()].pop_front() {
-                    Some(e) => e,
-                    None => self.pcp_refill_pop(mt, l, flags)?,
-                };
-                l.count -= 1;
-                let pfn = Pfn(u64::from(e.pfn));
-                self.state
-                    .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
-                Some(pfn)
-            })
-            .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags))
+        let pop = |l: &mut PcpLists| {
+            let e = match l.lists[mt.idx()].pop_front() {
+                Some(e) => e,
+                None => self.pcp_refill_pop(mt, l, flags)?,
+            };
+            l.count -= 1;
+            let pfn = Pfn(u64::from(e.pfn));
+            self.state
+                .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+            Some(pfn)
+        };
+        let got = if self.pcps.is_per_cpu() {
+            self.pcps.with_cpu_lists(pop)
+        } else {
+            self.pcps.with_lists(pop)
+        };
+        got.unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags))
     }
 
     /// The pcp list for `mt` is empty: refill it with a batch and pop its head.
