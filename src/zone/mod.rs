@@ -50,7 +50,7 @@ pub(crate) mod shrinker;
 
 pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree};
 use pageblock::PageblockFlags;
-use pageset::PcpRegistry;
+use pageset::{DrainCaller, PcpRegistry};
 
 /// The shared state of a zone. [`Zone`] is the public handle.
 pub(crate) struct ZoneInner {
@@ -309,7 +309,7 @@ impl ZoneInner {
                 return Ok(pfn);
             }
         }
-        self.drain_all_pages();
+        self.drain_all_pages_by(DrainCaller::Reclaim);
         attempt().ok_or(AllocError::NoMemory {
             order,
             migratetype: mt,

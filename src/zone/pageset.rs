@@ -5,8 +5,8 @@
 //!
 //! See `pcp` for the protection table and the two modes.
 
-use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{Arc, Mutex, MutexGuard, UnsafeCell, Weak};
+use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard, RwLock, UnsafeCell, Weak};
 use crate::types::{MIGRATE_PCPTYPES, Migratetype};
 use crate::vmstat::VmStatDiffs;
 use crossbeam_utils::CachePadded;
@@ -62,6 +62,11 @@ pub(crate) struct PcpLists {
 pub(crate) struct Pcp {
     in_use: AtomicBool,
     remote: AtomicBool,
+    /// `pcp->count` as whoever last used the lists left it (or `u32::MAX` if that use
+    /// unwound): what `drain_all_pages` reads, without any lock, to skip empty pcps (3.17's
+    /// check of `pcp->count` before it sends a CPU the IPI). Stored after each use, before the
+    /// use ends (see [`Pcp::publish_count`]).
+    count: AtomicU32,
     barrier: crate::sync::LightBarrier,
     remote_lock: Mutex<()>,
     lists: UnsafeCell<PcpLists>,
@@ -98,6 +103,7 @@ impl Pcp {
         Pcp {
             in_use: AtomicBool::new(false),
             remote: AtomicBool::new(false),
+            count: AtomicU32::new(0),
             barrier: crate::sync::LightBarrier::new(),
             remote_lock: Mutex::new(()),
             lists: UnsafeCell::new(PcpLists {
@@ -123,7 +129,10 @@ impl Pcp {
             // the remote side's barrier), so no remote session uses the lists until `in_use`
             // is cleared by `in_use`'s drop after `f`; only this (owner) thread runs owner
             // operations on this pcp.
-            let r = f(unsafe { p.deref() });
+            let l = unsafe { p.deref() };
+            let unwinding = CountOnUnwind(&self.count);
+            let r = f(&mut *l);
+            self.publish_count(l, unwinding);
             drop(in_use);
             return r;
         }
@@ -149,7 +158,42 @@ impl Pcp {
         // whole duration) and every other `locked` caller; the only other way to the lists is
         // the owner fast path of a per-thread pcp, which the caller is (owner_slow) or which
         // per-CPU pcps never take (they have no owner thread and are never in `CURRENT`).
-        f(unsafe { p.deref() })
+        let l = unsafe { p.deref() };
+        let unwinding = CountOnUnwind(&self.count);
+        let r = f(&mut *l);
+        self.publish_count(l, unwinding);
+        r
+    }
+
+    /// Publish the lists' count for `drain_all_pages`'s lock-free empty check, at the end of
+    /// a use of the lists that did not unwind (`unwinding` is that use's guard, disarmed here).
+    ///
+    /// A relaxed store is enough: a drain must find the pages freed before it was called,
+    /// and whatever made that free happen before the call (a join, a lock, a barrier) makes
+    /// this store, which follows the free in its thread, visible to the drain's load.
+    #[inline(always)]
+    fn publish_count(&self, l: &PcpLists, unwinding: CountOnUnwind<'_>) {
+        core::mem::forget(unwinding);
+        self.count.store(l.count, Ordering::Relaxed);
+    }
+
+    /// Whether the lists may hold pages, by the published count (no lock).
+    #[inline]
+    fn may_have_pages(&self) -> bool {
+        self.count.load(Ordering::Relaxed) != 0
+    }
+
+    /// [`locked`](Self::locked) if the lock is free now; `None` (and `f` not run) if not.
+    fn try_locked<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> Option<R> {
+        let _excl = self.remote_lock.try_lock()?;
+        let p = self.lists.get_mut();
+        // SAFETY: as in `locked`: holding `remote_lock` excludes every remote session and every
+        // other `locked` caller; per-CPU pcps (the only callers) have no owner fast path.
+        let l = unsafe { p.deref() };
+        let unwinding = CountOnUnwind(&self.count);
+        let r = f(&mut *l);
+        self.publish_count(l, unwinding);
+        Some(r)
     }
 
     fn wait_owner_out(&self) {
@@ -162,6 +206,17 @@ impl Pcp {
                 crate::sync::spin_loop();
             }
         }
+    }
+}
+
+/// Marks a pcp's published count unknown (`u32::MAX`: "look") if a use of its lists unwinds
+/// (a race hook's panic inside `f`), so that no drain skips pages that use left behind.
+/// Forgotten, not dropped, when the use returns: no cost on that path.
+struct CountOnUnwind<'a>(&'a AtomicU32);
+
+impl Drop for CountOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.store(u32::MAX, Ordering::Relaxed);
     }
 }
 
@@ -179,7 +234,11 @@ impl RemotePcp<'_> {
         // publishing `remote` behind the heavy barrier, so the owner stays out (it takes its
         // slow path, which needs `remote_lock`) until the session drops; `&mut self` makes this
         // the only use of the lists within the session.
-        f(unsafe { p.deref() })
+        let l = unsafe { p.deref() };
+        let unwinding = CountOnUnwind(&self.pcp.count);
+        let r = f(&mut *l);
+        self.pcp.publish_count(l, unwinding);
+        r
     }
 }
 
@@ -187,6 +246,25 @@ impl Drop for RemotePcp<'_> {
     fn drop(&mut self) {
         self.pcp.remote.store(false, Ordering::Release);
     }
+}
+
+/// Who calls `drain_all_pages`, which decides what a caller that finds a drain in progress
+/// does. The kernel serialises drains with `pcpu_drain_mutex` since 4.11 (bd233f538d51, "mm,
+/// page_alloc: use static global work_struct for draining per-cpu pages"; 3.17 let every
+/// caller send its IPIs at once): a caller that needs the drain complete when it returns
+/// (CMA, memory hotplug: `drain_all_pages(zone)`) waits for the mutex and drains; the direct
+/// reclaimers' `drain_all_pages(NULL)` does not drain again while a drain runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DrainCaller {
+    /// The caller needs every pcp drained after its call: isolation, CMA, the public
+    /// [`Zone::drain_all_pages`](crate::Zone::drain_all_pages). Waits for a drain in
+    /// progress, then drains.
+    Complete,
+    /// An allocation that found the zone short (the slow path's drain-and-retry): if a drain
+    /// is in progress, waits for it to end and retries with its result instead of draining
+    /// again. The kernel's reclaimer returns at once and relies on its retry loop; the plain
+    /// API here retries once, so it waits for the pages the running drain frees.
+    Reclaim,
 }
 
 /// What a thread's exit needs from the zone its pcp belongs to (the zone implements it in
@@ -212,6 +290,9 @@ pub(crate) struct PcpRegistry {
     zone: Weak<dyn PcpZone>,
     /// Whether the zone has a race hook (so that a per-CPU section checks for one).
     has_hook: bool,
+    /// `pcpu_drain_mutex`: one `drain_all_pages` at a time (see [`DrainCaller`]); taken
+    /// shared by a caller that only waits for the drain in progress.
+    drain_lock: RwLock<()>,
     high: u32,
     batch: u32,
 }
@@ -236,15 +317,114 @@ impl PcpRegistry {
             zone_id,
             zone,
             has_hook,
+            drain_lock: RwLock::new(()),
             high,
             batch,
         }
     }
 
-    /// The number of CPUs in per-CPU mode, 0 in per-thread mode.
-    #[inline]
-    pub(crate) fn nr_cpus(&self) -> usize {
-        self.per_cpu.len()
+    /// `drain_all_pages`' walk: run `drain` on the lists of every pcp whose published count
+    /// says it may hold pages, one drain at a time per zone (`pcpu_drain_mutex`; see
+    /// [`DrainCaller`] for who waits for whom). Returns whether this call drained (false: it
+    /// waited for the drain in progress and uses its result).
+    ///
+    /// Under the drain lock, every such pcp that is free now is drained: per-CPU mode, each
+    /// CPU's pcp in its per-CPU section, one after the other (3.17's
+    /// `on_each_cpu_mask(cpus_with_pcps, drain_local_pages)`); per-thread mode, through remote
+    /// sessions (the pcps read from the registry, whose lock is dropped before any pcp lock is
+    /// taken; the sessions opened with one heavy barrier for all). A pcp that is busy — its
+    /// lock held, or its owner inside an operation — is a thread that the OS may have
+    /// preempted there, which the kernel's pcp sections (interrupts or preemption off) never
+    /// are; no drain waits for one while it holds the drain lock. A
+    /// [`DrainCaller::Reclaim`] drain leaves busy pcps alone (the kernel's reclaim-path drain
+    /// is best effort: since 4.11 it skips the whole drain while another one runs); a
+    /// [`DrainCaller::Complete`] drain waits for each of them after it released the drain lock.
+    /// A pcp registered after the registry was read holds only pages freed after the drain
+    /// began, which a drain may leave, as in the kernel.
+    pub(crate) fn drain_each(
+        &self,
+        caller: DrainCaller,
+        mut drain: impl FnMut(&mut PcpLists),
+    ) -> bool {
+        crate::hook::check_reentry("drain_all_pages");
+        let one_drain = match caller {
+            DrainCaller::Complete => self.drain_lock.write(),
+            DrainCaller::Reclaim => match self.drain_lock.try_write() {
+                Some(g) => g,
+                None => {
+                    drop(self.drain_lock.read());
+                    return false;
+                }
+            },
+        };
+        let complete = caller == DrainCaller::Complete;
+        if self.is_per_cpu() {
+            let busy: Vec<&Pcp> = self
+                .per_cpu
+                .iter()
+                .map(|p| &***p)
+                .filter(|p| p.may_have_pages() && p.try_locked(&mut drain).is_none())
+                .collect();
+            drop(one_drain);
+            if complete {
+                for p in busy {
+                    p.locked(&mut drain);
+                }
+            }
+            return true;
+        }
+        let pcps: Vec<Arc<CachePadded<Pcp>>> = self
+            .pcps
+            .lock()
+            .iter()
+            .filter(|p| p.may_have_pages())
+            .cloned()
+            .collect();
+        let mut locked_out = Vec::new();
+        let mut sessions: Vec<RemotePcp<'_>> = Vec::with_capacity(pcps.len());
+        for p in &pcps {
+            match p.remote_lock.try_lock() {
+                Some(guard) => {
+                    p.remote.store(true, Ordering::Relaxed);
+                    sessions.push(RemotePcp {
+                        pcp: p,
+                        _guard: guard,
+                    });
+                }
+                None => locked_out.push(&***p),
+            }
+        }
+        if !sessions.is_empty() {
+            crate::sync::heavy_barrier();
+        }
+        // Drain and close every session whose owner is out of its operation; keep the others
+        // open for a complete drain, close them for a reclaim drain.
+        sessions.retain_mut(|s| {
+            if s.pcp.in_use.load(Ordering::Acquire) {
+                return complete;
+            }
+            s.with(&mut drain);
+            false
+        });
+        drop(one_drain);
+        if complete {
+            for mut s in sessions {
+                s.pcp.wait_owner_out();
+                s.with(&mut drain);
+            }
+            for p in locked_out {
+                let _excl = p.remote_lock.lock();
+                p.remote.store(true, Ordering::Relaxed);
+                let mut s = RemotePcp {
+                    pcp: p,
+                    _guard: _excl,
+                };
+                crate::sync::heavy_barrier();
+                s.pcp.wait_owner_out();
+                s.with(&mut drain);
+            }
+        }
+        true
     }
 
     /// Open a remote session on every pcp (in registry order, with one heavy barrier for all)
@@ -484,12 +664,6 @@ impl PcpRegistry {
         #[cfg(not(loom))]
         CURRENT.set((self.zone_id, &**pcp as *const Pcp));
         Some(pcp)
-    }
-
-    /// Run `f` on CPU `cpu`'s lists in its per-CPU section (per-CPU mode: what the drain's
-    /// IPI runs on that CPU).
-    pub(crate) fn cpu_locked<R>(&self, cpu: usize, f: impl FnOnce(&mut PcpLists) -> R) -> R {
-        self.per_cpu[cpu].locked(f)
     }
 
     /// The "CPU" whose vmstat diffs the calling thread's zone-lock sections update: the CPU
