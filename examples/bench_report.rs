@@ -1,6 +1,6 @@
 //! The headline numbers in one run: pcp and zone round trips, the peer allocator on the same
-//! loop, two-thread scaling, the cost of the fixes on the fast path, and CMA allocation
-//! latency. Every figure is the median of several rounds measured in this process.
+//! loop, two-thread scaling, the cost of the fixes on the fast path, CMA allocation latency,
+//! and allocation latency under oversubscription (512 threads, a zone near full). Every figure is the median of several rounds measured in this process.
 //!
 //! ```text
 //! cargo run --release --example bench_report -- [--quick] [--json]
@@ -29,7 +29,9 @@ struct Opts {
     json: bool,
     /// Run only workload W (pcp: order-0 pairs; mixed: the fixes-overhead
     /// workload) for N operations on a fresh 256 MiB zone and exit, for
-    /// counting instructions (scripts/fastpath_instructions.sh)
+    /// counting instructions (scripts/fastpath_instructions.sh); or
+    /// oversub: the oversubscription latency test alone, N allocations per
+    /// thread, printed
     #[arg(
         long,
         value_name = "W",
@@ -559,6 +561,32 @@ fn main() -> ExitCode {
     }
     let compact_order9_1gib_ms = median(compact);
 
+    // Oversubscription (issue 18): 512 unpinned threads on a 64 MiB zone kept near full, every
+    // allocation timed; and the same loop on a 1 GiB zone that never runs short (the
+    // scheduler's own tail). Medians over the rounds of each figure.
+    let oversub_rounds = if o.quick { 1 } else { 3 };
+    let oversub_allocs = 5_000 * scale;
+    let oversub_in = |mode: PcpMode, size: usize| -> Oversub {
+        let runs: Vec<Oversub> = (0..oversub_rounds)
+            .map(|_| oversub(mode, OVERSUB_THREADS, oversub_allocs, size, 90))
+            .collect();
+        let med = |f: fn(&Oversub) -> f64| median(runs.iter().map(f).collect());
+        Oversub {
+            allocations: runs[0].allocations,
+            failed: runs.iter().map(|r| r.failed).sum(),
+            over_100us: med(|r| r.over_100us as f64) as u64,
+            p99_us: med(|r| r.p99_us),
+            p999_us: med(|r| r.p999_us),
+            worst_ms: med(|r| r.worst_ms),
+            secs: med(|r| r.secs),
+            voluntary_cs: med(|r| r.voluntary_cs as f64) as u64,
+            involuntary_cs: med(|r| r.involuntary_cs as f64) as u64,
+        }
+    };
+    let oversub_thread = oversub_in(PcpMode::PerThread, 64 << 20);
+    let oversub_thread_control = oversub_in(PcpMode::PerThread, 1 << 30);
+    let oversub_cpu = oversub_in(PcpMode::PerCpu(2), 64 << 20);
+
     println!(
         "pagealloc bench_report ({} rounds, medians; membarrier: {})",
         rounds,
@@ -595,6 +623,28 @@ fn main() -> ExitCode {
             compact_order9_1gib_ms,
         ),
         ("  pages migrated for it", compact_migrated as f64),
+        (
+            "oversub, 512 threads near full: p99 (us)",
+            oversub_thread.p99_us,
+        ),
+        ("  p99.9 (us)", oversub_thread.p999_us),
+        ("  worst (ms)", oversub_thread.worst_ms),
+        (
+            "  allocations over 100 us",
+            oversub_thread.over_100us as f64,
+        ),
+        ("  failed allocations", oversub_thread.failed as f64),
+        (
+            "  never short (1 GiB): p99.9 (us)",
+            oversub_thread_control.p999_us,
+        ),
+        (
+            "  never short (1 GiB): worst (ms)",
+            oversub_thread_control.worst_ms,
+        ),
+        ("oversub per-CPU pcps: p99.9 (us)", oversub_cpu.p999_us),
+        ("  worst (ms)", oversub_cpu.worst_ms),
+        ("  failed allocations", oversub_cpu.failed as f64),
     ];
     for (k, v) in rows {
         println!("{k:<40} {v:>12.3}");
@@ -630,6 +680,17 @@ fn main() -> ExitCode {
             percpu_pairs_per_s_512t: pc512,
             percpu_512t_over_2t,
             compact_order9_1gib_ms,
+            oversub_allocations: oversub_thread.allocations,
+            oversub_p99_us: oversub_thread.p99_us,
+            oversub_p999_us: oversub_thread.p999_us,
+            oversub_worst_ms: oversub_thread.worst_ms,
+            oversub_over_100us: oversub_thread.over_100us,
+            oversub_failed: oversub_thread.failed,
+            oversub_control_p999_us: oversub_thread_control.p999_us,
+            oversub_control_worst_ms: oversub_thread_control.worst_ms,
+            oversub_percpu_p999_us: oversub_cpu.p999_us,
+            oversub_percpu_worst_ms: oversub_cpu.worst_ms,
+            oversub_percpu_failed: oversub_cpu.failed,
             rounds,
             membarrier: pagealloc::asymmetric_barriers(),
             trustworthy: untrusted.is_empty(),
@@ -673,6 +734,22 @@ struct Json {
     /// Direct compaction serving an order-9 request on a fragmented 1 GiB zone (median of 3,
     /// 1 with --quick).
     compact_order9_1gib_ms: f64,
+    /// Oversubscription (512 unpinned threads on a 64 MiB zone kept near full, per-thread
+    /// pcps; medians of 3 runs, 1 with --quick): allocations per run, the latency percentiles
+    /// and worst, allocations over 100 us, failed allocations (summed over the runs); the same
+    /// loop on a 1 GiB zone that never runs short (the scheduler's own tail); and per-CPU pcps
+    /// (2 CPUs) on the near-full zone.
+    oversub_allocations: u64,
+    oversub_p99_us: f64,
+    oversub_p999_us: f64,
+    oversub_worst_ms: f64,
+    oversub_over_100us: u64,
+    oversub_failed: u64,
+    oversub_control_p999_us: f64,
+    oversub_control_worst_ms: f64,
+    oversub_percpu_p999_us: f64,
+    oversub_percpu_worst_ms: f64,
+    oversub_percpu_failed: u64,
     /// Rounds per figure (11; 5 with --quick).
     rounds: usize,
     membarrier: bool,
