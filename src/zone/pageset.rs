@@ -53,7 +53,8 @@ pub(crate) struct PcpLists {
 /// Owner fast path: `in_use = true`, its [`LightBarrier`](crate::sync::LightBarrier), read
 /// `remote`; if false, use the lists, then `in_use = false` (release). Otherwise clear `in_use`
 /// and take `remote_lock` (the slow path), which excludes every remote session.
-/// Remote session ([`PcpRegistry::with_all_locked`]): take `remote_lock`, `remote = true`,
+/// Remote session ([`PcpRegistry::with_all_locked`], [`PcpRegistry::drain_each`]): take
+/// `remote_lock`, `remote = true`,
 /// [`heavy_barrier`](crate::sync::heavy_barrier), wait until `in_use` is false (acquire); on
 /// drop `remote = false` (release) and unlock. The two barriers make the flags a Dekker pair
 /// (at least one side sees the other's store), so the owner and a remote session never use the
@@ -428,9 +429,11 @@ impl PcpRegistry {
     }
 
     /// Open a remote session on every pcp (in registry order, with one heavy barrier for all)
-    /// and run `f` with them; no pcp is added meanwhile.
+    /// and run `f` with them; no pcp is added meanwhile: the walks that need every pcp at one
+    /// instant (`audit`, `zoneinfo`). `drain_all_pages` walks with
+    /// [`drain_each`](Self::drain_each) instead.
     pub(crate) fn with_all_locked<R>(&self, f: impl FnOnce(&mut [RemotePcp<'_>]) -> R) -> R {
-        crate::hook::check_reentry("drain_all_pages (or a pcp walk)");
+        crate::hook::check_reentry("a pcp walk (audit, zoneinfo)");
         let pcps = self.pcps.lock();
         let guards: Vec<_> = pcps.iter().map(|p| p.remote_lock.lock()).collect();
         for p in pcps.iter() {
