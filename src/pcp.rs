@@ -258,13 +258,14 @@ impl ZoneInner {
     /// one drain at a time (see [`DrainCaller`] for what a caller that finds a drain in
     /// progress does). Pages freed into a pcp after its drain stay there, as in the kernel.
     ///
-    /// Empty pcps are skipped without taking their lock, by the count their last user
-    /// published (3.17 reads `pcp->count` of each CPU before choosing whom to interrupt).
-    /// Per-CPU mode drains each CPU with pages in its own per-CPU section (what
+    /// Per-CPU mode skips empty CPUs without taking their lock, by the count their last
+    /// section published (3.17 reads `pcp->count` of each CPU before choosing whom to
+    /// interrupt), and drains each CPU with pages in its own per-CPU section (what
     /// `on_each_cpu_mask(drain_local_pages)` runs on each CPU with interrupts off), one pcp at
-    /// a time. Per-thread mode drains through remote sessions (the 2022 kernel's remote
-    /// drain, under the pcp locks), without holding the registry lock while it waits for an
-    /// owner (see `PcpRegistry::drain_each`).
+    /// a time. Per-thread mode drains through remote sessions (the 2022 kernel's remote drain,
+    /// under the pcp locks), only tried, and checks the count in the session (the owner's fast
+    /// path publishes none: see `Pcp::count`). No drain waits for a pcp while it holds the
+    /// registry or the drain lock (see `PcpRegistry::drain_each`).
     pub(crate) fn drain_all_pages_by(&self, caller: DrainCaller) {
         self.pcps.drain_each(caller, |l| {
             if l.count > 0 {
