@@ -66,9 +66,10 @@ pub(crate) struct Pcp {
     /// A per-CPU pcp's `pcp->count` as the last section left it (or `u32::MAX` if that
     /// section unwound): what `drain_all_pages` reads, without the lock, to skip empty CPUs
     /// (3.17's check of `pcp->count` before it sends a CPU the IPI). Stored at the end of each
-    /// [`locked`](Pcp::locked) section (see [`Pcp::publish_count`]). The owner fast path of a
-    /// per-thread pcp does not store it: that costs 22–26 instructions per order-0 pair
-    /// (callgrind, 149 → 171–175), so per-thread pcps are checked for pages in their session.
+    /// [`cpu_section`](Pcp::cpu_section) (see [`Pcp::publish_count`]). The owner fast path of a
+    /// per-thread pcp does not store it: that took the order-0 pair from 149 to 152
+    /// instructions (callgrind), past the 150 the per-thread pair is held to, so per-thread
+    /// pcps are checked for pages in their (only tried) session instead.
     count: AtomicU32,
     barrier: crate::sync::LightBarrier,
     remote_lock: Mutex<()>,
@@ -158,6 +159,18 @@ impl Pcp {
         // whole duration) and every other `locked` caller; the only other way to the lists is
         // the owner fast path of a per-thread pcp, which the caller is (owner_slow) or which
         // per-CPU pcps never take (they have no owner thread and are never in `CURRENT`).
+        f(unsafe { p.deref() })
+    }
+
+    /// A per-CPU pcp's section: [`locked`](Self::locked), and the count published at its end
+    /// for `drain_all_pages`' lock-free check. Kept apart from `locked`, which the per-thread
+    /// owner's slow path shares: with the publication in `locked` the per-thread order-0 pair
+    /// took 168 instructions instead of 149 (callgrind), though it never runs that code.
+    #[inline(always)]
+    pub(crate) fn cpu_section<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
+        let _excl = self.remote_lock.lock();
+        let p = self.lists.get_mut();
+        // SAFETY: as in `locked`; per-CPU pcps have no owner fast path.
         let l = unsafe { p.deref() };
         let unwinding = CountOnUnwind(&self.count);
         let r = f(&mut *l);
@@ -364,7 +377,7 @@ impl PcpRegistry {
             drop(one_drain);
             if complete {
                 for p in busy {
-                    p.locked(&mut drain);
+                    p.cpu_section(&mut drain);
                 }
             }
             return true;
@@ -608,7 +621,7 @@ impl PcpRegistry {
             // A race hook at a free-path window: this CPU's pcp may be held below it.
             return None;
         }
-        Some(self.per_cpu[crate::cpu::current(self.per_cpu.len())].locked(f))
+        Some(self.per_cpu[crate::cpu::current(self.per_cpu.len())].cpu_section(f))
     }
 
     /// Per-thread mode past the fast-path cache: the thread's pcp's first use in a while.
