@@ -333,8 +333,7 @@ impl PcpRegistry {
     }
 
     /// `drain_all_pages`' walk: run `drain` on the lists of every pcp, one drain at a time per
-    /// zone (`pcpu_drain_mutex`; see [`DrainCaller`] for who waits for whom). Returns whether
-    /// this call drained (false: it waited for the drain in progress and uses its result).
+    /// zone (`pcpu_drain_mutex`; see [`DrainCaller`] for who waits for whom).
     ///
     /// Under the drain lock, every pcp that is free now is drained: per-CPU mode, each CPU
     /// whose published count is not 0 (read without its lock), in its per-CPU section, one
@@ -350,11 +349,7 @@ impl PcpRegistry {
     /// [`DrainCaller::Complete`] drain waits for each of them after it released the drain lock.
     /// A pcp registered after the registry was read holds only pages freed after the drain
     /// began, which a drain may leave, as in the kernel.
-    pub(crate) fn drain_each(
-        &self,
-        caller: DrainCaller,
-        mut drain: impl FnMut(&mut PcpLists),
-    ) -> bool {
+    pub(crate) fn drain_each(&self, caller: DrainCaller, mut drain: impl FnMut(&mut PcpLists)) {
         crate::hook::check_reentry("drain_all_pages");
         let one_drain = match caller {
             DrainCaller::Complete => self.drain_lock.write(),
@@ -362,7 +357,7 @@ impl PcpRegistry {
                 Some(g) => g,
                 None => {
                     drop(self.drain_lock.read());
-                    return false;
+                    return;
                 }
             },
         };
@@ -380,7 +375,7 @@ impl PcpRegistry {
                     p.cpu_section(&mut drain);
                 }
             }
-            return true;
+            return;
         }
         let pcps: Vec<Arc<CachePadded<Pcp>>> = self.pcps.lock().clone();
         let mut locked_out = Vec::new();
@@ -416,18 +411,17 @@ impl PcpRegistry {
                 s.with(&mut drain);
             }
             for p in locked_out {
-                let _excl = p.remote_lock.lock();
+                let guard = p.remote_lock.lock();
                 p.remote.store(true, Ordering::Relaxed);
                 let mut s = RemotePcp {
                     pcp: p,
-                    _guard: _excl,
+                    _guard: guard,
                 };
                 crate::sync::heavy_barrier();
                 s.pcp.wait_owner_out();
                 s.with(&mut drain);
             }
         }
-        true
     }
 
     /// Open a remote session on every pcp (in registry order, with one heavy barrier for all)
