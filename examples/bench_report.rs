@@ -1,6 +1,6 @@
 //! The headline numbers in one run: pcp and zone round trips, the peer allocator on the same
-//! loop, two-thread scaling, the cost of the fixes on the fast path, and CMA allocation
-//! latency. Every figure is the median of several rounds measured in this process.
+//! loop, two-thread scaling, the cost of the fixes on the fast path, CMA allocation latency,
+//! and allocation latency under oversubscription (512 threads, a zone near full). Every figure is the median of several rounds measured in this process.
 //!
 //! ```text
 //! cargo run --release --example bench_report -- [--quick] [--json]
@@ -29,7 +29,9 @@ struct Opts {
     json: bool,
     /// Run only workload W (pcp: order-0 pairs; mixed: the fixes-overhead
     /// workload) for N operations on a fresh 256 MiB zone and exit, for
-    /// counting instructions (scripts/fastpath_instructions.sh)
+    /// counting instructions (scripts/fastpath_instructions.sh); or
+    /// oversub: the oversubscription latency test alone, N allocations per
+    /// thread, printed
     #[arg(
         long,
         value_name = "W",
@@ -70,12 +72,28 @@ enum Workload {
     Pcp,
     // The fixes-overhead workload (`mixed`).
     Mixed,
+    // The oversubscription latency test alone (512 threads, a 64 MiB zone near full), its
+    // figures printed; --ops is the allocations per thread, --cpus the pcp mode.
+    Oversub,
 }
 
 /// `--workload`: one loop, nothing else, so that an instruction count of the whole process
 /// (less a run with fewer `ops`) is the loop's.
 fn workload(o: &Opts, w: Workload) {
     let mode = o.cpus.map_or(PcpMode::PerThread, PcpMode::PerCpu);
+    if let Workload::Oversub = w {
+        let load = loadavg().unwrap_or(f64::NAN);
+        println!("oversub {mode:?}, {OVERSUB_THREADS} threads, load before {load:.2}");
+        for (what, size, fill) in [
+            ("64 MiB near full", 64 << 20, 90),
+            ("64 MiB, 30 % held", 64 << 20, 30),
+            ("1 GiB, same pages held", 1 << 30, 90),
+        ] {
+            let r = oversub(mode, OVERSUB_THREADS, o.ops, size, fill);
+            println!("  {what}: {r}");
+        }
+        return;
+    }
     let z = zone_in(256 << 20, o.fixes, mode);
     // Bound to CPU 0: the count leaves out sched_getcpu, which valgrind (no rseq) turns into
     // a system call.
@@ -86,6 +104,130 @@ fn workload(o: &Opts, w: Workload) {
     match w {
         Workload::Pcp => pcp_pairs(&z, o.ops),
         Workload::Mixed => mixed(&z, o.ops),
+        Workload::Oversub => unreachable!("handled above"),
+    }
+}
+
+/// Threads of the oversubscription test.
+const OVERSUB_THREADS: usize = 512;
+
+/// The per-allocation latencies of one oversubscription run.
+#[derive(Clone, Copy, Debug)]
+struct Oversub {
+    allocations: u64,
+    /// Allocations that failed (`NoMemory`): each thread's demand stays below the zone's
+    /// pages, so only pages held on other threads' pcps can make one fail.
+    failed: u64,
+    /// Allocations that took over 100 µs.
+    over_100us: u64,
+    p99_us: f64,
+    p999_us: f64,
+    worst_ms: f64,
+    /// Wall time of the run.
+    secs: f64,
+    /// The process's voluntary context switches during the run (threads that blocked: on a
+    /// lock, or waiting for a drain), and involuntary ones (preemption), from `getrusage`.
+    voluntary_cs: u64,
+    involuntary_cs: u64,
+}
+
+/// The process's (voluntary, involuntary) context switches so far.
+fn context_switches() -> (u64, u64) {
+    // SAFETY: `ru` is a plain struct owned by this frame that getrusage fills in.
+    unsafe {
+        let mut ru: libc::rusage = core::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) != 0 {
+            return (0, 0);
+        }
+        (ru.ru_nvcsw as u64, ru.ru_nivcsw as u64)
+    }
+}
+
+impl std::fmt::Display for Oversub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} allocations in {:.2} s, {} failed, {} over 100 us, p99 {:.1} us, p99.9 {:.1} us, \
+             worst {:.2} ms, context switches {} voluntary, {} involuntary",
+            self.allocations,
+            self.secs,
+            self.failed,
+            self.over_100us,
+            self.p99_us,
+            self.p999_us,
+            self.worst_ms,
+            self.voluntary_cs,
+            self.involuntary_cs
+        )
+    }
+}
+
+/// Oversubscription (issue 18): `threads` unpinned threads on a 64 MiB zone that their pages
+/// keep near full. Each thread takes its share of 90 % of the 64 MiB zone's pages one order-0
+/// allocation at a time (each one timed), then frees them all (to its pcp), `allocs / share`
+/// times over: the pages the others' pcps hold make allocations find the buddy lists empty,
+/// and the plain API's slow path drains every pcp and retries. With a zone of `size` bytes
+/// larger than 64 MiB, the same loop never runs short: the control, whose tail is the
+/// scheduler's alone (a thread preempted inside a timed allocation waits for its turn among
+/// the others). Returns the latency distribution of every allocation.
+fn oversub(mode: PcpMode, threads: usize, allocs: u64, size: usize, fill: u64) -> Oversub {
+    let z = zone_in(size, Fixes::ALL, mode);
+    let share = (((64 << 20) / PAGE_SIZE) as u64 * fill / 100 / threads as u64).max(1);
+    let cycles = allocs.div_ceil(share);
+    let start = Barrier::new(threads);
+    let cs0 = context_switches();
+    let t0 = Instant::now();
+    let per_thread: Vec<(Vec<u32>, u64)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                let (z, start) = (&z, &start);
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity((cycles * share) as usize);
+                    let mut held = Vec::with_capacity(share as usize);
+                    let mut failed = 0;
+                    start.wait();
+                    for _ in 0..cycles {
+                        for _ in 0..share {
+                            let t = Instant::now();
+                            let r = z.alloc_pfn(Order(0), Migratetype::Movable);
+                            lat.push(t.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+                            match r {
+                                Ok(p) => held.push(p),
+                                Err(_) => failed += 1,
+                            }
+                        }
+                        for p in held.drain(..) {
+                            z.free_pfn(p, Order(0)).expect("free");
+                        }
+                    }
+                    (lat, failed)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let cs1 = context_switches();
+    z.drain_all_pages();
+    let r = z.audit();
+    assert!(
+        r.is_ok() && r.true_free_pages == r.managed_pages,
+        "pages stranded or lost after the oversubscription run: {r}"
+    );
+    let failed = per_thread.iter().map(|t| t.1).sum();
+    let mut lat: Vec<u32> = per_thread.into_iter().flat_map(|t| t.0).collect();
+    lat.sort_unstable();
+    let q = |f: f64| f64::from(lat[((lat.len() - 1) as f64 * f) as usize]) / 1e3;
+    Oversub {
+        allocations: lat.len() as u64,
+        failed,
+        over_100us: lat.iter().filter(|&&l| l > 100_000).count() as u64,
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        worst_ms: f64::from(*lat.last().unwrap()) / 1e6,
+        secs,
+        voluntary_cs: cs1.0 - cs0.0,
+        involuntary_cs: cs1.1 - cs0.1,
     }
 }
 
@@ -419,6 +561,32 @@ fn main() -> ExitCode {
     }
     let compact_order9_1gib_ms = median(compact);
 
+    // Oversubscription (issue 18): 512 unpinned threads on a 64 MiB zone kept near full, every
+    // allocation timed; and the same loop on a 1 GiB zone that never runs short (the
+    // scheduler's own tail). Medians over the rounds of each figure.
+    let oversub_rounds = if o.quick { 1 } else { 3 };
+    let oversub_allocs = 5_000 * scale;
+    let oversub_in = |mode: PcpMode, size: usize| -> Oversub {
+        let runs: Vec<Oversub> = (0..oversub_rounds)
+            .map(|_| oversub(mode, OVERSUB_THREADS, oversub_allocs, size, 90))
+            .collect();
+        let med = |f: fn(&Oversub) -> f64| median(runs.iter().map(f).collect());
+        Oversub {
+            allocations: runs[0].allocations,
+            failed: runs.iter().map(|r| r.failed).sum(),
+            over_100us: med(|r| r.over_100us as f64) as u64,
+            p99_us: med(|r| r.p99_us),
+            p999_us: med(|r| r.p999_us),
+            worst_ms: med(|r| r.worst_ms),
+            secs: med(|r| r.secs),
+            voluntary_cs: med(|r| r.voluntary_cs as f64) as u64,
+            involuntary_cs: med(|r| r.involuntary_cs as f64) as u64,
+        }
+    };
+    let oversub_thread = oversub_in(PcpMode::PerThread, 64 << 20);
+    let oversub_thread_control = oversub_in(PcpMode::PerThread, 1 << 30);
+    let oversub_cpu = oversub_in(PcpMode::PerCpu(2), 64 << 20);
+
     println!(
         "pagealloc bench_report ({} rounds, medians; membarrier: {})",
         rounds,
@@ -455,6 +623,28 @@ fn main() -> ExitCode {
             compact_order9_1gib_ms,
         ),
         ("  pages migrated for it", compact_migrated as f64),
+        (
+            "oversub, 512 threads near full: p99 (us)",
+            oversub_thread.p99_us,
+        ),
+        ("  p99.9 (us)", oversub_thread.p999_us),
+        ("  worst (ms)", oversub_thread.worst_ms),
+        (
+            "  allocations over 100 us",
+            oversub_thread.over_100us as f64,
+        ),
+        ("  failed allocations", oversub_thread.failed as f64),
+        (
+            "  never short (1 GiB): p99.9 (us)",
+            oversub_thread_control.p999_us,
+        ),
+        (
+            "  never short (1 GiB): worst (ms)",
+            oversub_thread_control.worst_ms,
+        ),
+        ("oversub per-CPU pcps: p99.9 (us)", oversub_cpu.p999_us),
+        ("  worst (ms)", oversub_cpu.worst_ms),
+        ("  failed allocations", oversub_cpu.failed as f64),
     ];
     for (k, v) in rows {
         println!("{k:<40} {v:>12.3}");
@@ -490,6 +680,17 @@ fn main() -> ExitCode {
             percpu_pairs_per_s_512t: pc512,
             percpu_512t_over_2t,
             compact_order9_1gib_ms,
+            oversub_allocations: oversub_thread.allocations,
+            oversub_p99_us: oversub_thread.p99_us,
+            oversub_p999_us: oversub_thread.p999_us,
+            oversub_worst_ms: oversub_thread.worst_ms,
+            oversub_over_100us: oversub_thread.over_100us,
+            oversub_failed: oversub_thread.failed,
+            oversub_control_p999_us: oversub_thread_control.p999_us,
+            oversub_control_worst_ms: oversub_thread_control.worst_ms,
+            oversub_percpu_p999_us: oversub_cpu.p999_us,
+            oversub_percpu_worst_ms: oversub_cpu.worst_ms,
+            oversub_percpu_failed: oversub_cpu.failed,
             rounds,
             membarrier: pagealloc::asymmetric_barriers(),
             trustworthy: untrusted.is_empty(),
@@ -533,6 +734,22 @@ struct Json {
     /// Direct compaction serving an order-9 request on a fragmented 1 GiB zone (median of 3,
     /// 1 with --quick).
     compact_order9_1gib_ms: f64,
+    /// Oversubscription (512 unpinned threads on a 64 MiB zone kept near full, per-thread
+    /// pcps; medians of 3 runs, 1 with --quick): allocations per run, the latency percentiles
+    /// and worst, allocations over 100 us, failed allocations (summed over the runs); the same
+    /// loop on a 1 GiB zone that never runs short (the scheduler's own tail); and per-CPU pcps
+    /// (2 CPUs) on the near-full zone.
+    oversub_allocations: u64,
+    oversub_p99_us: f64,
+    oversub_p999_us: f64,
+    oversub_worst_ms: f64,
+    oversub_over_100us: u64,
+    oversub_failed: u64,
+    oversub_control_p999_us: f64,
+    oversub_control_worst_ms: f64,
+    oversub_percpu_p999_us: f64,
+    oversub_percpu_worst_ms: f64,
+    oversub_percpu_failed: u64,
     /// Rounds per figure (11; 5 with --quick).
     rounds: usize,
     membarrier: bool,

@@ -8,7 +8,8 @@
 //! A hook is user code running in the middle of the allocator, so the allocator keeps a
 //! per-thread record of the window the thread is in (`Frame`) and checks it wherever a call
 //! from the hook could reach something the interrupted path holds: this thread's pcp, the pcp
-//! registry (every pcp, in `drain_all_pages`), a movable block's pin word, the `cma_mutex`.
+//! registry and the drain lock (every pcp, in `drain_all_pages`), a movable block's pin word,
+//! the `cma_mutex`.
 //! The zone lock is never held at a window. While the hook runs, the thread's cached pcp
 //! pointer is parked, so even the order-0 fast path goes through the checked slow path; in the
 //! free-path windows that path leaves the pcp alone and serves the call from the buddy lists
@@ -34,7 +35,7 @@ use core::cell::Cell;
 /// | window | held by the interrupted path | the hook may call |
 /// | --- | --- | --- |
 /// | [`FreeBeforeZoneLock`](Self::FreeBeforeZoneLock), [`FreeBeforePcpAdd`](Self::FreeBeforePcpAdd) | a block in mid-free (and the `cma_mutex` inside [`Cma::alloc`](crate::Cma::alloc)) | allocations and frees on any zone: they bypass this thread's pcp and use the buddy lists under the zone lock. Not what walks every pcp — `drain_all_pages` (so also isolation, offline, an allocation that finds the zone empty), `audit`, `zoneinfo` — nor `Cma::alloc`, nor waiting on a movable block this thread is migrating: those panic |
-/// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp: its owner's, or every pcp and the pcp registry inside `drain_all_pages` | as above |
+/// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp: its owner's, or inside `drain_all_pages` the zone's drain lock and the pcps that drain has open | as above |
 /// | [`IsolateBetweenPageblocks`](Self::IsolateBetweenPageblocks), [`IsolateBeforeDrain`](Self::IsolateBeforeDrain) | no lock (the `cma_mutex` inside `Cma::alloc`) | anything, except `Cma::alloc` on the same zone when reached from inside `Cma::alloc` (the `cma_mutex` is not recursive) |
 /// | [`FreeScannerBeforeZoneLock`](Self::FreeScannerBeforeZoneLock) | no lock, no pcp, no pin: only the free pages this compaction isolated so far (allocated pages, held by it) | anything: allocations, frees, `drain_all_pages`, isolation, `Cma::alloc` (it may find the compactor's isolated pages busy), pinning or dropping any `MovablePages` (compaction takes its destination page before it pins the block it moves), another compaction |
 ///

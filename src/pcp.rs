@@ -14,9 +14,11 @@
 //! | --- | --- |
 //! | a per-thread pcp's lists, `count`, events | the owner's asymmetric protocol (no lock, no read-modify-write), or that pcp's own lock: `drain_all_pages` and `audit` take it from other threads (the 2022 kernel design, instead of IPIs) |
 //! | a per-CPU pcp's lists | that pcp's own lock, taken by whichever thread is on the CPU for one operation (3.17's interrupts-off section), and by the drain "IPI" |
-//! | the registry of pcps | the registry lock (taken when a thread first uses a zone, by per-thread `drain_all_pages`, `audit`, `zoneinfo`) |
+//! | the registry of pcps | the registry lock (taken when a thread first uses a zone, by per-thread `drain_all_pages` to read the list, `audit`, `zoneinfo`) |
+//! | one `drain_all_pages` at a time | the registry's drain lock (`pcpu_drain_mutex`) |
 //!
-//! Lock order: registry → pcp → zone. Per-CPU `drain_all_pages` holds one pcp at a time.
+//! Lock order: drain lock → registry → pcp → zone. `drain_all_pages` drops the registry lock
+//! before it takes any pcp lock; per-CPU `drain_all_pages` holds one pcp at a time.
 //!
 //! # Thread exit
 //! Per-thread mode: a thread's pcps live in a thread-local list. Its destructor drains each
@@ -36,7 +38,7 @@ use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem};
-use crate::zone::pageset::{PcpEntry, PcpList, PcpLists, PcpZone};
+use crate::zone::pageset::{DrainCaller, PcpEntry, PcpList, PcpLists, PcpZone};
 use crate::zone::{ZoneFree, ZoneInner};
 
 impl ZoneInner {
@@ -311,34 +313,30 @@ impl ZoneInner {
         self.free_pcppages_bulk(n, l);
     }
 
-    /// `drain_all_pages()`: drain every pcp of this zone, synchronously. Pages freed into a
-    /// pcp after its drain stay there, as in the kernel.
+    /// `drain_all_pages()`: drain every pcp of this zone that holds pages, synchronously,
+    /// one drain at a time (see [`DrainCaller`] for what a caller that finds a drain in
+    /// progress does). Pages freed into a pcp after its drain stay there, as in the kernel.
     ///
-    /// Per-CPU mode follows 3.17: find the CPUs whose pcp has pages, then drain each one in
-    /// its own per-CPU section (what `on_each_cpu_mask(drain_local_pages)` runs on each CPU
-    /// with interrupts off); no two pcps are held at once. Per-thread mode opens one remote
-    /// session on every pcp (the 2022 kernel's remote drain, under the pcp locks).
-    pub(crate) fn drain_all_pages(&self) {
-        let n = self.pcps.nr_cpus();
-        if n > 0 {
-            crate::hook::check_reentry("drain_all_pages");
-            let cpus_with_pcps: Vec<usize> = (0..n)
-                .filter(|&cpu| self.pcps.cpu_locked(cpu, |l| l.count > 0))
-                .collect();
-            for cpu in cpus_with_pcps {
-                self.pcps.cpu_locked(cpu, |l| self.drain_pages(l));
-            }
-            return;
-        }
-        self.pcps.with_all_locked(|sessions| {
-            for s in sessions {
-                s.with(|l| {
-                    if l.count > 0 {
-                        self.drain_pages(l);
-                    }
-                });
+    /// Per-CPU mode skips empty CPUs without taking their lock, by the count their last
+    /// section published (3.17 reads `pcp->count` of each CPU before choosing whom to
+    /// interrupt), and drains each CPU with pages in its own per-CPU section (what
+    /// `on_each_cpu_mask(drain_local_pages)` runs on each CPU with interrupts off), one pcp at
+    /// a time. Per-thread mode drains through remote sessions (the 2022 kernel's remote drain,
+    /// under the pcp locks), only tried, and checks the count in the session (the owner's fast
+    /// path publishes none: see `Pcp::count`). No drain waits for a pcp while it holds the
+    /// registry or the drain lock (see `PcpRegistry::drain_each`).
+    pub(crate) fn drain_all_pages_by(&self, caller: DrainCaller) {
+        self.pcps.drain_each(caller, |l| {
+            if l.count > 0 {
+                self.drain_pages(l);
             }
         });
+    }
+
+    /// [`drain_all_pages_by`](Self::drain_all_pages_by) for a caller that needs the drain
+    /// complete ([`DrainCaller::Complete`]).
+    pub(crate) fn drain_all_pages(&self) {
+        self.drain_all_pages_by(DrainCaller::Complete);
     }
 
     /// Drain the calling thread's pcp for this zone.

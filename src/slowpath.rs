@@ -44,6 +44,7 @@ use crate::migrate::MigrateMode;
 use crate::page::Owner;
 use crate::sync::atomic::AtomicU64;
 use crate::types::{Order, Pfn};
+use crate::zone::pageset::DrainCaller;
 use crate::zone::shrinker::ReclaimStats;
 use crate::zone::{Zone, ZoneInner};
 
@@ -131,7 +132,7 @@ impl ZoneInner {
                 if let Some(pfn) = attempt(checked) {
                     return Ok(pfn);
                 }
-                self.drain_all_pages();
+                self.drain_all_pages_by(DrainCaller::Reclaim);
                 if let Some(pfn) = attempt(checked) {
                     return Ok(pfn);
                 }
@@ -141,7 +142,7 @@ impl ZoneInner {
                 if let Some(pfn) = attempt(AllocFlags::wmark(crate::gfp::Wmark::High)) {
                     return Ok(pfn);
                 }
-                self.drain_all_pages();
+                self.drain_all_pages_by(DrainCaller::Reclaim);
                 return self.alloc_failed(order, gfp, attempt(checked));
             }
             rounds += 1;

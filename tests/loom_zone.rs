@@ -483,6 +483,36 @@ mod pcp {
     fn owner_vs_remote_drain() {
         run("pcp/owner-vs-drain");
     }
+
+    /// One drain at a time: the main thread leaves 2 pages on its pcp in a zone otherwise
+    /// fully allocated and runs `drain_all_pages`, while another thread's allocation finds the
+    /// zone empty and drains — or, finding the main thread's drain in progress, waits for it
+    /// and retries with the pages it freed. It gets a page in every interleaving.
+    #[test]
+    fn reclaim_drain_vs_drain() {
+        model("pcp/reclaim-drain-vs-drain", 3, move || {
+            let zone = zone(ZoneConfig::tiny(16)); // pcp high 4, batch 2
+            let mv = Migratetype::Movable;
+            let held: Vec<Pfn> = (0..16)
+                .map(|_| zone.alloc_pfn(Order(0), mv).unwrap())
+                .collect();
+            for p in &held[..2] {
+                zone.free_pfn(*p, Order(0)).unwrap();
+            }
+            let z = zone.clone();
+            let b = thread::spawn(move || z.alloc_pfn(Order(0), mv));
+            zone.drain_all_pages();
+            let got = b
+                .join()
+                .unwrap()
+                .expect("the allocation gets one of the 2 drained pages");
+            for p in held[2..].iter().chain([&got]) {
+                zone.free_pfn(*p, Order(0)).unwrap();
+            }
+            finish(&zone);
+            assert_eq!(zone.audit().true_free_pages, 16);
+        });
+    }
 }
 
 /// The per-CPU pcp protocol (`PcpMode::PerCpu`): a thread on CPU 0 allocates and frees

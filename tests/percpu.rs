@@ -251,3 +251,76 @@ fn allocate_everything(zone: &Zone, mode: PcpMode) -> Result<(), String> {
         Err(_) => Ok(()),
     }
 }
+
+/// `drain_all_pages` runs one at a time (`pcpu_drain_mutex`): an allocation that finds the
+/// zone empty while another thread's drain is in progress waits for that drain and gets the
+/// pages it frees. The zone is full except for 4 pages on one pcp (CPU 1's, or a live
+/// thread's); thread D's `drain_all_pages` is parked inside that pcp's drain (before the zone
+/// lock, the pages not yet freed); then this thread allocates. Had it not waited for D's
+/// drain, it would find no free page and fail. D is let go when the allocation returns, or
+/// after a second if it has not (it is then waiting for D, as it should): the bound only
+/// ends the wait, the outcome does not depend on it.
+#[test]
+fn an_allocation_waits_for_the_drain_in_progress() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    for mode in [PcpMode::PerCpu(2), PcpMode::PerThread] {
+        set_thread_cpu(Some(0));
+        // H frees pfns 0..4 hot, so pfn 0 ends at the tail of its pcp list: the pfn the
+        // drain's PcpBulkBeforeZoneLock window names.
+        let gate = Gate::new(RaceWindow::PcpBulkBeforeZoneLock, 0);
+        let zone = Zone::new(ZoneConfig {
+            pcp_mode: mode,
+            race_hook: gate.hook(),
+            pcp: Some(PcpConfig { high: 16, batch: 4 }),
+            ..ZoneConfig::tiny(64)
+        })
+        .unwrap();
+        // Every page, sorted: pfns 0..4 first.
+        let mut held = fill(&zone, Order(0));
+        let given: Vec<Pfn> = held.drain(..4).collect();
+        let (freed_tx, freed_rx) = mpsc::channel();
+        let (end_tx, end_rx) = mpsc::channel::<()>();
+        let (returned_tx, returned_rx) = mpsc::channel::<()>();
+        let got = std::thread::scope(|s| {
+            // Owned here, so that a failing assertion below drops it and lets H go.
+            let end_tx = end_tx;
+            let zone = &zone;
+            // H: frees 4 pages to its pcp (CPU 1's, or its own) and stays alive.
+            s.spawn(move || {
+                set_thread_cpu(Some(1));
+                for p in given {
+                    zone.free_pfn(p, Order(0)).unwrap();
+                }
+                freed_tx.send(()).unwrap();
+                end_rx.recv().unwrap();
+            });
+            freed_rx.recv().unwrap();
+            assert_eq!(zone.audit().pcp_pages, 4, "{mode:?}");
+            // D: drains, parked in the middle.
+            let d = s.spawn(|| zone.drain_all_pages());
+            gate.wait_arrived();
+            let gate = &gate;
+            s.spawn(move || {
+                let _ = returned_rx.recv_timeout(Duration::from_secs(1));
+                gate.release();
+            });
+            let got = zone.alloc_pfn(Order(0), Migratetype::Movable);
+            // The releaser is gone if it timed out.
+            let _ = returned_tx.send(());
+            d.join().unwrap();
+            end_tx.send(()).unwrap();
+            got
+        });
+        let got = got.unwrap_or_else(|e| panic!("{mode:?}: the allocation did not wait: {e}"));
+        held.push(got);
+        for p in held {
+            zone.free_pfn(p, Order(0)).unwrap();
+        }
+        zone.drain_all_pages();
+        let r = zone.audit();
+        r.assert_ok();
+        assert_eq!(r.true_free_pages, zone.geometry().nr_pages, "{mode:?}");
+        set_thread_cpu(None);
+    }
+}

@@ -9,8 +9,9 @@
 //!
 //! | item | normal build (`std_impl.rs`) | `--cfg loom` (`loom_impl.rs`) |
 //! | --- | --- | --- |
-//! | `atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicI64, Ordering}` | wrappers over `std::sync::atomic` | `loom::sync::atomic` |
+//! | `atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicI64, Ordering}` | wrappers over `std::sync::atomic` | `loom::sync::atomic` |
 //! | `Mutex`, `MutexGuard` | `parking_lot` | `loom::sync::Mutex` (poisoning ignored) |
+//! | `RwLock` and its guards | `parking_lot` | `loom::sync::RwLock` (poisoning ignored) |
 //! | `UnsafeCell` (`get_mut` → `MutPtr`) | `core::cell::UnsafeCell` | `loom::cell::UnsafeCell` |
 //! | `yield_now`, `spin_loop` | `std::thread::yield_now`, `std::hint::spin_loop` | `loom::thread::yield_now` (both) |
 //! | `thread_local!` | `std::thread_local!` | `loom::thread_local!` |

@@ -51,6 +51,7 @@ pub(crate) mod atomic {
 
     wrap_atomic!(AtomicBool, bool);
     wrap_atomic!(AtomicU8, u8);
+    wrap_atomic!(AtomicU32, u32);
     wrap_atomic!(AtomicU64, u64);
     wrap_atomic!(AtomicI64, i64);
 
@@ -93,10 +94,50 @@ impl<T> Mutex<T> {
         Mutex(parking_lot::Mutex::new(value))
     }
 
+    /// Take the lock if it is free now.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.0.try_lock()
+    }
+
     /// Take the lock, blocking until it is free.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock()
+    }
+}
+
+/// `parking_lot::RwLock`: `read()`/`write()` return the guards directly.
+#[derive(Debug)]
+pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+
+/// The guards returned by [`RwLock`].
+pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+/// The guards returned by [`RwLock`].
+pub(crate) type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+impl<T> RwLock<T> {
+    /// A new unlocked lock holding `value`.
+    pub(crate) fn new(value: T) -> Self {
+        RwLock(parking_lot::RwLock::new(value))
+    }
+
+    /// Take the lock shared, blocking while a writer holds it.
+    #[inline]
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.0.read()
+    }
+
+    /// Take the lock exclusively, blocking until it is free.
+    #[inline]
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.0.write()
+    }
+
+    /// Take the lock exclusively if it is free now.
+    #[inline]
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        self.0.try_write()
     }
 }
 

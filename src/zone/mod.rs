@@ -51,7 +51,7 @@ pub(crate) mod shrinker;
 
 pub(crate) use buddy::{BuddyCtx, ZoneEvents, ZoneFree};
 use pageblock::PageblockFlags;
-use pageset::PcpRegistry;
+use pageset::{DrainCaller, PcpRegistry};
 
 /// The shared state of a zone. [`Zone`] is the public handle.
 pub(crate) struct ZoneInner {
@@ -310,7 +310,7 @@ impl ZoneInner {
                 return Ok(pfn);
             }
         }
-        self.drain_all_pages();
+        self.drain_all_pages_by(DrainCaller::Reclaim);
         attempt().ok_or(AllocError::NoMemory {
             order,
             migratetype: mt,
@@ -656,6 +656,11 @@ impl Zone {
     }
 
     /// `drain_all_pages()`: free every thread's pcp pages to the buddy lists, synchronously.
+    ///
+    /// One drain runs at a time per zone (the kernel's `pcpu_drain_mutex`): a call that finds
+    /// one in progress waits for it, then drains, so every page cached before the call is on
+    /// the buddy lists when it returns (unless it was allocated again meanwhile). Pages freed
+    /// into a pcp after the drain passed it stay there.
     pub fn drain_all_pages(&self) {
         self.inner.drain_all_pages();
     }
