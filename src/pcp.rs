@@ -51,6 +51,7 @@ impl ZoneInner {
         let list = if mt.is_pcp_type() {
             mt
         } else if mt.is_isolate() {
+            self.trace.mm_page_free(pfn, Order(0));
             self.free_one_page(pfn, Order(0), mt);
             return;
         } else {
@@ -63,6 +64,7 @@ impl ZoneInner {
             pcp.owner(move |l| self.pcp_add(l, pfn, mt, list, cold));
             return;
         }
+        self.trace.mm_page_free(pfn, Order(0)); // a traced zone never takes the cache above
         let done = if self.pcps.is_per_cpu() {
             self.pcps
                 .with_cpu_lists(move |l| self.pcp_add(l, pfn, mt, list, cold))

@@ -212,6 +212,9 @@ pub(crate) struct PcpRegistry {
     zone: Weak<dyn PcpZone>,
     /// Whether the zone has a race hook (so that a per-CPU section checks for one).
     has_hook: bool,
+    /// Keep this zone out of the fast path's per-thread cache (a traced zone: its order-0
+    /// paths then run the uncached branch, where the tracepoints are).
+    uncached: bool,
     high: u32,
     batch: u32,
 }
@@ -223,6 +226,7 @@ impl PcpRegistry {
         zone_id: u64,
         zone: Weak<dyn PcpZone>,
         has_hook: bool,
+        uncached: bool,
         cpus: Option<u32>,
         high: u32,
         batch: u32,
@@ -236,6 +240,7 @@ impl PcpRegistry {
             zone_id,
             zone,
             has_hook,
+            uncached,
             high,
             batch,
         }
@@ -482,7 +487,9 @@ impl PcpRegistry {
         let pcp = l.entries[0].pcp.clone();
         drop(l);
         #[cfg(not(loom))]
-        CURRENT.set((self.zone_id, &**pcp as *const Pcp));
+        if !self.uncached {
+            CURRENT.set((self.zone_id, &**pcp as *const Pcp));
+        }
         Some(pcp)
     }
 
