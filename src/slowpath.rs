@@ -65,17 +65,13 @@ impl ZoneInner {
     ) -> Result<Pfn, AllocError> {
         let r = self.alloc_gfp_untraced(order, gfp, owner);
         let page = r.as_ref().ok().copied();
-        self.trace.mm_page_alloc(page, order, gfp.migratetype(), gfp);
+        self.trace
+            .mm_page_alloc(page, order, gfp.migratetype(), gfp);
         r
     }
 
     /// [`alloc_gfp`](Self::alloc_gfp) before its tracepoint.
-    fn alloc_gfp_untraced(
-        &self,
-        order: Order,
-        gfp: Gfp,
-        owner: Owner,
-    ) -> Result<Pfn, AllocError> {
+    fn alloc_gfp_untraced(&self, order: Order, gfp: Gfp, owner: Owner) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
             return Err(AllocError::BadOrder {
                 order,

@@ -49,7 +49,8 @@
 //! counts one preemption level, so an event outside any lock shows `...1`, one under the zone
 //! lock (`spin_lock_irqsave`) `d..2`.
 //! - comm: the thread's name if it has one (Rust names the OS thread too, as `prctl` would),
-//!   else the process's name, cut to 15 bytes (`TASK_COMM_LEN`); pid: the thread id
+//!   else the process's name, cut to 15 bytes (`TASK_COMM_LEN`), or `<...>` (what the
+//!   kernel prints for a pid whose comm it no longer has) in a thread's exit drain; pid: the thread id
 //!   (`gettid`); cpu: the modelled CPU the thread is bound to ([`set_thread_cpu`](crate::set_thread_cpu)),
 //!   else the OS's; timestamp: seconds and microseconds since the [`Trace`] was created,
 //!   taken under the output lock so lines are in time order.
@@ -318,7 +319,7 @@ impl Trace {
             return;
         }
         let cpu = crate::cpu::current(crate::types::MAX_CPUS as usize);
-        TASK.with(|task| {
+        let write = |comm: &str, pid: i32| {
             let mut out = self.inner.out.lock();
             if out.err.is_some() {
                 return;
@@ -332,8 +333,8 @@ impl Trace {
             let r = writeln!(
                 out.w,
                 "{:>16}-{:<5} [{:03}] {} {:5}.{:06}: {}: {}",
-                task.comm,
-                task.pid,
+                comm,
+                pid,
                 cpu,
                 flags,
                 t.as_secs(),
@@ -345,7 +346,12 @@ impl Trace {
                 Ok(()) => out.lines += 1,
                 Err(e) => out.err = Some(e),
             }
-        });
+        };
+        // A thread's pcp is drained by its thread-local destructor, when `TASK` may be gone:
+        // then the line says `<...>`, as the kernel's does for a pid whose comm it lost.
+        if TASK.try_with(|t| write(&t.comm, t.pid)).is_err() {
+            write("<...>", gettid());
+        }
     }
 
     // ---- the events (called through `Tracepoints`) ----
@@ -373,7 +379,12 @@ impl Trace {
         self.emit(
             TraceEvent::MmPageFree,
             Ctx::Task,
-            format_args!("page={} pfn={} order={}", PagePtr(Some(pfn)), pfn.0, order.0),
+            format_args!(
+                "page={} pfn={} order={}",
+                PagePtr(Some(pfn)),
+                pfn.0,
+                order.0
+            ),
         );
     }
 
@@ -483,7 +494,12 @@ impl Trace {
         self.emit(
             TraceEvent::CmaRelease,
             Ctx::Task,
-            format_args!("pfn={:x} page={} count={}", pfn.0, PagePtr(Some(pfn)), count),
+            format_args!(
+                "pfn={:x} page={} count={}",
+                pfn.0,
+                PagePtr(Some(pfn)),
+                count
+            ),
         );
     }
 
@@ -739,7 +755,12 @@ impl Tracepoints {
 
     /// `trace_mm_page_alloc_zone_locked(page, order, mt)`.
     #[inline(always)]
-    pub(crate) fn mm_page_alloc_zone_locked(&self, page: Option<Pfn>, order: Order, mt: Migratetype) {
+    pub(crate) fn mm_page_alloc_zone_locked(
+        &self,
+        page: Option<Pfn>,
+        order: Order,
+        mt: Migratetype,
+    ) {
         if let Some(t) = &self.0 {
             t.mm_page_alloc_zone_locked(page, order, mt);
         }
@@ -820,7 +841,10 @@ mod tests {
 
     #[test]
     fn event_lists_parse_with_typed_errors() {
-        assert_eq!(TraceEvent::parse_list("").unwrap().len(), TraceEvent::ALL.len());
+        assert_eq!(
+            TraceEvent::parse_list("").unwrap().len(),
+            TraceEvent::ALL.len()
+        );
         assert_eq!(
             TraceEvent::parse_list("mm_page_alloc, cma_release").unwrap(),
             vec![TraceEvent::MmPageAlloc, TraceEvent::CmaRelease]

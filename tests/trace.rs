@@ -5,7 +5,7 @@
 //!
 //! With `PAGEALLOC_TRACE_POSTPROCESS` naming a copy of the kernel's
 //! `Documentation/trace/postprocess/trace-pagealloc-postprocess.pl` (not vendored here: it is
-//! GPL; `scripts/trace_postprocess.sh` runs this test with it) and `perl` on the machine, the
+//! GPL; `scripts/trace_check.sh` runs this test with it) and `perl` on the machine, the
 //! trace is also fed to that script and its per-process table checked against the trace.
 #![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
 
@@ -26,7 +26,10 @@ const KERNEL_FORMATS: &[(&str, &str)] = &[
     ),
     ("mm_page_free", "page=%p pfn=%lu order=%d"),
     ("mm_page_free_batched", "page=%p pfn=%lu order=0 cold=%d"),
-    ("mm_page_pcpu_drain", "page=%p pfn=%lu order=%d migratetype=%d"),
+    (
+        "mm_page_pcpu_drain",
+        "page=%p pfn=%lu order=%d migratetype=%d",
+    ),
     (
         "mm_page_alloc_zone_locked",
         "page=%p pfn=%lu order=%u migratetype=%d percpu_refill=%d",
@@ -187,7 +190,9 @@ fn parse_line(line: &str, irq_info: bool) -> Result<Line, String> {
         None
     };
     // " %5lu.%06lu: "
-    let rest = rest.strip_prefix(' ').ok_or_else(|| err("no space before time"))?;
+    let rest = rest
+        .strip_prefix(' ')
+        .ok_or_else(|| err("no space before time"))?;
     let colon = rest.find(": ").ok_or_else(|| err("no time"))?;
     let time = &rest[..colon];
     let (secs, usecs) = time.split_once('.').ok_or_else(|| err("time not s.us"))?;
@@ -285,7 +290,10 @@ fn workload(trace: &Trace) {
     let held = z.alloc_pfn(Order(0), Migratetype::Movable).unwrap();
     let block = |p: Pfn| Pfn(p.0 & !3);
     let busy = block(held);
-    let free = Pfn((0..8).map(|b| b * 4).find(|&s| s != busy.0 && s != block(u).0).unwrap());
+    let free = Pfn((0..8)
+        .map(|b| b * 4)
+        .find(|&s| s != busy.0 && s != block(u).0)
+        .unwrap());
     for (start, ok) in [(free, true), (busy, false)] {
         let end = Pfn(start.0 + 4);
         z.start_isolate_page_range(start, end, Migratetype::Movable)
@@ -328,7 +336,11 @@ fn every_line_matches_the_kernel_formats() {
     // unnamed), cut to 15 bytes as TASK_COMM_LEN cuts it.
     let cut = |n: &str| n[..n.len().min(15)].to_owned();
     let argv0 = std::env::args().next().unwrap();
-    let process = cut(std::path::Path::new(&argv0).file_name().unwrap().to_str().unwrap());
+    let process = cut(std::path::Path::new(&argv0)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap());
     let me = match std::thread::current().name() {
         Some(n) if n != "main" => cut(n),
         _ => process.clone(),
@@ -363,7 +375,14 @@ fn every_line_matches_the_kernel_formats() {
                 assert_eq!(int(&v[7]), (int(&v[3]) < int(&v[4])) as i128, "{line:?}");
             }
             "test_pages_isolated" => {
-                let ok = Val::Str(if int(&v[1]) == int(&v[2]) { "success" } else { "fail" }.into());
+                let ok = Val::Str(
+                    if int(&v[1]) == int(&v[2]) {
+                        "success"
+                    } else {
+                        "fail"
+                    }
+                    .into(),
+                );
                 assert_eq!(v[3], ok, "{line:?}");
             }
             "cma_alloc" => {
@@ -376,22 +395,39 @@ fn every_line_matches_the_kernel_formats() {
             "cma_release" => assert_eq!(v[1], page_of(int(&v[0])), "{line:?}"),
             _ => {}
         }
-        assert!(l.comm == me || l.comm == process, "comm {:?} in {line:?}", l.comm);
+        assert!(
+            l.comm == me || l.comm == process,
+            "comm {:?} in {line:?}",
+            l.comm
+        );
     }
     for (name, _) in KERNEL_FORMATS {
-        assert!(seen.get(*name).copied().unwrap_or(0) > 0, "no {name} in:\n{text}");
+        assert!(
+            seen.get(*name).copied().unwrap_or(0) > 0,
+            "no {name} in:\n{text}"
+        );
     }
     // The specific lines the workload must have produced.
     let has = |pat: &str| text.lines().any(|l| l.contains(pat));
-    assert!(has(": mm_page_alloc: page=          (null) pfn=0 order=0 migratetype=2 gfp_flags=GFP_MOVABLE"));
-    assert!(has(": pagealloc_ledger: race=R2 path=free_pcppages_bulk free=-2 cma=-2"));
+    assert!(has(
+        ": mm_page_alloc: page=          (null) pfn=0 order=0 migratetype=2 gfp_flags=GFP_MOVABLE"
+    ));
+    assert!(has(
+        ": pagealloc_ledger: race=R2 path=free_pcppages_bulk free=-2 cma=-2"
+    ));
     assert!(has(" ret=success") && has(" ret=fail"));
-    assert!(has(": cma_alloc: pfn=ffffffffffffffff page=          (null) count=8 align=0"));
+    assert!(has(
+        ": cma_alloc: pfn=ffffffffffffffff page=          (null) count=8 align=0"
+    ));
     assert!(has(": mm_page_free_batched:") && has(" cold=1"));
     // Zone 2's Unmovable request takes a whole Movable top-order block and its pageblocks;
     // zone 1's Movable requests fall back to CMA, which never changes owner.
-    assert!(has(" fallback_order=2 pageblock_order=1 alloc_migratetype=0 fallback_migratetype=2 fragmenting=0 change_ownership=1"));
-    assert!(has(" alloc_migratetype=2 fallback_migratetype=4 fragmenting=0 change_ownership=0"));
+    assert!(has(
+        " fallback_order=2 pageblock_order=1 alloc_migratetype=0 fallback_migratetype=2 fragmenting=0 change_ownership=1"
+    ));
+    assert!(has(
+        " alloc_migratetype=2 fallback_migratetype=4 fragmenting=0 change_ownership=0"
+    ));
 }
 
 #[test]
@@ -413,7 +449,10 @@ fn the_filter_keeps_only_the_events_asked_for() {
     assert!(lines >= 4, "{text}");
     for line in text.lines() {
         let l = parse_line(line, false).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(l.event.as_str(), "cma_alloc" | "test_pages_isolated"));
+        assert!(matches!(
+            l.event.as_str(),
+            "cma_alloc" | "test_pages_isolated"
+        ));
     }
     assert!(TraceEvent::parse_list("mm_page_alloc,mm_page_nope").is_err());
 }
@@ -459,15 +498,40 @@ fn a_write_error_is_reported_not_panicked() {
     assert!(trace.flush().is_err());
 }
 
+/// A trace an example wrote (`PAGEALLOC_TRACE_FILE`, as `scripts/trace_check.sh` sets it
+/// after a `cma_stress --trace` run): every line parses by the line format and its event's
+/// kernel format, in time order. Skipped (with a message) when the variable is unset.
+#[test]
+fn a_given_trace_matches_line_for_line() {
+    let Some(path) = std::env::var_os("PAGEALLOC_TRACE_FILE") else {
+        eprintln!("skipped: set PAGEALLOC_TRACE_FILE to a trace to check (scripts/trace_check.sh)");
+        return;
+    };
+    let irq_info = std::env::var_os("PAGEALLOC_TRACE_IRQ_INFO").is_some();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut last = (0, 0);
+    for line in text.lines() {
+        let l = parse_line(line, irq_info).unwrap_or_else(|e| panic!("{e}"));
+        assert!(l.ts >= last, "time went back at {line:?}");
+        last = l.ts;
+        *seen.entry(l.event).or_default() += 1;
+    }
+    assert!(!seen.is_empty(), "{path:?} is empty");
+    let mut counts: Vec<_> = seen.into_iter().collect();
+    counts.sort();
+    eprintln!("{path:?}: every line matches; lines per event: {counts:?}");
+}
+
 /// The kernel's own post-processing script reads the trace unchanged. Skipped (with a
 /// message) unless `PAGEALLOC_TRACE_POSTPROCESS` names the script and `perl` runs.
 #[test]
-fn the_kernels_pagealloc_postprocess_script_reads_it() {
+fn the_kernels_postprocess_script_reads_it() {
     let Some(script) = std::env::var_os("PAGEALLOC_TRACE_POSTPROCESS") else {
         eprintln!(
             "skipped: set PAGEALLOC_TRACE_POSTPROCESS to a copy of the kernel's \
              Documentation/trace/postprocess/trace-pagealloc-postprocess.pl \
-             (scripts/trace_postprocess.sh)"
+             (scripts/trace_check.sh)"
         );
         return;
     };
@@ -515,7 +579,11 @@ fn the_kernels_pagealloc_postprocess_script_reads_it() {
         }
     }
     assert!(rows > 0, "{report}");
-    let count = |ev: &str| text.lines().filter(|l| l.contains(&format!(": {ev}: "))).count() as u64;
+    let count = |ev: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!(": {ev}: ")))
+            .count() as u64
+    };
     assert_eq!(sums[0], count("mm_page_alloc"), "{report}");
     assert_eq!(sums[1], count("mm_page_alloc_zone_locked"), "{report}");
     assert_eq!(sums[2], count("mm_page_free"), "{report}");
@@ -523,6 +591,15 @@ fn the_kernels_pagealloc_postprocess_script_reads_it() {
     assert_eq!(sums[4], count("mm_page_pcpu_drain"), "{report}");
     assert_eq!(sums[7], count("mm_page_alloc_extfrag"), "{report}");
     // Everything else (isolation, CMA, ledger) lands in its "Unknown" column.
-    let others = ["test_pages_isolated", "cma_alloc", "cma_release", "pagealloc_ledger"];
-    assert_eq!(sums[12], others.iter().map(|e| count(e)).sum::<u64>(), "{report}");
+    let others = [
+        "test_pages_isolated",
+        "cma_alloc",
+        "cma_release",
+        "pagealloc_ledger",
+    ];
+    assert_eq!(
+        sums[12],
+        others.iter().map(|e| count(e)).sum::<u64>(),
+        "{report}"
+    );
 }

@@ -40,9 +40,9 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::gfp::AllocFlags;
 use crate::page::{NIL, PageMeta};
+use crate::trace::Extfrag;
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem, ZoneVmStat};
-use crate::trace::Extfrag;
 use crate::zone::ledger::{Ledger, LedgerEntry, LedgerFlags, LedgerPath, Race};
 
 /// What the buddy core needs to know about its zone: fixed at zone creation.
@@ -374,7 +374,9 @@ impl ZoneFree {
                 l.take_flags();
                 let path = l.path.unwrap_or(LedgerPath::Other);
                 let (free, cma) = l.note(counter, path, Race::Unclassified);
-                self.ctx.trace.ledger(Race::Unclassified.name(), path.name(), free, cma);
+                self.ctx
+                    .trace
+                    .ledger(Race::Unclassified.name(), path.name(), free, cma);
             }
             l.path = None;
         }

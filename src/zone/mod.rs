@@ -285,7 +285,8 @@ impl ZoneInner {
         // empty zone) out of line.
         if order.0 == 0 && mt.is_pcp_type() {
             if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS) {
-                self.trace.mm_page_alloc(Some(pfn), order, mt, Gfp::for_migratetype(mt));
+                self.trace
+                    .mm_page_alloc(Some(pfn), order, mt, Gfp::for_migratetype(mt));
                 return Ok(pfn);
             }
         }
@@ -298,7 +299,8 @@ impl ZoneInner {
     fn alloc_slow(&self, order: Order, mt: Migratetype, owner: Owner) -> Result<Pfn, AllocError> {
         let r = self.alloc_slow_untraced(order, mt, owner);
         let page = r.as_ref().ok().copied();
-        self.trace.mm_page_alloc(page, order, mt, Gfp::for_migratetype(mt));
+        self.trace
+            .mm_page_alloc(page, order, mt, Gfp::for_migratetype(mt));
         r
     }
 
