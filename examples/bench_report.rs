@@ -223,6 +223,22 @@ fn main() -> ExitCode {
     set_thread_cpu(None);
     drop(zc);
     let zone_odr3_pair_ns = ns_per_op(rounds, 500_000 * scale, |n| odr3_pairs(&z, n));
+    // Tracing on: the same pairs on a zone writing every event to /dev/null. The cost per
+    // event is the time over the untraced pair's divided by the lines a pair writes.
+    let devnull = Trace::create("/dev/null", TraceOptions::default()).expect("/dev/null");
+    let zt = Zone::new(ZoneConfig {
+        size,
+        fixes: Fixes::ALL,
+        trace: Some(devnull.clone()),
+        ..ZoneConfig::default()
+    })
+    .expect("zone");
+    let traced_pair_ns = ns_per_op(rounds, 200_000 * scale, |n| pcp_pairs(&zt, n));
+    let before = devnull.lines();
+    pcp_pairs(&zt, 100_000);
+    let traced_events_per_pair = (devnull.lines() - before) as f64 / 100_000.0;
+    let traced_event_ns = (traced_pair_ns - pcp_pair_ns) / traced_events_per_pair;
+    drop(zt);
 
     let frames = size / PAGE_SIZE;
     let peer = parking_lot::Mutex::new({
@@ -429,6 +445,9 @@ fn main() -> ExitCode {
         ("order-0 alloc+free via pcp (ns)", pcp_pair_ns),
         ("  peer FrameAllocator+Mutex (ns)", peer_pair_ns),
         ("  ratio peer/ours", peer_pair_ns / pcp_pair_ns),
+        ("order-0 pair, traced to /dev/null (ns)", traced_pair_ns),
+        ("  trace lines per pair", traced_events_per_pair),
+        ("  ns per traced event", traced_event_ns),
         ("order-3 alloc+free via zone lock (ns)", zone_odr3_pair_ns),
         ("  peer order-3 (ns)", peer_odr3_pair_ns),
         ("  ratio peer/ours", peer_odr3_pair_ns / zone_odr3_pair_ns),
@@ -490,6 +509,9 @@ fn main() -> ExitCode {
             percpu_pairs_per_s_512t: pc512,
             percpu_512t_over_2t,
             compact_order9_1gib_ms,
+            traced_pair_ns,
+            traced_events_per_pair,
+            traced_event_ns,
             rounds,
             membarrier: pagealloc::asymmetric_barriers(),
             trustworthy: untrusted.is_empty(),
@@ -533,6 +555,11 @@ struct Json {
     /// Direct compaction serving an order-9 request on a fragmented 1 GiB zone (median of 3,
     /// 1 with --quick).
     compact_order9_1gib_ms: f64,
+    /// The order-0 pair on a zone tracing every event to /dev/null, the trace lines one pair
+    /// writes, and the time per line over the untraced pair's.
+    traced_pair_ns: f64,
+    traced_events_per_pair: f64,
+    traced_event_ns: f64,
     /// Rounds per figure (11; 5 with --quick).
     rounds: usize,
     membarrier: bool,
