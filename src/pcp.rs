@@ -31,7 +31,7 @@
 //! `drain_pages`, `drain_all_pages` (per-CPU: 3.17's scan of `cpus_with_pcps`, then
 //! `on_each_cpu_mask`).
 
-use crate::gfp::AllocFlags;
+use crate::gfp::{AllocFlags, Gfp};
 use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
@@ -121,31 +121,51 @@ impl ZoneInner {
     }
 
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
-    /// with `rmqueue_bulk` when empty; the page goes to `owner`.
+    /// with `rmqueue_bulk` when empty; the page goes to `owner`. `trace_as`: the caller is
+    /// `__alloc_pages_nodemask` itself, which traces the page it gets here with this mask.
     #[inline(always)]
     pub(crate) fn rmqueue_pcp(
         &self,
         mt: Migratetype,
         owner: Owner,
         flags: AllocFlags,
+        trace_as: Option<Gfp>,
     ) -> Option<Pfn> {
-        self.pcps
-            .with_lists(
-                #[inline(always)]
-                move |l| {
-                    let e = match l.lists[mt.idx()].pop_front() {
-                        Some(e) => e,
-                        None => self.pcp_refill_pop(mt, l, flags)?,
-                    };
-                    l.count -= 1;
-                    l.events.pgalloc += 1;
-                    let pfn = Pfn(e.pfn as u64);
-                    self.state
-                        .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
-                    Some(pfn)
-                },
-            )
-            .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags))
+        // The per-thread cache's fast path spelled out, as in `free_hot_cold_page`: a traced
+        // zone never takes it, so it has no tracepoint to test.
+        #[cfg(not(loom))]
+        if let Some(pcp) = self.pcps.cached() {
+            return pcp.owner(move |l| self.pcp_pop(l, mt, owner, flags));
+        }
+        let page = self
+            .pcps
+            .with_lists(move |l| self.pcp_pop(l, mt, owner, flags))
+            .unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags));
+        if let (Some(gfp), Some(_)) = (trace_as, page) {
+            self.trace.mm_page_alloc(page, Order(0), mt, gfp);
+        }
+        page
+    }
+
+    /// Pop the head of the pcp list for `mt` for `owner`, refilling the list when empty.
+    #[inline(always)]
+    fn pcp_pop(
+        &self,
+        l: &mut PcpLists,
+        mt: Migratetype,
+        owner: Owner,
+        flags: AllocFlags,
+    ) -> Option<Pfn> {
+        let e = match l.lists[mt.idx()].pop_front() {
+            Some(e) => e,
+            None => self.pcp_refill_pop(mt, l, flags)?,
+        };
+        l.count -= 1;
+        l.events.pgalloc += 1;
+        let pfn = Pfn(e.pfn as u64);
+        self.state
+            .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+        Some(pfn)
     }
 
     /// The pcp list for `mt` is empty: refill it with a batch and pop its head.

@@ -225,7 +225,7 @@ impl ZoneInner {
         owner: Owner,
     ) -> Option<Pfn> {
         if order.0 == 0 {
-            self.rmqueue_pcp(mt, owner, flags)
+            self.rmqueue_pcp(mt, owner, flags, None)
         } else {
             self.rmqueue_locked_block(order, mt, owner, flags)
         }
@@ -284,9 +284,8 @@ impl ZoneInner {
         // The order-0 fast path inline; everything else (larger orders, bad arguments, an
         // empty zone) out of line.
         if order.0 == 0 && mt.is_pcp_type() {
-            if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS) {
-                self.trace
-                    .mm_page_alloc(Some(pfn), order, mt, Gfp::for_migratetype(mt));
+            let traced = Some(Gfp::for_migratetype(mt)); // traced off the pcp cache's path
+            if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS, traced) {
                 return Ok(pfn);
             }
         }
