@@ -9,6 +9,7 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::hook::RaceHook;
 use crate::sync::Arc;
+use crate::trace::Trace;
 use crate::types::{MAX_CPUS, MAX_SUPPORTED_ORDER, PAGE_SIZE, Pfn};
 use core::fmt;
 
@@ -110,9 +111,9 @@ pub struct ZoneConfig {
     /// of 32 pages is more than they hold, and compaction's free scanner, which obeys the low
     /// watermark, would take nothing.
     pub min_free_kbytes: Option<u64>,
-    /// Record the kmem tracepoints as `trace_pipe` lines ([`Trace`](crate::Trace)): off by
+    /// Record the kmem tracepoints as `trace_pipe` lines ([`Trace`]): off by
     /// default (one predictable branch per emitting path when off).
-    pub trace: Option<crate::Trace>,
+    pub trace: Option<Trace>,
 }
 
 impl Default for ZoneConfig {

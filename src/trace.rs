@@ -1,5 +1,5 @@
 //! The kernel's kmem tracepoints, in the kernel's own text: `trace_pipe` lines a caller
-//! collects in a file or pipe ([`Trace`], set in [`ZoneConfig::trace`](crate::ZoneConfig::trace)).
+//! collects in a file or pipe ([`Trace`], set in `ZoneConfig::trace`).
 //!
 //! # Events and their formats
 //! Each event prints its fields with the `TP_printk` format of the kernel version named (the
@@ -9,14 +9,14 @@
 //! | --- | --- | --- | --- |
 //! | `mm_page_alloc` | `page=%p pfn=%lu order=%d migratetype=%d gfp_flags=%s` | 3.17 `include/trace/events/kmem.h` | `__alloc_pages_nodemask`, success or failure (`page=(null)`) → `ZoneInner::alloc`, `ZoneInner::alloc_gfp` |
 //! | `mm_page_free` | `page=%p pfn=%lu order=%d` | 3.17 `kmem.h` | `free_pages_prepare` (every free of an allocated block) → `free_hot_cold_page`, `__free_pages_ok` |
-//! | `mm_page_free_batched` | `page=%p pfn=%lu order=0 cold=%d` | 3.17 `kmem.h` | `free_hot_cold_page_list` → [`Zone::free_hot_cold_page_list`](crate::Zone::free_hot_cold_page_list) |
+//! | `mm_page_free_batched` | `page=%p pfn=%lu order=0 cold=%d` | 3.17 `kmem.h` | `free_hot_cold_page_list` → `Zone::free_hot_cold_page_list` |
 //! | `mm_page_pcpu_drain` | `page=%p pfn=%lu order=%d migratetype=%d` | 3.17 `kmem.h` (`DEFINE_EVENT_PRINT` of class `mm_page`) | `free_pcppages_bulk`, per page after `__free_one_page`, with the type it was freed by |
 //! | `mm_page_alloc_zone_locked` | `page=%p pfn=%lu order=%u migratetype=%d percpu_refill=%d` | 3.17 `kmem.h` (class `mm_page`) | `__rmqueue`, success or failure, with the requested type (`MIGRATE_RESERVE` after its retry) |
 //! | `mm_page_alloc_extfrag` | `page=%p pfn=%lu alloc_order=%d fallback_order=%d pageblock_order=%d alloc_migratetype=%d fallback_migratetype=%d fragmenting=%d change_ownership=%d` | 3.17 `kmem.h` | `__rmqueue_fallback` (`change_ownership` is `new_type == alloc_migratetype`, `fragmenting` is `fallback_order < pageblock_order`) |
 //! | `test_pages_isolated` | `start_pfn=0x%lx end_pfn=0x%lx fin_pfn=0x%lx ret=%s` | 4.4 `include/trace/events/page_isolation.h` (as first merged: `ret` is `success` iff `end_pfn == fin_pfn`) | `test_pages_isolated` after the zone lock is dropped (not on the early `-EBUSY` of a pageblock not isolated) |
 //! | `cma_alloc` | `pfn=%lx page=%p count=%u align=%u` | `include/trace/events/cma.h` as in mainline when `test_pages_isolated` was added (blob `d7cd961`; the first posting had no `align`) | `cma_alloc`, success or failure (`pfn=ffffffffffffffff page=(null)`) |
-//! | `cma_release` | `pfn=%lx page=%p count=%u` | the same `cma.h` | `cma_release` after the pages are freed (a dropped [`CmaPages`](crate::CmaPages) or [`Cma::release_pfn`](crate::Cma::release_pfn)) |
-//! | `pagealloc_ledger` | `race=%s path=%s free=%ld cma=%ld` | **this crate's own event, in no kernel**: one line per drift-ledger note ([`LedgerEntry`](crate::LedgerEntry)) | under the zone lock, where the ledger records it |
+//! | `cma_release` | `pfn=%lx page=%p count=%u` | the same `cma.h` | `cma_release` after the pages are freed (a dropped `CmaPages` or `Cma::release_pfn`) |
+//! | `pagealloc_ledger` | `race=%s path=%s free=%ld cma=%ld` | **this crate's own event, in no kernel**: one line per drift-ledger note (`LedgerEntry`) | under the zone lock, where the ledger records it |
 //!
 //! The kernel sources read: `include/trace/events/kmem.h`, `include/trace/events/gfpflags.h`,
 //! `mm/page_alloc.c`, `kernel/trace/trace_output.c` and `lib/vsprintf.c` of v3.17 (the
@@ -34,7 +34,7 @@
 //! - `migratetype=%d` is 3.17's number ([`Migratetype`] has 3.17's values).
 //! - `gfp_flags=%s` is 3.17's `show_gfp_flags`: the names of its table in its order, each
 //!   taking its bits off, joined by `|`, left-over bits as `0x%lx`, and `GFP_NOWAIT` for 0.
-//!   The plain API ([`Zone::alloc_pages`](crate::Zone::alloc_pages) and friends, which take a
+//!   The plain API (`Zone::alloc_pages` and friends, which take a
 //!   migratetype and no mask) is traced with the mobility bit alone (`GFP_MOVABLE`,
 //!   `GFP_RECLAIMABLE`, or `GFP_NOWAIT` for unmovable); [`Gfp`] requests with their mask.
 //!
@@ -51,18 +51,19 @@
 //! - comm: the thread's name if it has one (Rust names the OS thread too, as `prctl` would),
 //!   else the process's name, cut to 15 bytes (`TASK_COMM_LEN`), or `<...>` (what the
 //!   kernel prints for a pid whose comm it no longer has) in a thread's exit drain; pid: the thread id
-//!   (`gettid`); cpu: the modelled CPU the thread is bound to ([`set_thread_cpu`](crate::set_thread_cpu)),
+//!   (`gettid`); cpu: the modelled CPU the thread is bound to (`set_thread_cpu`),
 //!   else the OS's; timestamp: seconds and microseconds since the [`Trace`] was created,
 //!   taken under the output lock so lines are in time order.
 //!
 //! # Cost
-//! Off (no [`ZoneConfig::trace`](crate::ZoneConfig::trace), the default): each emitting path
+//! Off (no `ZoneConfig::trace`, the default): each emitting path
 //! tests one `Option` field it already has at hand, a branch that always goes the same way.
-//! The per-thread pcp fast path tests nothing on the free side: a traced zone never enters
-//! the thread-local pcp cache, so its frees take the uncached path, where the event is
-//! emitted. On: each event takes the output lock, formats one line into a 64 KiB buffer and
-//! writes when it fills (`bench_report` prints the cost per event). [`Trace::flush`] writes
-//! what is buffered; the last clone's drop flushes too.
+//! The per-thread pcp fast path (an order-0 allocation or free through the thread's cached
+//! pcp) tests nothing: a traced zone never enters the thread-local pcp cache, so its order-0
+//! allocations and frees take the uncached path, where `mm_page_alloc` and `mm_page_free`
+//! are emitted. On: each event takes the output lock, formats one line into a 64 KiB buffer
+//! and writes when it fills (`bench_report` prints the cost per event). [`Trace::flush`]
+//! writes what is buffered; the last clone's drop flushes too.
 
 use crate::gfp::Gfp;
 use crate::sync::{Arc, Mutex};
@@ -213,7 +214,7 @@ pub struct TraceOptions {
 }
 
 /// A trace sink: `trace_pipe` lines written to a file, pipe or any writer. Cheap to clone
-/// (all clones write to the same place); give one to [`ZoneConfig::trace`](crate::ZoneConfig::trace).
+/// (all clones write to the same place); give one to `ZoneConfig::trace`.
 ///
 /// ```
 /// use pagealloc::{Migratetype, Order, Trace, TraceOptions, Zone, ZoneConfig};
