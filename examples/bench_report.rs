@@ -61,6 +61,9 @@ struct Opts {
     /// With --workload: per-CPU pcps with N CPUs (PcpMode::PerCpu) instead of per-thread
     #[arg(long, value_name = "N", requires = "workload")]
     cpus: Option<u32>,
+    /// With --workload: trace every event to /dev/null (ZoneConfig::trace)
+    #[arg(long, requires = "workload")]
+    traced: bool,
 }
 
 /// `--workload`.
@@ -76,7 +79,16 @@ enum Workload {
 /// (less a run with fewer `ops`) is the loop's.
 fn workload(o: &Opts, w: Workload) {
     let mode = o.cpus.map_or(PcpMode::PerThread, PcpMode::PerCpu);
-    let z = zone_in(256 << 20, o.fixes, mode);
+    let z = Zone::new(ZoneConfig {
+        size: 256 << 20,
+        fixes: o.fixes,
+        pcp_mode: mode,
+        trace: o
+            .traced
+            .then(|| Trace::create("/dev/null", TraceOptions::default()).expect("/dev/null")),
+        ..ZoneConfig::default()
+    })
+    .expect("zone");
     // Bound to CPU 0: the count leaves out sched_getcpu, which valgrind (no rseq) turns into
     // a system call.
     set_thread_cpu(Some(0));
