@@ -213,7 +213,9 @@ pub(crate) struct PcpRegistry {
     /// Whether the zone has a race hook (so that a per-CPU section checks for one).
     has_hook: bool,
     /// Keep this zone out of the fast path's per-thread cache (a traced zone: its order-0
-    /// paths then run the uncached branch, where the tracepoints are).
+    /// paths then run the uncached branch, where the tracepoints are). Loom builds have no
+    /// cache.
+    #[cfg_attr(loom, allow(dead_code))]
     uncached: bool,
     high: u32,
     batch: u32,
