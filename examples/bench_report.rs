@@ -63,6 +63,9 @@ struct Opts {
     /// With --workload: per-CPU pcps with N CPUs (PcpMode::PerCpu) instead of per-thread
     #[arg(long, value_name = "N", requires = "workload")]
     cpus: Option<u32>,
+    /// With --workload: trace every event to /dev/null (ZoneConfig::trace)
+    #[arg(long, requires = "workload")]
+    traced: bool,
 }
 
 /// `--workload`.
@@ -94,7 +97,16 @@ fn workload(o: &Opts, w: Workload) {
         }
         return;
     }
-    let z = zone_in(256 << 20, o.fixes, mode);
+    let z = Zone::new(ZoneConfig {
+        size: 256 << 20,
+        fixes: o.fixes,
+        pcp_mode: mode,
+        trace: o
+            .traced
+            .then(|| Trace::create("/dev/null", TraceOptions::default()).expect("/dev/null")),
+        ..ZoneConfig::default()
+    })
+    .expect("zone");
     // Bound to CPU 0: the count leaves out sched_getcpu, which valgrind (no rseq) turns into
     // a system call.
     set_thread_cpu(Some(0));
@@ -365,6 +377,22 @@ fn main() -> ExitCode {
     set_thread_cpu(None);
     drop(zc);
     let zone_odr3_pair_ns = ns_per_op(rounds, 500_000 * scale, |n| odr3_pairs(&z, n));
+    // Tracing on: the same pairs on a zone writing every event to /dev/null. The cost per
+    // event is the time over the untraced pair's divided by the lines a pair writes.
+    let devnull = Trace::create("/dev/null", TraceOptions::default()).expect("/dev/null");
+    let zt = Zone::new(ZoneConfig {
+        size,
+        fixes: Fixes::ALL,
+        trace: Some(devnull.clone()),
+        ..ZoneConfig::default()
+    })
+    .expect("zone");
+    let traced_pair_ns = ns_per_op(rounds, 200_000 * scale, |n| pcp_pairs(&zt, n));
+    let before = devnull.lines();
+    pcp_pairs(&zt, 100_000);
+    let traced_events_per_pair = (devnull.lines() - before) as f64 / 100_000.0;
+    let traced_event_ns = (traced_pair_ns - pcp_pair_ns) / traced_events_per_pair;
+    drop(zt);
 
     let frames = size / PAGE_SIZE;
     let peer = parking_lot::Mutex::new({
@@ -597,6 +625,9 @@ fn main() -> ExitCode {
         ("order-0 alloc+free via pcp (ns)", pcp_pair_ns),
         ("  peer FrameAllocator+Mutex (ns)", peer_pair_ns),
         ("  ratio peer/ours", peer_pair_ns / pcp_pair_ns),
+        ("order-0 pair, traced to /dev/null (ns)", traced_pair_ns),
+        ("  trace lines per pair", traced_events_per_pair),
+        ("  ns per traced event", traced_event_ns),
         ("order-3 alloc+free via zone lock (ns)", zone_odr3_pair_ns),
         ("  peer order-3 (ns)", peer_odr3_pair_ns),
         ("  ratio peer/ours", peer_odr3_pair_ns / zone_odr3_pair_ns),
@@ -691,6 +722,9 @@ fn main() -> ExitCode {
             oversub_percpu_p999_us: oversub_cpu.p999_us,
             oversub_percpu_worst_ms: oversub_cpu.worst_ms,
             oversub_percpu_failed: oversub_cpu.failed,
+            traced_pair_ns,
+            traced_events_per_pair,
+            traced_event_ns,
             rounds,
             membarrier: pagealloc::asymmetric_barriers(),
             trustworthy: untrusted.is_empty(),
@@ -750,6 +784,11 @@ struct Json {
     oversub_percpu_p999_us: f64,
     oversub_percpu_worst_ms: f64,
     oversub_percpu_failed: u64,
+    /// The order-0 pair on a zone tracing every event to /dev/null, the trace lines one pair
+    /// writes, and the time per line over the untraced pair's.
+    traced_pair_ns: f64,
+    traced_events_per_pair: f64,
+    traced_event_ns: f64,
     /// Rounds per figure (11; 5 with --quick).
     rounds: usize,
     membarrier: bool,

@@ -126,9 +126,9 @@ mod common;
 
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::{
-    CpuOpts, LedgerJson, Rng, RunOpts, at_least_one, drift_line, install_signal_handlers,
-    ledger_json, ledger_lines, positive_multiple_of_4, splitmix64, stopped, usage_error,
-    vmstat_drift, vmstat_timer,
+    CpuOpts, LedgerJson, Rng, RunOpts, TraceOpts, at_least_one, drift_line,
+    install_signal_handlers, ledger_json, ledger_lines, positive_multiple_of_4, splitmix64,
+    stopped, usage_error, vmstat_drift, vmstat_timer,
 };
 use std::cell::Cell;
 use std::process::ExitCode;
@@ -234,6 +234,8 @@ struct Args {
     cpus: CpuOpts,
     #[command(flatten)]
     page_cache: PageCacheOpts,
+    #[command(flatten)]
+    trace: TraceOpts,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -1259,6 +1261,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
             .pcp_fraction
             .map(|f| pcp_for_fraction(args.arena_mib, f)),
         pcp_mode: args.cpus.pcp_mode(),
+        trace: args.trace.trace()?,
         ..ZoneConfig::default()
     };
     let geo = cfg
@@ -1760,7 +1763,12 @@ fn main() -> ExitCode {
     let args = Args::parse_checked();
     install_signal_handlers();
     if args.soak {
-        return soak(&args);
+        let code = soak(&args);
+        return if args.trace.finish("cma_stress") {
+            code
+        } else {
+            ExitCode::from(1)
+        };
     }
     header(&args);
     let mut runs = Vec::new();
@@ -1819,6 +1827,9 @@ fn main() -> ExitCode {
             runs: runs.iter().map(|r| json_run(r, &args)).collect(),
         };
         println!("{}", serde_json::to_string(&json).expect("JSON"));
+    }
+    if !args.trace.finish("cma_stress") {
+        failed = true;
     }
     if failed {
         ExitCode::from(1)

@@ -73,9 +73,9 @@ use pagealloc::{
 mod common;
 
 use common::{
-    CpuOpts, LedgerJson, Rng, RunOpts, at_least_one, drift_line, ledger_json, ledger_lines,
-    multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64, usage_error, vmstat_drift,
-    vmstat_timer,
+    CpuOpts, LedgerJson, Rng, RunOpts, TraceOpts, at_least_one, drift_line, ledger_json,
+    ledger_lines, multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64, usage_error,
+    vmstat_drift, vmstat_timer,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -220,6 +220,8 @@ struct Args {
     verbose: bool,
     #[command(flatten)]
     cpus: CpuOpts,
+    #[command(flatten)]
+    trace: TraceOpts,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -618,6 +620,7 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         fixes,
         race_hook: hook.clone(),
         pcp_mode: args.cpus.pcp_mode(),
+        trace: args.trace.trace()?,
         ..ZoneConfig::default()
     })
     .map_err(|e| format!("zone: {e}"))?;
@@ -999,6 +1002,9 @@ fn main() -> ExitCode {
             cpus: args.cpus.json(),
         };
         println!("{}", serde_json::to_string(&json).expect("JSON"));
+    }
+    if !args.trace.finish("isolate_race") {
+        failed = true;
     }
     if failed {
         ExitCode::FAILURE

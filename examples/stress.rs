@@ -52,8 +52,9 @@ mod common;
 
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::{
-    CpuOpts, LedgerJson, Rng, RunOpts, STOP, at_least_one, drift_line, install_signal_handlers,
-    ledger_json, ledger_lines, splitmix64, usage_error, vmstat_drift, vmstat_timer,
+    CpuOpts, LedgerJson, Rng, RunOpts, STOP, TraceOpts, at_least_one, drift_line,
+    install_signal_handlers, ledger_json, ledger_lines, splitmix64, usage_error, vmstat_drift,
+    vmstat_timer,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ struct Args {
     cpus: CpuOpts,
     #[command(flatten)]
     page_cache: PageCacheOpts,
+    #[command(flatten)]
+    trace: TraceOpts,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -499,6 +502,13 @@ fn main() -> ExitCode {
         size: args.size_mib << 20,
         fixes,
         pcp_mode: args.cpus.pcp_mode(),
+        trace: match args.trace.trace() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("stress: {e}");
+                return ExitCode::from(2);
+            }
+        },
         ..ZoneConfig::default()
     }) {
         Ok(z) => Arc::new(z),
@@ -768,7 +778,7 @@ fn main() -> ExitCode {
         };
         println!("{}", serde_json::to_string(&summary).expect("JSON"));
     }
-    if ok {
+    if ok && args.trace.finish("stress") {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -92,6 +92,7 @@ impl ZoneInner {
     fn cma_release_held(&self, area: &CmaArea, pfn: Pfn, count: u64) {
         let _bits = area.reservation_of(pfn, count);
         self.free_each((pfn.0..pfn.0 + count).map(|p| (Pfn(p), Order(0))));
+        self.trace.cma_release(pfn, count);
     }
 
     /// `alloc_contig_range(start, end, migratetype)` (3.17). On success the pages of
@@ -199,6 +200,17 @@ impl<'z> Cma<'z> {
 
     /// [`alloc`](Self::alloc) up to the handle: the first pfn of `count` pages held for one.
     fn alloc_held(&self, count: u64, align: Order) -> Result<Pfn, CmaError> {
+        let r = self.alloc_held_untraced(count, align);
+        if let Ok(_) | Err(CmaError::NoSpace { .. }) = r {
+            // 4.2's trace_cma_alloc, after the search (not on the argument checks before it).
+            let page = r.as_ref().ok().copied();
+            self.zone.inner.trace.cma_alloc(page, count, align);
+        }
+        r
+    }
+
+    /// [`alloc_held`](Self::alloc_held) before its tracepoint.
+    fn alloc_held_untraced(&self, count: u64, align: Order) -> Result<Pfn, CmaError> {
         let z = &self.zone.inner;
         crate::hook::check_reentry("Cma::alloc");
         if count == 0 {

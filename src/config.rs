@@ -9,6 +9,7 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::hook::RaceHook;
 use crate::sync::Arc;
+use crate::trace::Trace;
 use crate::types::{MAX_CPUS, MAX_SUPPORTED_ORDER, PAGE_SIZE, Pfn};
 use core::fmt;
 
@@ -110,6 +111,9 @@ pub struct ZoneConfig {
     /// of 32 pages is more than they hold, and compaction's free scanner, which obeys the low
     /// watermark, would take nothing.
     pub min_free_kbytes: Option<u64>,
+    /// Record the kmem tracepoints as `trace_pipe` lines ([`Trace`]): off by
+    /// default (one predictable branch per emitting path when off).
+    pub trace: Option<Trace>,
 }
 
 impl Default for ZoneConfig {
@@ -128,6 +132,7 @@ impl Default for ZoneConfig {
             pcp_mode: PcpMode::PerThread,
             ledger: false,
             min_free_kbytes: None,
+            trace: None,
         }
     }
 }
@@ -148,6 +153,7 @@ impl fmt::Debug for ZoneConfig {
             .field("pcp_mode", &self.pcp_mode)
             .field("ledger", &self.ledger)
             .field("min_free_kbytes", &self.min_free_kbytes)
+            .field("trace", &self.trace)
             .finish()
     }
 }

@@ -77,6 +77,16 @@ impl Gfp {
         self.contains(Gfp::WAIT)
     }
 
+    /// The mask the plain API's tracepoints print for a request of type `mt` (which takes no
+    /// mask): the mobility bit alone.
+    pub(crate) const fn for_migratetype(mt: Migratetype) -> Gfp {
+        match mt {
+            Migratetype::Movable => Gfp::MOVABLE,
+            Migratetype::Reclaimable => Gfp::RECLAIMABLE,
+            _ => Gfp(0),
+        }
+    }
+
     /// `allocflags_to_migratetype`: `__GFP_MOVABLE` → Movable, `__GFP_RECLAIMABLE` →
     /// Reclaimable, else Unmovable (both bits: Movable, as 3.17's bit arithmetic gives
     /// `MIGRATE_RESERVE`, which the slow path would not serve; refused here instead).

@@ -298,6 +298,17 @@ impl ZoneInner {
             }
             pfn = pfn.add(self.geo.pageblock_nr_pages);
         }
+        let fin = self.test_pages_isolated_locked(start, end);
+        self.trace.test_pages_isolated(start, end, fin);
+        if fin < end {
+            return Err(IsolateError::NotIsolated(fin));
+        }
+        Ok(())
+    }
+
+    /// `__test_page_isolated_in_pageblock` under the zone lock: the first pfn of
+    /// `[start, end)` not in a free block, or `end`.
+    fn test_pages_isolated_locked(&self, start: Pfn, end: Pfn) -> Pfn {
         let mut zf = self.lock();
         let zf = &mut *zf;
         let mut pfn = start;
@@ -311,10 +322,10 @@ impl ZoneInner {
                     }
                     pfn = pfn.add(order.nr_pages());
                 }
-                None => return Err(IsolateError::NotIsolated(pfn)),
+                None => return pfn,
             }
         }
-        Ok(())
+        pfn
     }
 
     /// `__offline_pages(start, end)`: isolate as Movable, migrate movable blocks away, drain, test, take the free blocks

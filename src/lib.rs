@@ -46,6 +46,7 @@
 //! | `hook` | [`RaceHook`]: race-window injection, and what a hook may call from each window ([`RaceWindow`]) | — |
 //! | `audit` | [`Zone::audit`], [`Zone::audit_coalescing`], [`AuditReport`] | — |
 //! | `procfs` | `/proc/buddyinfo`, `pagetypeinfo`, `zoneinfo`, `vmstat` text | `mm/vmstat.c` |
+//! | `trace` | [`Trace`]: the kmem tracepoints (and the isolation, CMA and ledger events) as `trace_pipe` lines | `include/trace/events/kmem.h`, `kernel/trace/trace_output.c` |
 //! | `handle` | [`Pages`] and [`OwnedPages`], the owned allocation handles | — |
 //! | `migrate` | [`MovablePages`], pins, page migration | `mm/migrate.c` |
 //! | `compaction` | [`Zone::compact_memory`], [`Zone::compact_zone`], direct compaction's scanners, `split_free_page` | `mm/compaction.c` |
@@ -78,6 +79,7 @@ mod page;
 mod pcp;
 mod procfs;
 mod slowpath;
+mod trace;
 mod types;
 mod vmscan;
 mod vmstat;
@@ -95,6 +97,7 @@ pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
 pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned};
 pub use slowpath::{MAX_RECLAIM_RETRIES, PAGE_ALLOC_COSTLY_ORDER};
+pub use trace::{Trace, TraceEvent, TraceOptions, UnknownTraceEvent};
 pub use types::{
     MAX_CPUS, MAX_SUPPORTED_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Migratetype, Order, PAGE_SHIFT,
     PAGE_SIZE, PageblockIdx, Pfn,

@@ -33,7 +33,7 @@
 //! `drain_pages`, `drain_all_pages` (per-CPU: 3.17's scan of `cpus_with_pcps`, then
 //! `on_each_cpu_mask`).
 
-use crate::gfp::AllocFlags;
+use crate::gfp::{AllocFlags, Gfp};
 use crate::hook::RaceWindow;
 use crate::page::Owner;
 use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
@@ -102,6 +102,8 @@ impl ZoneInner {
     /// at `high`.
     #[inline(never)]
     fn free_hot_cold_page_slow(&self, pfn: Pfn, cold: bool) {
+        // `free_pages_prepare`'s tracepoint (a traced zone never takes the fast path).
+        self.trace.mm_page_free(pfn, Order(0));
         let mt = self.get_pageblock_migratetype(pfn);
         self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, Order(0), mt);
         let Some(list) = mt.pcp_list() else {
@@ -151,19 +153,21 @@ impl ZoneInner {
     }
 
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it
-    /// with `rmqueue_bulk` when empty; the page goes to `owner`.
+    /// with `rmqueue_bulk` when empty; the page goes to `owner`. `trace_as`: the caller is
+    /// `__alloc_pages_nodemask` itself, which traces the page it gets here with this mask.
     #[inline(always)]
     pub(crate) fn rmqueue_pcp(
         &self,
         mt: Migratetype,
         owner: Owner,
         flags: AllocFlags,
+        trace_as: Option<Gfp>,
     ) -> Option<Pfn> {
         #[cfg(not(loom))]
         if let Some(pfn) = self.rmqueue_pcp_fast(mt, owner) {
             return Some(pfn);
         }
-        self.rmqueue_pcp_slow(mt, owner, flags)
+        self.rmqueue_pcp_slow(mt, owner, flags, trace_as)
     }
 
     /// The common case of [`rmqueue_pcp`](Self::rmqueue_pcp), as a leaf: the calling
@@ -185,7 +189,13 @@ impl ZoneInner {
     /// cache or held remotely, the refill; straight to the buddy lists when the thread has
     /// no pcp.
     #[inline(never)]
-    fn rmqueue_pcp_slow(&self, mt: Migratetype, owner: Owner, flags: AllocFlags) -> Option<Pfn> {
+    fn rmqueue_pcp_slow(
+        &self,
+        mt: Migratetype,
+        owner: Owner,
+        flags: AllocFlags,
+        trace_as: Option<Gfp>,
+    ) -> Option<Pfn> {
         let pop = |l: &mut PcpLists| {
             let e = match l.lists[mt.idx()].pop_front() {
                 Some(e) => e,
@@ -202,7 +212,12 @@ impl ZoneInner {
         } else {
             self.pcps.with_lists(pop)
         };
-        got.unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags))
+        let page = got.unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags));
+        // A traced zone never takes the fast path, so only this path has the tracepoint.
+        if let (Some(gfp), Some(_)) = (trace_as, page) {
+            self.trace.mm_page_alloc(page, Order(0), mt, gfp);
+        }
+        page
     }
 
     /// The pcp list for `mt` is empty: refill it with a batch and pop its head.

@@ -56,13 +56,23 @@ pub const PAGE_ALLOC_COSTLY_ORDER: u32 = 3;
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
 
 impl ZoneInner {
-    /// `__alloc_pages_nodemask(gfp, order)` on this zone, for `owner`.
+    /// `__alloc_pages_nodemask(gfp, order)` on this zone, for `owner`, with its
+    /// `trace_mm_page_alloc` (success or failure).
     pub(crate) fn alloc_gfp(
         &self,
         order: Order,
         gfp: Gfp,
         owner: Owner,
     ) -> Result<Pfn, AllocError> {
+        let r = self.alloc_gfp_untraced(order, gfp, owner);
+        let page = r.as_ref().ok().copied();
+        self.trace
+            .mm_page_alloc(page, order, gfp.migratetype(), gfp);
+        r
+    }
+
+    /// [`alloc_gfp`](Self::alloc_gfp) before its tracepoint.
+    fn alloc_gfp_untraced(&self, order: Order, gfp: Gfp, owner: Owner) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
             return Err(AllocError::BadOrder {
                 order,

@@ -7,7 +7,9 @@
 
 pub(crate) mod page_cache;
 
-use pagealloc::{AuditReport, Fixes, MAX_CPUS, PcpMode, Zone};
+use pagealloc::{AuditReport, Fixes, MAX_CPUS, PcpMode, Trace, TraceEvent, TraceOptions, Zone};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::{Scope, ScopedJoinHandle};
@@ -236,6 +238,82 @@ pub(crate) fn drift_line(r: &AuditReport) -> String {
         "drift (exact) {:+}/{:+}, as zone_page_state showed it {vf:+}/{vc:+}",
         r.drift_free, r.drift_cma
     )
+}
+
+// ---- tracing (--trace) ----
+
+/// `--trace FILE`, `--trace-events LIST`, `--trace-irq-info`, shared by `stress`, `cma_stress`
+/// and `isolate_race` (flattened into each): the kernel's kmem tracepoints as `trace_pipe`
+/// lines ([`Trace`]), one file for every run of the process (each run's zone writes to it).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct TraceOpts {
+    /// Write the kmem tracepoints as trace_pipe lines to FILE (a file
+    /// or a named pipe) [default: no trace]
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    trace: Option<PathBuf>,
+    /// Record only these events, comma-separated (mm_page_alloc,
+    /// mm_page_free, mm_page_free_batched, mm_page_pcpu_drain,
+    /// mm_page_alloc_zone_locked, mm_page_alloc_extfrag,
+    /// test_pages_isolated, cma_alloc, cma_release, pagealloc_ledger)
+    /// [default: all]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_parser = parse_trace_events,
+        requires = "trace",
+        verbatim_doc_comment
+    )]
+    trace_events: Option<TraceEvents>,
+    /// Print the flags column (the kernel's irq-info trace option)
+    #[arg(long, requires = "trace")]
+    trace_irq_info: bool,
+    /// The trace, once opened.
+    #[arg(skip)]
+    opened: OnceLock<Trace>,
+}
+
+/// The events of `--trace-events`.
+#[derive(Clone, Debug)]
+pub(crate) struct TraceEvents(Vec<TraceEvent>);
+
+fn parse_trace_events(v: &str) -> Result<TraceEvents, String> {
+    TraceEvent::parse_list(v)
+        .map(TraceEvents)
+        .map_err(|e| e.to_string())
+}
+
+impl TraceOpts {
+    /// The trace for a run's zone (`ZoneConfig::trace`): `None` without `--trace`; the file is
+    /// opened (created or truncated) on first use and shared by every later run.
+    pub(crate) fn trace(&self) -> Result<Option<Trace>, String> {
+        let Some(path) = &self.trace else {
+            return Ok(None);
+        };
+        if let Some(t) = self.opened.get() {
+            return Ok(Some(t.clone()));
+        }
+        let opts = TraceOptions {
+            events: self.trace_events.clone().map(|e| e.0).unwrap_or_default(),
+            irq_info: self.trace_irq_info,
+        };
+        let t =
+            Trace::create(path, opts).map_err(|e| format!("--trace {}: {e}", path.display()))?;
+        Ok(Some(self.opened.get_or_init(|| t).clone()))
+    }
+
+    /// Write out what the trace buffered; false (after saying why on stderr) if writing failed.
+    pub(crate) fn finish(&self, prog: &str) -> bool {
+        match (self.opened.get(), &self.trace) {
+            (Some(t), Some(path)) => match t.flush() {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("{prog}: --trace {}: {e}", path.display());
+                    false
+                }
+            },
+            _ => true,
+        }
+    }
 }
 
 // ---- flags ----

@@ -40,6 +40,7 @@ use crate::error::ConfigError;
 use crate::fixes::Fixes;
 use crate::gfp::AllocFlags;
 use crate::page::{NIL, PageMeta};
+use crate::trace::Extfrag;
 use crate::types::{MIGRATE_TYPES, Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem, ZoneVmStat};
 use crate::zone::ledger::{Ledger, LedgerEntry, LedgerFlags, LedgerPath, Race};
@@ -56,6 +57,8 @@ pub(crate) struct BuddyCtx {
     pub(crate) vm_stat: ZoneVmStat,
     /// Keep the drift ledger (see `zone::ledger`).
     pub(crate) ledger: bool,
+    /// The kmem tracepoints emitted under the zone lock.
+    pub(crate) trace: crate::trace::Tracepoints,
     /// `vm.min_free_kbytes` as configured (the user's value), if any.
     pub(crate) min_free_kbytes: Option<u64>,
     /// The `Reserve` pageblock count follows the watermarks (`setup_zone_migrate_reserve`):
@@ -346,7 +349,8 @@ impl ZoneFree {
         let flags = l.take_flags();
         if l.pending(counter) {
             let race = classify(self, flags);
-            l.note(counter, path, race);
+            let (free, cma) = l.note(counter, path, race);
+            self.ctx.trace.ledger(race.name(), path.name(), free, cma);
         }
         l.path = Some(path);
         self.ledger = Some(l);
@@ -368,11 +372,11 @@ impl ZoneFree {
             let counter = (self.nr_free_pages, self.nr_free_cma_pages);
             if l.pending(counter) {
                 l.take_flags();
-                l.note(
-                    counter,
-                    l.path.unwrap_or(LedgerPath::Other),
-                    Race::Unclassified,
-                );
+                let path = l.path.unwrap_or(LedgerPath::Other);
+                let (free, cma) = l.note(counter, path, Race::Unclassified);
+                self.ctx
+                    .trace
+                    .ledger(Race::Unclassified.name(), path.name(), free, cma);
             }
             l.path = None;
         }
@@ -899,10 +903,12 @@ impl ZoneFree {
         if fixes.contains(Fixes::COUNT_AT_ENTRY) || fixes.contains(Fixes::RECHECK_PCP_BULK) {
             // v3 patch 2 before patch 3 already counts by the chosen type.
             self.free_one_page_counted(pfn, Order(0), mt);
+            self.ctx.trace.mm_page_pcpu_drain(pfn, mt);
             self.ledger_note_pcppage(pfn, cached);
             return;
         }
         self.free_one_page_locked(pfn, Order(0), mt);
+        self.ctx.trace.mm_page_pcpu_drain(pfn, mt);
         if !self.ctx.pageblock.get(pfn).is_isolate() {
             self.mod_zone_page_state(ZoneStatItem::NrFreePages, 1);
             if mt.is_cma() {
@@ -1065,6 +1071,15 @@ impl ZoneFree {
                 self.expand(pfn, order, Order(cur), new_type);
                 self.set_freepage_migratetype(pfn, new_type);
                 self.events.extfrag += 1;
+                self.ctx.trace.mm_page_alloc_extfrag(|| Extfrag {
+                    pfn,
+                    alloc_order: order,
+                    fallback_order: Order(cur),
+                    pageblock_order: self.ctx.geo.pageblock_order,
+                    alloc_mt: start,
+                    fallback_mt: fallback,
+                    new_mt: new_type,
+                });
                 return Some(pfn);
             }
         }
@@ -1117,24 +1132,34 @@ impl ZoneFree {
         t.nr_try_cma = t.max_try_cma;
     }
 
-    /// `__rmqueue(zone, order, mt)`: the type's own lists, then the fallbacks, then Reserve.
+    /// `__rmqueue(zone, order, mt)`: the type's own lists, then the fallbacks, then Reserve;
+    /// then `trace_mm_page_alloc_zone_locked` with the type last asked for.
     pub(crate) fn rmqueue(&mut self, order: Order, mt: Migratetype) -> Option<Pfn> {
+        let (page, asked) = self.rmqueue_untraced(order, mt);
+        self.ctx.trace.mm_page_alloc_zone_locked(page, order, asked);
+        page
+    }
+
+    /// [`rmqueue`](Self::rmqueue) before its tracepoint: the block, and the type last asked
+    /// for (`Reserve` once the fallbacks failed, as 3.17's `retry_reserve`).
+    fn rmqueue_untraced(&mut self, order: Order, mt: Migratetype) -> (Option<Pfn>, Migratetype) {
         if mt == Migratetype::Movable
             && self.ctx.cma_policy == CmaPolicy::Aggressive
             && self.ctx.geo.cma_pages > 0
             && let Some(pfn) = self.rmqueue_cma(order)
         {
-            return Some(pfn);
+            return (Some(pfn), mt);
         }
         if let Some(pfn) = self.rmqueue_smallest(order, mt) {
-            return Some(pfn);
+            return (Some(pfn), mt);
         }
         if mt != Migratetype::Reserve {
             if let Some(pfn) = self.rmqueue_fallback(order, mt) {
-                return Some(pfn);
+                return (Some(pfn), mt);
             }
-            return self.rmqueue_smallest(order, Migratetype::Reserve);
+            let reserve = Migratetype::Reserve;
+            return (self.rmqueue_smallest(order, reserve), reserve);
         }
-        None
+        (None, mt)
     }
 }

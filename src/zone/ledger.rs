@@ -178,13 +178,13 @@ impl Ledger {
     }
 
     /// Close a decision: whatever `counter − truth` moved since the last note goes to
-    /// `(race, path)`.
-    pub(crate) fn note(&mut self, counter: (i64, i64), path: LedgerPath, race: Race) {
+    /// `(race, path)`; returns that change.
+    pub(crate) fn note(&mut self, counter: (i64, i64), path: LedgerPath, race: Race) -> (i64, i64) {
         let now = (counter.0 - self.truth_free, counter.1 - self.truth_cma);
         let d = (now.0 - self.drift_at_note.0, now.1 - self.drift_at_note.1);
         self.drift_at_note = now;
         if d == (0, 0) {
-            return;
+            return d;
         }
         match self
             .entries
@@ -204,6 +204,7 @@ impl Ledger {
                 cma: d.1,
             }),
         }
+        d
     }
 
     /// What happened since the last note, for the classifier; clears it.

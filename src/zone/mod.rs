@@ -31,7 +31,7 @@ use crate::arena::Arena;
 use crate::config::{Geometry, ZoneConfig};
 use crate::error::{AllocError, ConfigError, FreeError};
 use crate::fixes::Fixes;
-use crate::gfp::{AllocFlags, Wmark};
+use crate::gfp::{AllocFlags, Gfp, Wmark};
 use crate::hook::{RaceHook, RaceWindow};
 use crate::page::{ClaimError, Owner, PageStates};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -59,6 +59,8 @@ pub(crate) struct ZoneInner {
     pub(crate) geo: Geometry,
     pub(crate) fixes: Fixes,
     pub(crate) hook: Option<Arc<dyn RaceHook>>,
+    /// The kmem tracepoints (off unless configured).
+    pub(crate) trace: crate::trace::Tracepoints,
     pub(crate) arena: Arena,
     /// The pageblock table (shared with the buddy core, which writes it under the lock).
     pub(crate) pageblock: PageblockFlags,
@@ -185,6 +187,7 @@ impl ZoneInner {
     /// [`free_one_page`](Self::free_one_page).
     #[inline(never)]
     pub(crate) fn free_pages_ok(&self, pfn: Pfn, order: Order) {
+        self.trace.mm_page_free(pfn, order);
         let mt = self.get_pageblock_migratetype(pfn);
         self.free_one_page(pfn, order, mt);
     }
@@ -223,7 +226,7 @@ impl ZoneInner {
         owner: Owner,
     ) -> Option<Pfn> {
         if order.0 == 0 {
-            self.rmqueue_pcp(mt, owner, flags)
+            self.rmqueue_pcp(mt, owner, flags, None)
         } else {
             self.rmqueue_locked_block(order, mt, owner, flags)
         }
@@ -282,7 +285,8 @@ impl ZoneInner {
         // The order-0 fast path inline; everything else (larger orders, bad arguments, an
         // empty zone) out of line.
         if order.0 == 0 && mt.is_pcp_type() {
-            if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS) {
+            let traced = Some(Gfp::for_migratetype(mt)); // traced off the pcp cache's path
+            if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS, traced) {
                 return Ok(pfn);
             }
         }
@@ -293,6 +297,20 @@ impl ZoneInner {
     /// drain-and-retry when the zone looked empty.
     #[inline(never)]
     fn alloc_slow(&self, order: Order, mt: Migratetype, owner: Owner) -> Result<Pfn, AllocError> {
+        let r = self.alloc_slow_untraced(order, mt, owner);
+        let page = r.as_ref().ok().copied();
+        self.trace
+            .mm_page_alloc(page, order, mt, Gfp::for_migratetype(mt));
+        r
+    }
+
+    /// [`alloc_slow`](Self::alloc_slow) before its tracepoint.
+    fn alloc_slow_untraced(
+        &self,
+        order: Order,
+        mt: Migratetype,
+        owner: Owner,
+    ) -> Result<Pfn, AllocError> {
         if order.0 >= self.geo.max_order {
             return Err(AllocError::BadOrder {
                 order,
@@ -490,6 +508,7 @@ impl Zone {
             pageblock: pageblock.clone(),
             vm_stat: vm_stat.clone(),
             ledger: cfg.ledger,
+            trace: crate::trace::Tracepoints::new(cfg.trace.clone()),
             min_free_kbytes: cfg.min_free_kbytes,
             reserve_auto: cfg.reserve_pageblocks.is_none()
                 && !cfg.fixes.contains(Fixes::NO_RESERVE),
@@ -500,6 +519,7 @@ impl Zone {
             geo,
             fixes: cfg.fixes,
             hook: cfg.race_hook.clone(),
+            trace: crate::trace::Tracepoints::new(cfg.trace.clone()),
             arena,
             pageblock,
             state: PageStates::new(geo.nr_pages),
@@ -509,6 +529,7 @@ impl Zone {
                 id,
                 me.clone(),
                 cfg.race_hook.is_some(),
+                cfg.trace.is_some(),
                 geo.cpus,
                 geo.pcp_high,
                 geo.pcp_batch,
@@ -573,6 +594,33 @@ impl Zone {
     /// frees it, or [`Pages::into_pfn`](crate::Pages::into_pfn) hands it to the pfn API.
     pub fn free_pfn(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
         self.inner.free_checked(pfn, order)
+    }
+
+    /// `free_hot_cold_page_list(list, cold)`: free order-0 pages obtained from
+    /// [`alloc_pfn`](Self::alloc_pfn), each through this thread's pcp (at the list's tail when
+    /// `cold`, as 3.17's reclaim frees what it reclaimed), with `mm_page_free_batched` for
+    /// each page before its `mm_page_free`. Every page is checked first, as
+    /// [`free_pfn`](Self::free_pfn) checks one: on the first bad one this returns its error
+    /// and frees none.
+    pub fn free_hot_cold_page_list(&self, pfns: &[Pfn], cold: bool) -> Result<(), FreeError> {
+        let z = &self.inner;
+        let mut claimed = Vec::with_capacity(pfns.len());
+        for &pfn in pfns {
+            match z.claim_pfn(pfn, Order(0)) {
+                Ok(prev) => claimed.push(prev),
+                Err(e) => {
+                    for (&q, prev) in pfns.iter().zip(claimed) {
+                        z.state.unclaim(q, prev);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for &pfn in pfns {
+            z.trace.mm_page_free_batched(pfn, cold);
+            z.free_hot_cold_page(pfn, cold);
+        }
+        Ok(())
     }
 
     /// The address of page `pfn`'s first byte, if `pfn` is in this zone. Dereferencing it is

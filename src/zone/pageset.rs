@@ -361,6 +361,11 @@ pub(crate) struct PcpRegistry {
     /// `pcpu_drain_mutex`: one `drain_all_pages` at a time (see [`DrainCaller`]); taken
     /// shared by a caller that only waits for the drain in progress.
     drain_lock: RwLock<()>,
+    /// Keep this zone out of the fast path's per-thread cache (a traced zone: its order-0
+    /// paths then run the uncached branch, where the tracepoints are). Loom builds have no
+    /// cache.
+    #[cfg_attr(loom, allow(dead_code))]
+    uncached: bool,
     high: u32,
     batch: u32,
 }
@@ -372,6 +377,7 @@ impl PcpRegistry {
         zone_id: u64,
         zone: Weak<dyn PcpZone>,
         has_hook: bool,
+        uncached: bool,
         cpus: Option<u32>,
         high: u32,
         batch: u32,
@@ -386,6 +392,7 @@ impl PcpRegistry {
             zone,
             has_hook,
             drain_lock: RwLock::new(()),
+            uncached,
             high,
             batch,
         }
@@ -720,10 +727,10 @@ impl PcpRegistry {
         l.entries.swap(0, pos);
         let pcp = l.entries[0].pcp.clone();
         drop(l);
-        // The fast-path cache holds only pcps with a light barrier (membarrier registered);
-        // without it every operation comes here and takes `owner`'s full fence.
+        // The fast-path cache holds only pcps with a light barrier (membarrier registered),
+        // and no traced zone's; otherwise every operation comes here and takes `owner`.
         #[cfg(not(loom))]
-        if pcp.barrier.is_light() {
+        if pcp.barrier.is_light() && !self.uncached {
             CURRENT.set((self.zone_id, &**pcp as *const Pcp));
         }
         Some(pcp)
