@@ -92,6 +92,7 @@ impl ZoneInner {
     pub(crate) fn lock_on(&self, cpu: usize) -> ZoneLock<'_> {
         let mut zf = self.lock.lock();
         zf.set_stat_cpu(cpu);
+        zf.count_hold();
         ZoneLock(zf)
     }
 
