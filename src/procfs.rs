@@ -740,6 +740,33 @@ Node 0, zone      DMA            1            0            6            1       
     }
 
     #[test]
+    fn free_counts_stop_at_the_cap() {
+        // 5.4's `"%s%6lu "` with `overflow ? ">" : ""`: a list of 100000 or more blocks.
+        let mut free = vec![[0; MIGRATE_TYPES]; 2];
+        free[0][Migratetype::Movable.idx()] = FREE_COUNT_CAP;
+        free[1][Migratetype::Movable.idx()] = FREE_COUNT_CAP - 1;
+        let zones = [PagetypeZone {
+            name: "Normal",
+            free,
+            blocks: [0; MIGRATE_TYPES],
+        }];
+        let text = render(|s| render_pagetypeinfo(s, 0, 1, 2, 2, &zones));
+        assert!(
+            text.contains("type      Movable >100000  99999 \n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn list_count_walks_to_the_end_or_the_cap() {
+        let z = crate::Zone::new(crate::ZoneConfig::tiny(16)).unwrap();
+        let zf = z.inner.lock();
+        assert_eq!(zf.list_count(Order(2), Migratetype::Movable, 100), 4);
+        assert_eq!(zf.list_count(Order(2), Migratetype::Movable, 3), 3);
+        assert_eq!(zf.list_count(Order(1), Migratetype::Movable, 100), 0);
+    }
+
+    #[test]
     fn counts_wider_than_the_field_grow_it() {
         let zones = [FragZone {
             name: "Normal",
