@@ -206,6 +206,11 @@ impl ZoneFree {
         self.stat_cpu = cpu;
     }
 
+    /// The CPU whose diffs this lock holder's updates go to.
+    pub(crate) fn stat_cpu(&self) -> usize {
+        self.stat_cpu
+    }
+
     /// Count one taking of the lock (the zone calls it each time it takes the lock).
     #[inline]
     pub(crate) fn count_hold(&mut self) {

@@ -403,6 +403,17 @@ impl core::ops::DerefMut for ZoneLock<'_> {
     }
 }
 
+impl ZoneLock<'_> {
+    /// Let the threads waiting for the zone lock in first, then go on holding it (a queued
+    /// spinlock's release and re-take: `cond_resched()` between two parts of a long walk).
+    /// Call it between writes, not in the middle of one: the waiters see and change the zone.
+    pub(crate) fn let_waiters_in(&mut self) {
+        let cpu = self.0.stat_cpu();
+        crate::sync::hand_over(&mut self.0);
+        self.0.set_stat_cpu(cpu);
+    }
+}
+
 impl Drop for ZoneLock<'_> {
     #[inline]
     fn drop(&mut self) {
