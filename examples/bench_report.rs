@@ -728,12 +728,10 @@ fn high_order(rounds: usize, scale: u64, size: usize) -> HighOrder {
         &|| z.alloc_pages(Order(0), Migratetype::Movable).unwrap(),
         &drop,
     );
-    h.peer_cross_thread_ns_per_page = cross_thread_ns_per_page(
-        rounds,
-        batches,
-        &|| p.lock().alloc(1).unwrap(),
-        &|f| p.lock().dealloc(f, 1),
-    );
+    h.peer_cross_thread_ns_per_page =
+        cross_thread_ns_per_page(rounds, batches, &|| p.lock().alloc(1).unwrap(), &|f| {
+            p.lock().dealloc(f, 1)
+        });
     z.drain_all_pages();
     let r = z.audit();
     assert!(r.is_ok() && r.true_free_pages == r.managed_pages, "{r}");
@@ -745,11 +743,22 @@ fn print_high_order(h: &HighOrder) {
         "\nhigh orders (cold: fully merged zone; warm: a held block keeps its buddy free; \
          speedup: how many times faster ours is)"
     );
-    println!("{:<40} {:>12} {:>12} {:>8}", "figure", "ours", "peer", "speedup");
+    println!(
+        "{:<40} {:>12} {:>12} {:>8}",
+        "figure", "ours", "peer", "speedup"
+    );
     for (i, k) in (1..=3).enumerate() {
         for (state, ours, peer) in [
-            ("cold", h.order_pair_cold_ns[i], h.peer_order_pair_cold_ns[i]),
-            ("warm", h.order_pair_warm_ns[i], h.peer_order_pair_warm_ns[i]),
+            (
+                "cold",
+                h.order_pair_cold_ns[i],
+                h.peer_order_pair_cold_ns[i],
+            ),
+            (
+                "warm",
+                h.order_pair_warm_ns[i],
+                h.peer_order_pair_warm_ns[i],
+            ),
         ] {
             let name = format!("order-{k} pair, {state} (ns)");
             println!("{name:<40} {ours:>12.3} {peer:>12.3} {:>8.2}", peer / ours);
@@ -798,7 +807,7 @@ const LOCK_HOLD_ZONE: usize = 16 << 30;
 struct LockHolds {
     /// `audit()`: one hold of every pcp lock and the zone lock (median duration, ms).
     audit_ms: f64,
-    /// `audit_chunked(65536 pages)`: its longest zone-lock hold (the worst over five runs,
+    /// `audit_chunked(16384 pages)`: its longest zone-lock hold (the worst over five runs,
     /// ms) and its whole duration (median, ms).
     audit_chunked_longest_hold_ms: f64,
     audit_chunked_ms: f64,
@@ -877,7 +886,7 @@ fn lock_holds() -> LockHolds {
         .max()
         .unwrap_or(0);
 
-    let chunk = std::num::NonZeroU64::new(65_536).unwrap();
+    let chunk = std::num::NonZeroU64::new(16_384).unwrap();
     // The idle window: as long as a one-hold audit, nothing else running.
     let (idle, _) = worst_pair_median(&z, || std::thread::sleep(Duration::from_millis(50)));
     let (during_audit, audit_ms) = worst_pair_median(&z, || {
@@ -911,12 +920,18 @@ fn print_lock_holds(l: &LockHolds) {
          ({} blocks on the longest free list)",
         l.longest_free_list
     );
-    println!("{:<40} {:>12} {:>22}", "operation", "ms", "worst order-3 pair (µs)");
-    println!("{:<40} {:>12} {:>22.1}", "nothing", "", l.worst_pair_idle_us);
+    println!(
+        "{:<40} {:>12} {:>22}",
+        "operation", "ms", "worst order-3 pair (µs)"
+    );
+    println!(
+        "{:<40} {:>12} {:>22.1}",
+        "nothing", "", l.worst_pair_idle_us
+    );
     let rows = [
         ("audit (one hold)", l.audit_ms, l.worst_pair_during_audit_us),
         (
-            "audit_chunked(65536), whole",
+            "audit_chunked(16384), whole",
             l.audit_chunked_ms,
             l.worst_pair_during_audit_chunked_us,
         ),

@@ -34,7 +34,10 @@ fn allocation_between_chunks_is_no_false_drift() {
     assert_eq!(taken, Some(Pfn(0)));
     let c = r.chunked.unwrap();
     assert_eq!(c.chunks, 4);
-    assert!(!c.whole_zone_checked, "the zone changed between chunks: {r}");
+    assert!(
+        !c.whole_zone_checked,
+        "the zone changed between chunks: {r}"
+    );
     assert!(r.is_ok() && r.conservation_ok(), "{r}");
     // The sums say block 0 is free (it was when its chunk was checked); the counter, read
     // in the last chunk, says it is not: comparing them would be a false drift of 4.

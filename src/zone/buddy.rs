@@ -594,7 +594,9 @@ impl ZoneFree {
             return Err(format!("free head {pfn} is not linked on a list"));
         }
         if self.page[m.prev as usize].next != node || self.page[m.next as usize].prev != node {
-            return Err(format!("free head {pfn}: its neighbours do not link back to it"));
+            return Err(format!(
+                "free head {pfn}: its neighbours do not link back to it"
+            ));
         }
         for n in [m.prev, m.next] {
             let ok = n == s
