@@ -369,7 +369,7 @@ impl ZoneInner {
     pub(crate) fn audit_chunked(&self, chunk_pages: u64) -> AuditReport {
         let g = &self.geo;
         let top = g.max_order_nr_pages();
-        let chunk = chunk_pages.div_ceil(top).max(1) * top;
+        let chunk = chunk_pages.div_ceil(top).saturating_mul(top);
         let mut r = self.empty_report();
         let mut offline_marked = 0;
         let mut longest_hold = Duration::ZERO;
@@ -382,7 +382,7 @@ impl ZoneInner {
         let mut quiescent = false;
         let mut start = 0;
         while start < g.nr_pages {
-            let end = (start + chunk).min(g.nr_pages);
+            let end = start.saturating_add(chunk).min(g.nr_pages);
             let last = end == g.nr_pages;
             let mut census = Census::new(start, end - start);
             let held = self.pcps.with_all_locked(|pcps| {
@@ -396,7 +396,14 @@ impl ZoneInner {
                 for p in start..end {
                     let pfn = Pfn(p);
                     if let Some(order) = zf.buddy_order(pfn) {
-                        if let Err(e) = zf.check_links(pfn) {
+                        if order.0 >= g.max_order {
+                            r.errors
+                                .push(format!("free head {pfn} has order {}", order.0));
+                            continue;
+                        }
+                        if let Err(e) = zf.check_links(pfn)
+                            && r.errors.len() < 64
+                        {
                             r.errors.push(e);
                         }
                         self.audit_free_block(pfn, order, zf.list_of(pfn), &mut r, &mut census);
@@ -897,6 +904,14 @@ mod tests {
         assert_eq!(full.nr_free, chunked.nr_free);
         assert_eq!(full.free_pages_by_type, chunked.free_pages_by_type);
         assert_eq!(full.isolate_pageblocks, chunked.isolate_pageblocks);
+    }
+
+    #[test]
+    fn a_chunk_larger_than_the_zone_is_one_chunk() {
+        let z = zone();
+        let r = z.audit_chunked(NonZeroU64::MAX);
+        r.assert_ok();
+        assert_eq!(r.chunked.unwrap().chunks, 1);
     }
 
     #[test]
