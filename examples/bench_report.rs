@@ -1,6 +1,9 @@
 //! The headline numbers in one run: pcp and zone round trips, the peer allocator on the same
-//! loop, two-thread scaling, the cost of the fixes on the fast path, CMA allocation latency,
-//! and allocation latency under oversubscription (512 threads, a zone near full). Every figure is the median of several rounds measured in this process.
+//! loop, two-thread scaling, the cost of the fixes on the fast path, CMA allocation
+//! latency, allocation latency under oversubscription (512 threads, a zone near full),
+//! order-1/2/3 pairs cold and warm, order-3 threads and the cross-thread pattern against the
+//! peer, and how long `audit` / `audit_chunked` / `pagetypeinfo` hold the zone lock on a
+//! 16 GiB zone. Every figure is the median of several rounds measured in this process.
 //!
 //! ```text
 //! cargo run --release --example bench_report -- [--quick] [--json]
@@ -614,6 +617,8 @@ fn main() -> ExitCode {
     let oversub_thread = oversub_in(PcpMode::PerThread, 64 << 20);
     let oversub_thread_control = oversub_in(PcpMode::PerThread, 1 << 30);
     let oversub_cpu = oversub_in(PcpMode::PerCpu(2), 64 << 20);
+    let high = high_order(rounds, scale, size);
+    let holds = lock_holds();
 
     println!(
         "pagealloc bench_report ({} rounds, medians; membarrier: {})",
@@ -680,6 +685,8 @@ fn main() -> ExitCode {
     for (k, v) in rows {
         println!("{k:<40} {v:>12.3}");
     }
+    print_high_order(&high);
+    print_lock_holds(&holds);
     for why in &untrusted {
         println!("NOT TRUSTWORTHY: {why}");
     }
@@ -729,6 +736,8 @@ fn main() -> ExitCode {
             membarrier: pagealloc::asymmetric_barriers(),
             trustworthy: untrusted.is_empty(),
             untrusted_reasons: untrusted.clone(),
+            high_order: high,
+            lock_holds: holds,
         };
         println!("{}", serde_json::to_string(&json).expect("JSON"));
     }
@@ -794,8 +803,405 @@ struct Json {
     membarrier: bool,
     trustworthy: bool,
     untrusted_reasons: Vec<String>,
+    /// Issue 18: the order-1/2/3 pairs, order-3 threads and the cross-thread pattern, with
+    /// the peer; the zone-lock holds on 16 GiB.
+    #[serde(flatten)]
+    high_order: HighOrder,
+    #[serde(flatten)]
+    lock_holds: LockHolds,
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+// ---- high orders against the peer (issue 18 item 5) ----
+//
+// "Cold": a fully merged zone (and a fresh peer), so an order-k pair splits a top-order block
+// down to k and merges it back up (10 - k splits and merges per pair). "Warm": one order-k
+// block is held first, so its buddy stays free at order k and each pair takes and returns that
+// buddy with no split and no merge. The peer gets the same two states.
+
+/// The peer as `benches/alloc_free.rs` builds it: `buddy_system_allocator`'s `FrameAllocator`
+/// with the zone's largest block (2^10 frames) behind a mutex.
+type Peer = parking_lot::Mutex<FrameAllocator<11>>;
+
+fn new_peer(frames: usize) -> Peer {
+    let mut f = FrameAllocator::<11>::new();
+    f.add_frame(0, frames);
+    parking_lot::Mutex::new(f)
+}
+
+fn peer_pairs(peer: &Peer, count: usize, n: u64) {
+    for _ in 0..n {
+        let f = peer.lock().alloc(count).unwrap();
+        peer.lock().dealloc(black_box(f), count);
+    }
+}
+
+fn order_pairs(z: &Zone, order: Order, n: u64) {
+    for _ in 0..n {
+        black_box(z.alloc_pages(order, Migratetype::Movable).unwrap());
+    }
+}
+
+/// Alloc+free pairs per second with `threads` threads each running `work(n)` (pinned, started
+/// together; wall time from the first start to the last end), median over `rounds`.
+fn pairs_per_s(threads: usize, rounds: usize, n: u64, work: &(dyn Fn(u64) + Sync)) -> f64 {
+    median(
+        (0..rounds)
+            .map(|_| {
+                let start = Barrier::new(threads);
+                let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+                    let hs: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let start = &start;
+                            s.spawn(move || {
+                                common::pin_to_cpu(t);
+                                start.wait();
+                                let t0 = Instant::now();
+                                work(n);
+                                (t0, Instant::now())
+                            })
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                let first = spans.iter().map(|s| s.0).min().unwrap();
+                let last = spans.iter().map(|s| s.1).max().unwrap();
+                (threads as u64 * n) as f64 / (last - first).as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// ns per page of the cross-thread pattern: thread A allocates batches of 64 order-0 pages
+/// and hands each batch to thread B, which frees it (`alloc` / `free` are the two halves),
+/// median over `rounds` of `batches` batches.
+fn cross_thread_ns_per_page<T: Send>(
+    rounds: usize,
+    batches: u64,
+    alloc: &(dyn Fn() -> T + Sync),
+    free: &(dyn Fn(T) + Sync),
+) -> f64 {
+    median(
+        (0..rounds)
+            .map(|_| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(4);
+                let t0 = Instant::now();
+                std::thread::scope(|s| {
+                    s.spawn(move || {
+                        common::pin_to_cpu(0);
+                        for _ in 0..batches {
+                            tx.send((0..64).map(|_| alloc()).collect()).unwrap();
+                        }
+                    });
+                    s.spawn(move || {
+                        common::pin_to_cpu(1);
+                        for batch in rx {
+                            batch.into_iter().for_each(free);
+                        }
+                    });
+                });
+                t0.elapsed().as_nanos() as f64 / (batches * 64) as f64
+            })
+            .collect(),
+    )
+}
+
+/// The high-order figures, each with the peer measured in the same run.
+#[derive(serde::Serialize)]
+struct HighOrder {
+    /// Order-1, -2, -3 alloc+free pairs on a fully merged zone (cold), ns.
+    order_pair_cold_ns: [f64; 3],
+    peer_order_pair_cold_ns: [f64; 3],
+    /// The same with one block of the order held (warm: no split, no merge), ns.
+    order_pair_warm_ns: [f64; 3],
+    peer_order_pair_warm_ns: [f64; 3],
+    /// Order-3 pairs per second, 1 and 2 pinned threads on a zone that starts fully merged,
+    /// and the 2-thread speedup; the same for the peer.
+    order3_pairs_per_s_1t: f64,
+    order3_pairs_per_s_2t: f64,
+    order3_speedup_2t: f64,
+    peer_order3_pairs_per_s_1t: f64,
+    peer_order3_pairs_per_s_2t: f64,
+    peer_order3_speedup_2t: f64,
+    /// Thread A allocates 64 order-0 pages, thread B frees them: ns per page.
+    cross_thread_ns_per_page: f64,
+    peer_cross_thread_ns_per_page: f64,
+}
+
+fn high_order(rounds: usize, scale: u64, size: usize) -> HighOrder {
+    let frames = size / PAGE_SIZE;
+    let iters = 500_000 * scale;
+    let mut h = HighOrder {
+        order_pair_cold_ns: [0.0; 3],
+        peer_order_pair_cold_ns: [0.0; 3],
+        order_pair_warm_ns: [0.0; 3],
+        peer_order_pair_warm_ns: [0.0; 3],
+        order3_pairs_per_s_1t: 0.0,
+        order3_pairs_per_s_2t: 0.0,
+        order3_speedup_2t: 0.0,
+        peer_order3_pairs_per_s_1t: 0.0,
+        peer_order3_pairs_per_s_2t: 0.0,
+        peer_order3_speedup_2t: 0.0,
+        cross_thread_ns_per_page: 0.0,
+        peer_cross_thread_ns_per_page: 0.0,
+    };
+    for (i, k) in (1..=3u32).enumerate() {
+        let order = Order(k);
+        let count = order.nr_pages() as usize;
+        let z = zone(size, Fixes::ALL);
+        h.order_pair_cold_ns[i] = ns_per_op(rounds, iters, |n| order_pairs(&z, order, n));
+        let held = z.alloc_pages(order, Migratetype::Movable).unwrap();
+        h.order_pair_warm_ns[i] = ns_per_op(rounds, iters, |n| order_pairs(&z, order, n));
+        drop(held);
+        let p = new_peer(frames);
+        h.peer_order_pair_cold_ns[i] = ns_per_op(rounds, iters, |n| peer_pairs(&p, count, n));
+        let held = p.lock().alloc(count).unwrap();
+        h.peer_order_pair_warm_ns[i] = ns_per_op(rounds, iters, |n| peer_pairs(&p, count, n));
+        p.lock().dealloc(held, count);
+        z.drain_all_pages();
+        let r = z.audit();
+        assert!(r.is_ok() && r.true_free_pages == r.managed_pages, "{r}");
+    }
+
+    let z = zone(size, Fixes::ALL);
+    let ours = |n: u64| order_pairs(&z, Order(3), n);
+    h.order3_pairs_per_s_1t = pairs_per_s(1, rounds, iters, &ours);
+    h.order3_pairs_per_s_2t = pairs_per_s(2, rounds, iters, &ours);
+    h.order3_speedup_2t = h.order3_pairs_per_s_2t / h.order3_pairs_per_s_1t;
+    let p = new_peer(frames);
+    let theirs = |n: u64| peer_pairs(&p, 8, n);
+    h.peer_order3_pairs_per_s_1t = pairs_per_s(1, rounds, iters, &theirs);
+    h.peer_order3_pairs_per_s_2t = pairs_per_s(2, rounds, iters, &theirs);
+    h.peer_order3_speedup_2t = h.peer_order3_pairs_per_s_2t / h.peer_order3_pairs_per_s_1t;
+
+    let batches = 20_000 * scale;
+    h.cross_thread_ns_per_page = cross_thread_ns_per_page(
+        rounds,
+        batches,
+        &|| z.alloc_pages(Order(0), Migratetype::Movable).unwrap(),
+        &drop,
+    );
+    h.peer_cross_thread_ns_per_page =
+        cross_thread_ns_per_page(rounds, batches, &|| p.lock().alloc(1).unwrap(), &|f| {
+            p.lock().dealloc(f, 1)
+        });
+    z.drain_all_pages();
+    let r = z.audit();
+    assert!(r.is_ok() && r.true_free_pages == r.managed_pages, "{r}");
+    h
+}
+
+fn print_high_order(h: &HighOrder) {
+    println!(
+        "\nhigh orders (cold: fully merged zone; warm: a held block keeps its buddy free; \
+         speedup: how many times faster ours is)"
+    );
+    println!(
+        "{:<40} {:>12} {:>12} {:>8}",
+        "figure", "ours", "peer", "speedup"
+    );
+    for (i, k) in (1..=3).enumerate() {
+        for (state, ours, peer) in [
+            (
+                "cold",
+                h.order_pair_cold_ns[i],
+                h.peer_order_pair_cold_ns[i],
+            ),
+            (
+                "warm",
+                h.order_pair_warm_ns[i],
+                h.peer_order_pair_warm_ns[i],
+            ),
+        ] {
+            let name = format!("order-{k} pair, {state} (ns)");
+            println!("{name:<40} {ours:>12.3} {peer:>12.3} {:>8.2}", peer / ours);
+        }
+    }
+    let rows = [
+        (
+            "order-3 pairs/s, 1 thread (M)",
+            h.order3_pairs_per_s_1t / 1e6,
+            h.peer_order3_pairs_per_s_1t / 1e6,
+        ),
+        (
+            "order-3 pairs/s, 2 threads (M)",
+            h.order3_pairs_per_s_2t / 1e6,
+            h.peer_order3_pairs_per_s_2t / 1e6,
+        ),
+        (
+            "  2-thread speedup",
+            h.order3_speedup_2t,
+            h.peer_order3_speedup_2t,
+        ),
+    ];
+    for (name, ours, peer) in rows {
+        println!("{name:<40} {ours:>12.3} {peer:>12.3} {:>8.2}", ours / peer);
+    }
+    let (ours, peer) = (h.cross_thread_ns_per_page, h.peer_cross_thread_ns_per_page);
+    println!(
+        "{:<40} {ours:>12.3} {peer:>12.3} {:>8.2}",
+        "cross-thread, A allocs 64, B frees (ns/page)",
+        peer / ours
+    );
+}
+
+// ---- zone-lock holds on a 16 GiB zone (issue 18 item 4) ----
+
+/// 16 GiB: the arena is an anonymous mapping whose pages nothing here touches, so only the
+/// page metadata (13 bytes a page, 52 MiB) and the pfn list below become resident.
+const LOCK_HOLD_ZONE: usize = 16 << 30;
+
+/// How long `audit`, `audit_chunked` and `pagetypeinfo` keep the zone lock on a 16 GiB zone,
+/// measured two ways: by the operation itself (the one-hold audit's duration is its hold;
+/// the chunked audit times each chunk's hold), and by what an allocator sees: the worst
+/// order-3 alloc+free pair (every one takes the zone lock) of a thread allocating throughout,
+/// next to the same thread's worst pair while nothing else runs.
+#[derive(serde::Serialize)]
+struct LockHolds {
+    /// `audit()`: one hold of every pcp lock and the zone lock (median duration, ms).
+    audit_ms: f64,
+    /// `audit_chunked(16384 pages)`: its longest zone-lock hold (the worst over five runs,
+    /// ms) and its whole duration (median, ms).
+    audit_chunked_longest_hold_ms: f64,
+    audit_chunked_ms: f64,
+    /// `pagetypeinfo()`: its whole duration (median, ms); its holds are one free list each.
+    pagetypeinfo_ms: f64,
+    /// The allocating thread's worst order-3 pair (µs, median over five runs of the
+    /// operation, each with its own allocating thread): during 50 ms of nothing else, during
+    /// `audit`, during `audit_chunked`, during `pagetypeinfo`.
+    worst_pair_idle_us: f64,
+    worst_pair_during_audit_us: f64,
+    worst_pair_during_audit_chunked_us: f64,
+    worst_pair_during_pagetypeinfo_us: f64,
+    /// Free order-0 blocks on the longest free list (the fragmented zone's shape).
+    longest_free_list: u64,
+}
+
+/// The worst alloc+free order-3 pair of a thread allocating on `z` while `op` runs once on
+/// this thread, and `op`'s duration.
+fn worst_pair_during(z: &Zone, op: &mut dyn FnMut()) -> (Duration, Duration) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (started, stop) = (AtomicBool::new(false), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            common::pin_to_cpu(1);
+            let mut worst = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                black_box(z.alloc_pages(Order(3), Migratetype::Movable).unwrap());
+                worst = worst.max(t0.elapsed());
+                started.store(true, Ordering::Relaxed);
+            }
+            worst
+        });
+        while !started.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+        let t0 = Instant::now();
+        op();
+        let took = t0.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        (t.join().unwrap(), took)
+    })
+}
+
+/// [`worst_pair_during`] five times: the medians of the worst pair (µs) and of `op` (ms).
+fn worst_pair_median(z: &Zone, mut op: impl FnMut()) -> (f64, f64) {
+    let (worst, took): (Vec<_>, Vec<_>) = (0..5)
+        .map(|_| worst_pair_during(z, &mut op))
+        .map(|(w, t)| (w.as_secs_f64() * 1e6, ms(t)))
+        .unzip();
+    (median(worst), median(took))
+}
+
+fn lock_holds() -> LockHolds {
+    let z = zone(LOCK_HOLD_ZONE, Fixes::ALL);
+    // Fragment the lower three quarters: every other page allocated, so those quarters' free
+    // pages are single order-0 blocks on one long list; the top quarter stays free for the
+    // allocating thread's order-3 pairs.
+    let nr = z.geometry().nr_pages;
+    let mut pfns = Vec::with_capacity(nr as usize);
+    while let Ok(p) = z.alloc_pfn(Order(0), Migratetype::Movable) {
+        pfns.push(p);
+    }
+    for &p in &pfns {
+        if p.0 >= nr / 4 * 3 || p.0 % 2 == 1 {
+            z.free_pfn(p, Order(0)).unwrap();
+        }
+    }
+    z.drain_all_pages();
+    let before = z.audit();
+    assert!(before.is_ok(), "{before}");
+    let longest_free_list = before
+        .free_blocks
+        .iter()
+        .flat_map(|per_type| per_type.iter().copied())
+        .max()
+        .unwrap_or(0);
+
+    let chunk = std::num::NonZeroU64::new(16_384).unwrap();
+    // The idle window: as long as a one-hold audit, nothing else running.
+    let (idle, _) = worst_pair_median(&z, || std::thread::sleep(Duration::from_millis(50)));
+    let (during_audit, audit_ms) = worst_pair_median(&z, || {
+        black_box(z.audit());
+    });
+    let mut longest_hold = Duration::ZERO;
+    let (during_chunked, audit_chunked_ms) = worst_pair_median(&z, || {
+        let r = z.audit_chunked(chunk);
+        assert!(r.is_ok(), "{r}");
+        longest_hold = longest_hold.max(r.chunked.unwrap().longest_hold);
+    });
+    let (during_pti, pagetypeinfo_ms) = worst_pair_median(&z, || {
+        black_box(z.pagetypeinfo());
+    });
+    LockHolds {
+        audit_ms,
+        audit_chunked_longest_hold_ms: ms(longest_hold),
+        audit_chunked_ms,
+        pagetypeinfo_ms,
+        worst_pair_idle_us: idle,
+        worst_pair_during_audit_us: during_audit,
+        worst_pair_during_audit_chunked_us: during_chunked,
+        worst_pair_during_pagetypeinfo_us: during_pti,
+        longest_free_list,
+    }
+}
+
+fn print_lock_holds(l: &LockHolds) {
+    println!(
+        "\nzone-lock holds, 16 GiB zone, lower 3/4 every other page allocated \
+         ({} blocks on the longest free list)",
+        l.longest_free_list
+    );
+    println!(
+        "{:<40} {:>12} {:>22}",
+        "operation", "ms", "worst order-3 pair (µs)"
+    );
+    println!(
+        "{:<40} {:>12} {:>22.1}",
+        "nothing", "", l.worst_pair_idle_us
+    );
+    let rows = [
+        ("audit (one hold)", l.audit_ms, l.worst_pair_during_audit_us),
+        (
+            "audit_chunked(16384), whole",
+            l.audit_chunked_ms,
+            l.worst_pair_during_audit_chunked_us,
+        ),
+        (
+            "pagetypeinfo, whole",
+            l.pagetypeinfo_ms,
+            l.worst_pair_during_pagetypeinfo_us,
+        ),
+    ];
+    for (name, t, worst) in rows {
+        println!("{name:<40} {t:>12.3} {worst:>22.1}");
+    }
+    println!(
+        "{:<40} {:>12.3}",
+        "audit_chunked longest hold", l.audit_chunked_longest_hold_ms
+    );
 }

@@ -169,6 +169,45 @@ rows = [
      target(col("cma_8mib_busy_ms"), "<=", 10, "≤ 10 ms")),
 ]
 
+# Issue 18: order-1/2/3 pairs cold (fully merged zone: each pair splits a top-order block and
+# merges it back) and warm (one block of the order held: no split, no merge), order-3 threads,
+# the cross-thread pattern, each with the peer from the same run; then the zone-lock holds on
+# a 16 GiB zone (no peer).
+at = lambda k, i: [r[k][i] for r in br]
+for k in (1, 2, 3):
+    for state, what in (("cold", "fully merged zone"), ("warm", "one block of the order held")):
+        ours, peer = at(f"order_pair_{state}_ns", k - 1), at(f"peer_order_pair_{state}_ns", k - 1)
+        rows.append((f"order-{k} alloc+free, {state} ({what})", ours, "ns", span(peer, "ns"),
+                     span([p / o for p, o in zip(peer, ours)], "×"), ""))
+rows += [
+    ("order-3 pairs/s, 1 pinned thread (zone starts fully merged; ratio column: ours/peer)",
+     scaled("order3_pairs_per_s_1t", 1e-6), "M",
+     span(scaled("peer_order3_pairs_per_s_1t", 1e-6), "M"),
+     span(ratio("order3_pairs_per_s_1t", "peer_order3_pairs_per_s_1t"), "×"), ""),
+    ("order-3 pairs/s, 2 pinned threads (ratio column: ours/peer)",
+     scaled("order3_pairs_per_s_2t", 1e-6), "M",
+     span(scaled("peer_order3_pairs_per_s_2t", 1e-6), "M"),
+     span(ratio("order3_pairs_per_s_2t", "peer_order3_pairs_per_s_2t"), "×"), ""),
+    ("order-3 2-thread speedup", col("order3_speedup_2t"), "×",
+     span(col("peer_order3_speedup_2t"), "×"), "",
+     target(col("order3_speedup_2t"), ">=", 1.7, "≥ 1.7×")),
+    ("cross-thread: A allocates 64 order-0 pages, B frees them (per page)",
+     col("cross_thread_ns_per_page"), "ns", span(col("peer_cross_thread_ns_per_page"), "ns"),
+     span(ratio("peer_cross_thread_ns_per_page", "cross_thread_ns_per_page"), "×"), ""),
+    ("16 GiB zone, lower 3/4 every other page allocated: `audit()` (one hold of every lock)",
+     col("audit_ms"), "ms", "", "", ""),
+    ("same: `audit_chunked(16384 pages)`, longest zone-lock hold", col("audit_chunked_longest_hold_ms"),
+     "ms", "", "", target(col("audit_chunked_longest_hold_ms"), "<=", 2, "≤ 2 ms")),
+    ("same: `audit_chunked`, whole audit", col("audit_chunked_ms"), "ms", "", "", ""),
+    ("same: `pagetypeinfo()`, whole walk (the lock dropped after each free list)",
+     col("pagetypeinfo_ms"), "ms", "", "", ""),
+    ("worst order-3 pair of an allocating thread meanwhile: idle / `audit` / `audit_chunked` / "
+     "`pagetypeinfo` (µs)", None,
+     " / ".join(fmt(median(col(k))) for k in ("worst_pair_idle_us", "worst_pair_during_audit_us",
+                                               "worst_pair_during_audit_chunked_us",
+                                               "worst_pair_during_pagetypeinfo_us")), "", "", ""),
+]
+
 if untrusted:
     trust = (f"bench_report marked {len(untrusted)} of {runs} runs NOT TRUSTWORTHY: "
              + "; ".join(f"run {i}: " + "; ".join(w) for i, w in untrusted) + ".")
@@ -185,7 +224,9 @@ lines = ["<!-- perf:begin -->",
          "| figure | pagealloc: median (min–max) | spread | peer: `FrameAllocator` + `Mutex` | ratio peer/ours | target |",
          "| --- | --- | --- | --- | --- | --- |"]
 for name, xs, unit, peer, rat, tgt in rows:
-    if xs is None:
+    if xs is None and "µs" in name:
+        lines.append(f"| {name} | {unit} (medians over the runs) | — | {peer} | {rat} | {tgt} |")
+    elif xs is None:
         lines.append(f"| {name} | {unit} | 0 (deterministic) | {peer} | {rat} | {tgt} |")
     else:
         lines.append(f"| {name} | {span(xs, unit)} | {spread(xs)} | {peer} | {rat} | {tgt} |")

@@ -37,6 +37,7 @@ use core::cell::Cell;
 /// | [`FreeBeforeZoneLock`](Self::FreeBeforeZoneLock), [`FreeBeforePcpAdd`](Self::FreeBeforePcpAdd) | a block in mid-free (and the `cma_mutex` inside [`Cma::alloc`](crate::Cma::alloc)) | allocations and frees on any zone: they bypass this thread's pcp and use the buddy lists under the zone lock. Not what walks every pcp — `drain_all_pages` (so also isolation, offline, an allocation that finds the zone empty), `audit`, `zoneinfo` — nor `Cma::alloc`, nor waiting on a movable block this thread is migrating: those panic |
 /// | [`PcpBulkBeforeZoneLock`](Self::PcpBulkBeforeZoneLock) | a pcp: its owner's, or inside `drain_all_pages` the zone's drain lock and the pcps that drain has open | as above |
 /// | [`IsolateBetweenPageblocks`](Self::IsolateBetweenPageblocks), [`IsolateBeforeDrain`](Self::IsolateBeforeDrain) | no lock (the `cma_mutex` inside `Cma::alloc`) | anything, except `Cma::alloc` on the same zone when reached from inside `Cma::alloc` (the `cma_mutex` is not recursive) |
+/// | [`AuditBetweenChunks`](Self::AuditBetweenChunks) | no lock, no pcp | anything |
 /// | [`FreeScannerBeforeZoneLock`](Self::FreeScannerBeforeZoneLock) | no lock, no pcp, no pin: only the free pages this compaction isolated so far (allocated pages, held by it) | anything: allocations, frees, `drain_all_pages`, isolation, `Cma::alloc` (it may find the compactor's isolated pages busy), pinning or dropping any `MovablePages` (compaction takes its destination page before it pins the block it moves), another compaction |
 ///
 /// Blocking, spinning and yielding are allowed everywhere (that is what hooks are for); a
@@ -68,6 +69,10 @@ pub enum RaceWindow {
     /// `pfn` is the pageblock's first page. A free, an allocation or an isolation in that
     /// pageblock can land here; the recheck under the lock is what 3.17 relies on.
     FreeScannerBeforeZoneLock,
+    /// [`Zone::audit_chunked`](crate::Zone::audit_chunked) has checked a chunk and dropped
+    /// every lock; `pfn` is the first page of the next chunk. Anything can change the zone
+    /// here, which is what the chunked audit must tolerate.
+    AuditBetweenChunks,
 }
 
 impl RaceWindow {
@@ -80,6 +85,7 @@ impl RaceWindow {
             RaceWindow::IsolateBetweenPageblocks
                 | RaceWindow::IsolateBeforeDrain
                 | RaceWindow::FreeScannerBeforeZoneLock
+                | RaceWindow::AuditBetweenChunks
         )
     }
 }

@@ -44,7 +44,7 @@
 //! | `cma` | [`Cma`], `alloc_contig_range` | `mm/cma.c`, `mm/page_alloc.c` |
 //! | `fixes` | [`Fixes`]: the 2014 patches and the later fixes as flags | the decision table |
 //! | `hook` | [`RaceHook`]: race-window injection, and what a hook may call from each window ([`RaceWindow`]) | — |
-//! | `audit` | [`Zone::audit`], [`Zone::audit_coalescing`], [`AuditReport`] | — |
+//! | `audit` | [`Zone::audit`], [`Zone::audit_chunked`], [`Zone::audit_coalescing`], [`AuditReport`] | — |
 //! | `procfs` | `/proc/buddyinfo`, `pagetypeinfo`, `zoneinfo`, `vmstat` text | `mm/vmstat.c` |
 //! | `trace` | [`Trace`]: the kmem tracepoints (and the isolation, CMA and ledger events) as `trace_pipe` lines | `include/trace/events/kmem.h`, `kernel/trace/trace_output.c` |
 //! | `handle` | [`Pages`] and [`OwnedPages`], the owned allocation handles | — |
@@ -85,7 +85,7 @@ mod vmscan;
 mod vmstat;
 mod zone;
 
-pub use audit::{AuditReport, MisplacedBlock, PageState, UnmergedBlock};
+pub use audit::{AuditReport, ChunkedAudit, MisplacedBlock, PageState, UnmergedBlock};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages, CmaPagesIn, OwnedCmaPages};
 pub use compaction::{CompactResult, EXTFRAG_THRESHOLD};
 pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, PcpMode, Watermarks, ZoneConfig};

@@ -19,8 +19,8 @@
 //! | line | value |
 //! | --- | --- |
 //! | buddyinfo, `free_area[order].nr_free` | `ZoneFree::nr_free` |
-//! | pagetypeinfo free counts | counted by walking every `free_list[mt]`, as the kernel does (no cap in 3.17) |
-//! | pagetypeinfo block counts | the pageblock table, read under the zone lock |
+//! | pagetypeinfo free counts | counted by walking every `free_list[mt]`, as the kernel does, up to [`FREE_COUNT_CAP`] blocks per list (printed `>100000` past it, as since Linux 5.4; 3.17 had no cap) |
+//! | pagetypeinfo block counts | the pageblock table, read without the zone lock (see [Locks](#locks)) |
 //! | `pages free`, `nr_free_pages` | `zone_page_state(NR_FREE_PAGES)`: the folded vmstat value (without the per-CPU diffs not yet folded), clamped at 0 |
 //! | `nr_free_cma` | `zone_page_state(NR_FREE_CMA_PAGES)`, the same way |
 //! | `min` / `low` / `high` | the zone's watermarks ([`Zone::watermarks`](crate::Zone::watermarks)) |
@@ -41,10 +41,37 @@
 //! the renderers clamp it at 0 the same way, so use the audit, not this text, to see drift.
 //!
 //! # Locks
-//! `buddyinfo` and `pagetypeinfo` take the zone lock (the kernel's `walk_zones_in_node` holds
-//! `zone->lock` around each zone). `zoneinfo` and `vmstat` take the pcp registry, every pcp lock
+//! `buddyinfo` takes the zone lock once (3.17's `walk_zones_in_node` holds `zone->lock` around
+//! each zone's print callback). `zoneinfo` and `vmstat` take the pcp registry, every pcp lock
 //! and then the zone lock (the crate's order: registry → pcp → zone), so pcp counts and zone
 //! counters are one snapshot. The text is formatted after the locks are dropped.
+//!
+//! `pagetypeinfo` does **not** follow 3.17 here. In 3.17 (`mm/vmstat.c`, unchanged since
+//! `467c996c1e19`, 2.6.24) `walk_zones_in_node` takes `zone->lock` with interrupts off around
+//! `pagetypeinfo_showfree_print`, which walks every free list of every order to its end, and
+//! again around `pagetypeinfo_showblockcount_print`, which reads every pageblock's type: on a
+//! big, fragmented zone that is one long hold stalling every allocation that needs the lock.
+//! This renderer follows the later kernel instead:
+//! - the free counts take the lock once per `(migratetype, order)` list and drop it after that
+//!   list, and stop counting a list at [`FREE_COUNT_CAP`] blocks, printing `>100000`
+//!   (`93b3a674485f`, "mm,vmstat: reduce zone->lock holding time by /proc/pagetypeinfo",
+//!   Linux 5.4: `spin_unlock_irq(&zone->lock); cond_resched(); spin_lock_irq(&zone->lock)`
+//!   after each order's list, and the 100000 cap). One hold is thus bounded by one capped
+//!   list walk, not by the zone;
+//! - the block counts take no zone lock: each pageblock's type is one atomic load, as
+//!   `get_pageblock_migratetype` is a lockless read everywhere in the kernel (3.17's
+//!   `free_hot_cold_page` reads it without the lock; race R2 is that read going stale).
+//!   Upstream still runs `pagetypeinfo_showblockcount_print` under the lock: the lock-free walk
+//!   is the `nolock` mode Linux 4.13 added to `walk_zones_in_node` for
+//!   `pagetypeinfo_showmixedcount_print` ("mm: avoid taking zone lock in
+//!   pagetypeinfo_showmixed()", Vinayak Menon,
+//!   `<1498045643-12257-1-git-send-email-vinmenon@codeaurora.org>`), applied to the block
+//!   counts, whose per-block reads need no lock either.
+//!
+//! The price is the one upstream pays: on a zone that is changing, the counts are no longer
+//! one snapshot (a block that moves between two lists while the lock is dropped can be counted
+//! on both or on neither). On a quiescent zone the text is the one the single-hold walk
+//! prints, byte for byte (`tests/procfs_golden.rs`).
 //!
 //! # Kernel functions mirrored (3.17 `mm/vmstat.c`)
 //! | here | kernel |
@@ -190,6 +217,10 @@ const VMSTAT_REST_TEXT: [&str; 70] = [
     "thp_zero_page_alloc_failed",
 ];
 
+/// The most blocks `pagetypeinfo` counts on one free list; a longer list prints as
+/// `>100000` (Linux 5.4's cap, `93b3a674485f`; 3.17 counted to the end under the lock).
+pub(crate) const FREE_COUNT_CAP: u64 = 100_000;
+
 /// Lines appended after 3.17's `vmstat_text[]`: the CMA events of later kernels.
 const VMSTAT_APPENDED_TEXT: [&str; 2] = ["cma_alloc_success", "cma_alloc_fail"];
 
@@ -272,7 +303,10 @@ fn render_pagetypeinfo(
                 mt.name()
             )?;
             for per_type in &z.free {
-                write!(out, "{:>6} ", per_type[mt.idx()])?;
+                // `"%s%6lu "` with `overflow ? ">" : ""` (5.4).
+                let n = per_type[mt.idx()];
+                let over = if n >= FREE_COUNT_CAP { ">" } else { "" };
+                write!(out, "{over}{n:>6} ")?;
             }
             out.write_char('\n')?;
         }
@@ -425,25 +459,22 @@ impl ZoneInner {
         })
     }
 
-    /// `pagetypeinfo_showfree_print` + `pagetypeinfo_showblockcount_print` data, under the
-    /// zone lock.
+    /// `pagetypeinfo_showfree_print` + `pagetypeinfo_showblockcount_print` data, the way
+    /// Linux 5.4+ gathers them (module docs, Locks): the zone lock for one capped free-list
+    /// walk at a time, none for the pageblock table.
     fn pagetype_zone(&self) -> PagetypeZone<'static> {
         let g = &self.geo;
-        let zf = self.lock();
-        let free = (0..g.max_order)
-            .map(|order| {
-                let mut per_type = [0; MIGRATE_TYPES];
-                for mt in Migratetype::ALL {
-                    zf.list_for_each(Order(order), mt, |_| per_type[mt.idx()] += 1);
-                }
-                per_type
-            })
-            .collect();
+        let mut free = vec![[0; MIGRATE_TYPES]; g.max_order as usize];
+        for mt in Migratetype::ALL {
+            for (order, per_type) in free.iter_mut().enumerate() {
+                let zf = self.lock();
+                per_type[mt.idx()] = zf.list_count(Order(order as u32), mt, FREE_COUNT_CAP);
+            }
+        }
         let mut blocks = [0; MIGRATE_TYPES];
         for b in 0..g.nr_pageblocks {
             blocks[self.pageblock.get_block(PageblockIdx(b)).idx()] += 1;
         }
-        drop(zf);
         PagetypeZone {
             name: ZONE_NAME,
             free,
@@ -478,8 +509,13 @@ impl crate::Zone {
 
     /// `/proc/pagetypeinfo`: free blocks per order and migratetype, counted by walking every
     /// free list, then pageblocks per migratetype, as 3.17's `pagetypeinfo_show` prints them.
-    /// All six migratetypes are listed (`CONFIG_CMA`, `CONFIG_MEMORY_ISOLATION`). The walk
-    /// holds the zone lock and is linear in the number of free blocks.
+    /// All six migratetypes are listed (`CONFIG_CMA`, `CONFIG_MEMORY_ISOLATION`). As Linux 5.4+
+    /// (not 3.17, which held the zone lock for the whole walk), the zone lock is held for one
+    /// free list at a time (`93b3a674485f`), a list is counted up to 100000 blocks and printed
+    /// `>100000` past that, and the pageblock counts are read without the lock (each type is
+    /// one atomic load). On a quiescent zone the text is what 3.17 prints; on a zone that
+    /// changes meanwhile the counts are not one snapshot (a block moving between two lists
+    /// can be counted on both or on neither), as upstream's since 5.4.
     ///
     /// ```
     /// use pagealloc::{Zone, ZoneConfig};
@@ -701,6 +737,33 @@ Node 0, zone      DMA            1            0            6            1       
             render(|s| render_pagetypeinfo(s, 0, 9, 512, 11, &zones)),
             expected
         );
+    }
+
+    #[test]
+    fn free_counts_stop_at_the_cap() {
+        // 5.4's `"%s%6lu "` with `overflow ? ">" : ""`: a list of 100000 or more blocks.
+        let mut free = vec![[0; MIGRATE_TYPES]; 2];
+        free[0][Migratetype::Movable.idx()] = FREE_COUNT_CAP;
+        free[1][Migratetype::Movable.idx()] = FREE_COUNT_CAP - 1;
+        let zones = [PagetypeZone {
+            name: "Normal",
+            free,
+            blocks: [0; MIGRATE_TYPES],
+        }];
+        let text = render(|s| render_pagetypeinfo(s, 0, 1, 2, 2, &zones));
+        assert!(
+            text.contains("type      Movable >100000  99999 \n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn list_count_walks_to_the_end_or_the_cap() {
+        let z = crate::Zone::new(crate::ZoneConfig::tiny(16)).unwrap();
+        let zf = z.inner.lock();
+        assert_eq!(zf.list_count(Order(2), Migratetype::Movable, 100), 4);
+        assert_eq!(zf.list_count(Order(2), Migratetype::Movable, 3), 3);
+        assert_eq!(zf.list_count(Order(1), Migratetype::Movable, 100), 0);
     }
 
     #[test]

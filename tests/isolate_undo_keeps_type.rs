@@ -9,7 +9,16 @@ use pagealloc::*;
 /// Top block {12..16} of the CMA area: isolate its upper pageblock {14, 15}, then try to
 /// offline the whole top block (isolating {12, 13} works, {14, 15} is already isolated: the
 /// offline fails and undoes {12, 13} as Movable), then un-isolate {14, 15} as CMA.
+/// The audit is the one-hold `audit()`; `run_chunked` checks that `audit_chunked` finds the
+/// same.
 fn run(fixes: Fixes) -> (Migratetype, AuditReport) {
+    let (retyped, full, chunked) = run_both(fixes);
+    assert_eq!(full.is_ok(), chunked.is_ok(), "{fixes}: {full} / {chunked}");
+    assert_eq!(full.to_string(), chunked.to_string(), "{fixes}");
+    (retyped, full)
+}
+
+fn run_both(fixes: Fixes) -> (Migratetype, AuditReport, AuditReport) {
     let zone = tiny_cma(fixes, None);
     zone.set_migratetype_isolate(Pfn(14)).unwrap();
     assert_eq!(
@@ -20,7 +29,8 @@ fn run(fixes: Fixes) -> (Migratetype, AuditReport) {
     zone.unset_migratetype_isolate(Pfn(14), Migratetype::Cma)
         .unwrap();
     zone.drain_all_pages();
-    (retyped, zone.audit())
+    let chunk = std::num::NonZeroU64::new(4).unwrap();
+    (retyped, zone.audit(), zone.audit_chunked(chunk))
 }
 
 #[test]

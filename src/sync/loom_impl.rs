@@ -79,6 +79,10 @@ impl<T> RwLock<T> {
     }
 }
 
+/// `std_impl::hand_over`: loom's mutex has no fair unlock and every interleaving is explored
+/// anyway, so a no-op.
+pub(crate) fn hand_over<T>(_guard: &mut MutexGuard<'_, T>) {}
+
 /// A loom scheduling point.
 #[inline]
 pub(crate) fn yield_now() {

@@ -141,6 +141,14 @@ impl<T> RwLock<T> {
     }
 }
 
+/// Let the threads waiting for `guard`'s mutex run their critical sections, then take it back:
+/// a fair unlock hands the lock straight to the first waiter (a FIFO spinlock's release, which
+/// a plain unlock followed by `lock()` is not: the releasing thread can take it again before
+/// any waiter wakes).
+pub(crate) fn hand_over<T>(guard: &mut MutexGuard<'_, T>) {
+    parking_lot::MutexGuard::unlocked_fair(guard, || ());
+}
+
 /// Yield the CPU (`sched_yield`).
 #[inline]
 pub(crate) fn yield_now() {

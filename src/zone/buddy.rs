@@ -113,6 +113,9 @@ pub(crate) struct ZoneFree {
     stat_cpu: usize,
     /// `zone->nr_isolate_pageblock` (3.18): kept in every mode, read only by the fixes.
     nr_isolate_pageblock: u64,
+    /// How many times the lock has been taken (wrapping): the chunked audit's test that no
+    /// one else held the lock between its chunks.
+    holds: u64,
     /// Pages taken off the free lists by memory offline.
     offline_pages: u64,
     /// Zone-path event counters.
@@ -153,6 +156,7 @@ impl ZoneFree {
             vmstat: VmStatDiffs::new(ctx.vm_stat.clone(), geo.stat_threshold),
             stat_cpu: VmStatDiffs::NO_CPU,
             nr_isolate_pageblock: 0,
+            holds: 0,
             offline_pages: 0,
             events: ZoneEvents::default(),
             cma_try: CmaInterleave::default(),
@@ -203,6 +207,22 @@ impl ZoneFree {
     pub(crate) fn set_stat_cpu(&mut self, cpu: usize) {
         self.vmstat.reserve_cpu(cpu);
         self.stat_cpu = cpu;
+    }
+
+    /// The CPU whose diffs this lock holder's updates go to.
+    pub(crate) fn stat_cpu(&self) -> usize {
+        self.stat_cpu
+    }
+
+    /// Count one taking of the lock (the zone calls it each time it takes the lock).
+    #[inline]
+    pub(crate) fn count_hold(&mut self) {
+        self.holds = self.holds.wrapping_add(1);
+    }
+
+    /// How many times the lock has been taken, wrapping.
+    pub(crate) fn holds(&self) -> u64 {
+        self.holds
     }
 
     /// Fold `cpu`'s diffs (`None`: every CPU's) into the folded values (`vmstat_update`).
@@ -490,6 +510,13 @@ impl ZoneFree {
         }
     }
 
+    /// Corrupt on purpose (the audit's own tests): record `list` as the free head's list
+    /// without moving it.
+    #[cfg(test)]
+    pub(crate) fn set_list_for_test(&mut self, pfn: Pfn, list: Migratetype) {
+        self.page[pfn.idx()].list = list;
+    }
+
     // ---- list primitives (struct list_head) ----
 
     #[inline]
@@ -540,6 +567,61 @@ impl ZoneFree {
                 break;
             }
         }
+    }
+
+    /// The blocks on `free_list[mt]` of `order`, counted up to `cap` (`pagetypeinfo`'s walk).
+    pub(crate) fn list_count(&self, order: Order, mt: Migratetype, cap: u64) -> u64 {
+        let s = self.sentinel(order, mt);
+        let mut n = self.page[s as usize].next;
+        let mut count = 0;
+        // A corrupted list may cycle without reaching the sentinel: never count past the zone.
+        let cap = cap.min(u64::from(self.nr_pages) + 1);
+        while n != s && count < cap {
+            count += 1;
+            n = self.page[n as usize].next;
+        }
+        count
+    }
+
+    /// Whether the free head `pfn` sits in a well-formed stretch of its free list: both links
+    /// set and pointing back at it, and each neighbour the sentinel of the head's own
+    /// `(order, list)` or another free head of that order on that list. `Err` says what is
+    /// wrong. (Checks one head in O(1); a walk from the sentinel is what proves the whole
+    /// list.)
+    pub(crate) fn check_links(&self, pfn: Pfn) -> Result<(), String> {
+        let m = self.page[pfn.idx()];
+        let order = Order(u32::from(m.order));
+        let s = self.sentinel(order, m.list);
+        let node = pfn.0 as u32;
+        let len = self.page.len() as u32;
+        if m.prev >= len || m.next >= len {
+            return Err(format!("free head {pfn} is not linked on a list"));
+        }
+        if self.page[m.prev as usize].next != node || self.page[m.next as usize].prev != node {
+            return Err(format!(
+                "free head {pfn}: its neighbours do not link back to it"
+            ));
+        }
+        for n in [m.prev, m.next] {
+            let ok = n == s
+                || (n < self.nr_pages && {
+                    let q = &self.page[n as usize];
+                    q.buddy && u32::from(q.order) == order.0 && q.list == m.list
+                });
+            if !ok {
+                return Err(format!(
+                    "free head {pfn} ({order} on the {} list) is linked to {}, which is not on \
+                     that list",
+                    m.list,
+                    if n < self.nr_pages {
+                        format!("pfn {n:#x}")
+                    } else {
+                        "another list's head".to_string()
+                    }
+                ));
+            }
+        }
+        Ok(())
     }
 
     // ---- buddy state ----

@@ -95,6 +95,7 @@ impl ZoneInner {
     pub(crate) fn lock_on(&self, cpu: usize) -> ZoneLock<'_> {
         let mut zf = self.lock.lock();
         zf.set_stat_cpu(cpu);
+        zf.count_hold();
         ZoneLock(zf)
     }
 
@@ -418,6 +419,17 @@ impl core::ops::DerefMut for ZoneLock<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut ZoneFree {
         &mut self.0
+    }
+}
+
+impl ZoneLock<'_> {
+    /// Let the threads waiting for the zone lock in first, then go on holding it (a queued
+    /// spinlock's release and re-take: `cond_resched()` between two parts of a long walk).
+    /// Call it between writes, not in the middle of one: the waiters see and change the zone.
+    pub(crate) fn let_waiters_in(&mut self) {
+        let cpu = self.0.stat_cpu();
+        crate::sync::hand_over(&mut self.0);
+        self.0.set_stat_cpu(cpu);
     }
 }
 
