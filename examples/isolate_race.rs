@@ -72,6 +72,8 @@ use pagealloc::{
 };
 mod common;
 
+use common::plot::{PlotOpts, Recorder, RunPlot};
+use common::progress::{self, Live};
 use common::{
     CpuOpts, LedgerJson, Rng, RunOpts, at_least_one, drift_line, ledger_json, ledger_lines,
     multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64, usage_error, vmstat_drift,
@@ -220,6 +222,8 @@ struct Args {
     verbose: bool,
     #[command(flatten)]
     cpus: CpuOpts,
+    #[command(flatten)]
+    plot: PlotOpts,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -586,6 +590,8 @@ struct RunResult {
     mid_audits: u64,
     mid_max_abs_drift_free: i64,
     elapsed: Duration,
+    /// `--plot`: the run's drift samples, worst-moment pageblock map and ledger.
+    plot: Option<RunPlot>,
 }
 
 impl RunResult {
@@ -602,8 +608,17 @@ impl RunResult {
     }
 }
 
-fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, String> {
+/// One run of `seconds` with `fixes` on a fresh zone; `live` shows its time and drift on a
+/// terminal.
+fn run(
+    args: &Args,
+    fixes: Fixes,
+    seed: u64,
+    seconds: f64,
+    live: &Live,
+) -> Result<RunResult, String> {
     let t0 = Instant::now();
+    let recorder = args.plot.plot.as_ref().map(|_| Recorder::new());
     let hook: Option<Arc<dyn RaceHook>> = (args.race_window > 0).then(|| {
         Arc::new(SpinHook {
             spins: args.race_window,
@@ -634,6 +649,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         let zone = &zone;
         let stop = &stop;
         let vmstat = vmstat_timer(s, zone);
+        let sampler = recorder.as_ref().map(|r| r.spawn(s, zone));
+        let ticker = live.drift_ticker(s, zone, || Some(t0.elapsed().as_millis() as u64));
         let cpus = args.cpus;
         let mut txs = Vec::new();
         let mut rxs = Vec::new();
@@ -679,7 +696,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
                 mid_audits += 1;
                 mid_max = mid_max.max(r.drift_free.abs());
                 next_audit = now + Duration::from_secs(1);
-                if long && now >= next_progress {
+                // --long off a terminal: a log line every 10 s (on one, the bar shows it).
+                if long && !live.is_on() && now >= next_progress {
                     let ops: u64 = progress.iter().map(|p| p.ops.load(Ordering::Relaxed)).sum();
                     let live: u64 = progress
                         .iter()
@@ -707,6 +725,12 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
             .join()
             .expect("isolate_race: the isolating thread panicked");
         vmstat.stop();
+        if let Some(t) = sampler {
+            t.stop();
+        }
+        if let Some(t) = ticker {
+            t.stop();
+        }
         (ws, iso)
     });
 
@@ -726,6 +750,11 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
     zone.drain_all_pages();
     // The final audit also checks full coalescing: every top-order block merged again.
     let report = zone.audit_coalescing();
+    let plot = recorder.map(|r| {
+        // The last point: the final, quiescent drift (the ledger's sums).
+        r.sample(&zone);
+        r.finish(fixes.to_string(), report.ledger.as_deref())
+    });
     Ok(RunResult {
         fixes,
         seed,
@@ -737,6 +766,7 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         mid_audits,
         mid_max_abs_drift_free: mid_max,
         elapsed: t0.elapsed(),
+        plot,
     })
 }
 
@@ -914,7 +944,14 @@ fn main() -> ExitCode {
         if seconds > 20.0 {
             eprintln!("isolate_race: [{fixes}] running for {seconds:.0} s (--long)");
         }
-        match run(&args, fixes, seed, seconds) {
+        let live = Live::timed(
+            progress::wanted(args.run.json),
+            Duration::from_secs_f64(seconds),
+            format!("[{fixes}]"),
+        );
+        let r = run(&args, fixes, seed, seconds, &live);
+        drop(live);
+        match r {
             Ok(r) => results.push(r),
             Err(e) => {
                 eprintln!("isolate_race: {e}");
@@ -982,6 +1019,20 @@ fn main() -> ExitCode {
                 "[{}] {} pageblock(s) were still isolated at the end and were given back their type",
                 r.fixes, r.left_isolated
             );
+        }
+    }
+    if let Some(dir) = &args.plot.plot {
+        let plots: Vec<RunPlot> = results.iter().filter_map(|r| r.plot.clone()).collect();
+        match common::plot::write_all(dir, "isolate_race", &plots) {
+            Ok(files) => {
+                for f in files {
+                    println!("plot: {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("isolate_race: {e}");
+                failed = true;
+            }
         }
     }
     if args.run.json {
