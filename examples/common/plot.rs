@@ -172,7 +172,7 @@ const RACES: [(Race, RGBColor); 9] = [
 ];
 
 /// A run's colour in the drift chart.
-fn run_colour(i: usize) -> RGBAColor {
+pub(crate) fn run_colour(i: usize) -> RGBAColor {
     Palette99::pick(i).to_rgba()
 }
 
