@@ -4,17 +4,12 @@
 #![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
 
 use pagealloc::*;
-use plotters::style::RGBColor;
+use pagealloc_plot::{hex, kind_colour, race_colour, run_colour};
 use std::path::{Path, PathBuf};
 
 #[path = "../examples/common/mod.rs"]
 mod shared;
 use shared::plot::{self, Recorder, RunPlot};
-
-/// `#RRGGBB` as the SVG backend writes a colour.
-fn hex(c: RGBColor) -> String {
-    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
-}
 
 /// A fresh directory for one test's files.
 fn out_dir(name: &str) -> PathBuf {
@@ -115,10 +110,12 @@ fn pageblock_map_svg_has_one_cell_per_pageblock() {
     );
     let rects = elements(&files[2], "rect");
     // One filled cell per pageblock in its type's colour, plus one swatch per type in the key.
-    for mt in Migratetype::ALL.into_iter().filter(|m| !m.is_isolate()) {
+    let kinds = plot::kinds();
+    assert_eq!(kinds.len(), 5);
+    for (i, &mt) in kinds.iter().enumerate() {
         let blocks = map.iter().filter(|b| b.migratetype == mt).count();
         assert_eq!(
-            count(&rects, &[("fill", &hex(plot::mt_colour(mt)))]),
+            count(&rects, &[("fill", &hex(kind_colour(i)))]),
             blocks + 1,
             "{mt}"
         );
@@ -131,7 +128,7 @@ fn pageblock_map_svg_has_one_cell_per_pageblock() {
     assert_eq!(count(&rects, &[("fill", "none"), ("stroke", "#000000")]), 2);
     // One red dot per pageblock with misplaced pages, plus the key's.
     let circles = elements(&files[2], "circle");
-    assert_eq!(count(&circles, &[("fill", &hex(plot::MISPLACED))]), 2);
+    assert_eq!(count(&circles, &[("fill", &hex(pagealloc_plot::MISPLACED))]), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -152,20 +149,18 @@ fn ledger_and_drift_svgs_have_a_bar_per_race_and_a_line_per_run() {
     assert_eq!(files.len(), 4, "{files:?}");
     // R3a: one segment (NR_FREE_PAGES +512; NR_FREE_CMA_PAGES has none), one legend swatch.
     let rects = elements(&files[1], "rect");
-    let r3a = hex(plot::race_colour(Race::R3a));
-    assert_eq!(count(&rects, &[("fill", &r3a)]), 2);
-    for race in [Race::R1a, Race::R1b, Race::R2, Race::R3b, Race::R3c, Race::R4, Race::Undo] {
+    for (i, race) in plot::RACES.into_iter().enumerate() {
+        let segments = usize::from(race == Race::R3a) * 2;
         assert_eq!(
-            count(&rects, &[("fill", &hex(plot::race_colour(race)))]),
-            0,
+            count(&rects, &[("fill", &hex(race_colour(i)))]),
+            segments,
             "{race}"
         );
     }
     // Drift: per run, one solid line per panel and its legend line (2 panels).
     let lines = elements(&files[0], "polyline");
     for i in 0..2 {
-        let c = plot::run_colour(i);
-        let colour = format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        let colour = hex(run_colour(i));
         assert_eq!(
             count(&lines, &[("stroke", &colour), ("stroke-width", "2")]),
             4,

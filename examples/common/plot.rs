@@ -1,5 +1,5 @@
-//! `--plot DIR` of `cma_stress` and `isolate_race`: SVG pictures of each run, drawn with
-//! `plotters` (its SVG backend only).
+//! `--plot DIR` of `cma_stress` and `isolate_race`: SVG pictures of each run, drawn by the
+//! `pagealloc-plot` crate (`demo/plot`, `plotters`' SVG backend) from what this module records.
 //!
 //! - `EXAMPLE-drift.svg`: the drift over time of every run (one colour per fix set), exactly
 //!   (solid) and as `zone_page_state` showed it (dashed: the folded counters a 3.17 reader
@@ -19,8 +19,7 @@
 
 use super::Periodic;
 use pagealloc::{DriftSample, LedgerEntry, Migratetype, PageblockState, Race, Zone};
-use plotters::coord::Shift;
-use plotters::prelude::*;
+use pagealloc_plot::{Cell, DriftPoint, DriftRun, LedgerBar};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::Scope;
@@ -137,162 +136,36 @@ impl Default for Recorder {
     }
 }
 
-// ---- colours ----
+// ---- the pictures ----
 
-/// One colour per migratetype (kernel order: Unmovable, Reclaimable, Movable, Reserve, CMA,
-/// Isolate).
-const MT_COLOURS: [RGBColor; 6] = [
-    RGBColor(0x8c, 0x56, 0x4b),
-    RGBColor(0xe3, 0x77, 0xc2),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0x7f, 0x7f, 0x7f),
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xff, 0xff, 0xff),
+/// The races in the ledger's order (the index is the colour, `pagealloc_plot::race_colour`).
+pub(crate) const RACES: [Race; 9] = [
+    Race::R1a,
+    Race::R1b,
+    Race::R2,
+    Race::R3a,
+    Race::R3b,
+    Race::R3c,
+    Race::R4,
+    Race::Undo,
+    Race::Unclassified,
 ];
 
-/// The colour of a pageblock of type `mt`.
-pub(crate) fn mt_colour(mt: Migratetype) -> RGBColor {
-    MT_COLOURS[mt.idx()]
-}
-
-/// The misplaced-pages marker.
-pub(crate) const MISPLACED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
-
-/// The races in the ledger's order, with their colours.
-const RACES: [(Race, RGBColor); 9] = [
-    (Race::R1a, RGBColor(0x1f, 0x77, 0xb4)),
-    (Race::R1b, RGBColor(0xae, 0xc7, 0xe8)),
-    (Race::R2, RGBColor(0xff, 0x7f, 0x0e)),
-    (Race::R3a, RGBColor(0x2c, 0xa0, 0x2c)),
-    (Race::R3b, RGBColor(0x98, 0xdf, 0x8a)),
-    (Race::R3c, RGBColor(0x94, 0x67, 0xbd)),
-    (Race::R4, RGBColor(0x8c, 0x56, 0x4b)),
-    (Race::Undo, RGBColor(0xe3, 0x77, 0xc2)),
-    (Race::Unclassified, RGBColor(0x00, 0x00, 0x00)),
-];
-
-/// A run's colour in the drift chart.
-pub(crate) fn run_colour(i: usize) -> RGBAColor {
-    Palette99::pick(i).to_rgba()
-}
-
-// ---- files ----
-
-/// A fix set's name as part of a file name.
-fn file_part(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+/// The pageblock types the map colours (every type but `Isolate`, which it draws as an
+/// outline; the index is the colour, `pagealloc_plot::kind_colour`).
+pub(crate) fn kinds() -> Vec<Migratetype> {
+    Migratetype::ALL
+        .into_iter()
+        .filter(|mt| !mt.is_isolate())
         .collect()
 }
 
-/// Write every picture of `runs` of `example` into `dir` (created if missing); the files
-/// written, in order: drift, ledger, then one pageblock map per run that has one.
-pub(crate) fn write_all(dir: &Path, example: &str, runs: &[RunPlot]) -> Result<Vec<PathBuf>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("--plot {}: {e}", dir.display()))?;
-    let mut out = Vec::new();
-    let path = dir.join(format!("{example}-drift.svg"));
-    drift_svg(&path, example, runs).map_err(|e| format!("{}: {e}", path.display()))?;
-    out.push(path);
-    let path = dir.join(format!("{example}-ledger.svg"));
-    ledger_svg(&path, example, runs).map_err(|e| format!("{}: {e}", path.display()))?;
-    out.push(path);
-    for (i, r) in runs.iter().enumerate() {
-        if let Some(w) = &r.worst {
-            let path = dir.join(format!(
-                "{example}-pageblocks-{}-{}.svg",
-                i + 1,
-                file_part(&r.name)
-            ));
-            let title = format!("{example} [{}]", r.name);
-            pageblocks_svg(&path, &title, w).map_err(|e| format!("{}: {e}", path.display()))?;
-            out.push(path);
-        }
-    }
-    Ok(out)
-}
-
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
-
-/// `lo..hi` widened to include 0 and padded, never empty.
-fn y_range(values: impl Iterator<Item = i64>) -> std::ops::Range<i64> {
-    let (lo, hi) = values.fold((0, 0), |(lo, hi), v| (v.min(lo), v.max(hi)));
-    let pad = ((hi - lo) / 10).max(1);
-    (lo - pad)..(hi + pad)
-}
-
-/// The drift chart: `NR_FREE_PAGES` above, `NR_FREE_CMA_PAGES` below.
-pub(crate) fn drift_svg(path: &Path, example: &str, runs: &[RunPlot]) -> DrawResult {
-    let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(
-        &format!("{example}: drift over time (solid: exact; dashed: as zone_page_state shows it)"),
-        ("sans-serif", 18),
-    )?;
-    let (top, bottom) = root.split_vertically(335);
-    let t_max = runs
-        .iter()
-        .flat_map(|r| r.samples.last())
-        .map(|s| s.t)
-        .fold(1.0f64, f64::max);
-    type Pick = fn(&DriftSample) -> (i64, i64);
-    let panels: [(&DrawingArea<SVGBackend<'_>, Shift>, &str, Pick); 2] = [
-        (&top, "NR_FREE_PAGES drift (pages)", |d| (d.free, d.vmstat_free)),
-        (&bottom, "NR_FREE_CMA_PAGES drift (pages)", |d| (d.cma, d.vmstat_cma)),
-    ];
-    for (area, what, pick) in panels {
-        let ys = y_range(
-            runs.iter()
-                .flat_map(|r| r.samples.iter())
-                .flat_map(|s| {
-                    let (a, b) = pick(&s.drift);
-                    [a, b]
-                }),
-        );
-        let mut chart = ChartBuilder::on(area)
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..t_max, ys)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds into the run")
-            .y_desc(what)
-            .draw()?;
-        for (i, r) in runs.iter().enumerate() {
-            let colour = run_colour(i);
-            chart
-                .draw_series(LineSeries::new(
-                    r.samples.iter().map(|s| (s.t, pick(&s.drift).0)),
-                    colour.stroke_width(2),
-                ))?
-                .label(r.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
-            chart.draw_series(DashedLineSeries::new(
-                r.samples.iter().map(|s| (s.t, pick(&s.drift).1)),
-                5,
-                4,
-                colour.stroke_width(1),
-            ))?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
-}
-
-/// The ledger of `r` summed by race: `(race, free, cma)` in [`RACES`] order, races with
-/// no pages left out.
+/// The ledger of `r` summed by race: `(race, free, cma)` in [`RACES`] order, races with no
+/// pages left out.
 pub(crate) fn by_race(r: &RunPlot) -> Vec<(Race, i64, i64)> {
     RACES
         .iter()
-        .map(|&(race, _)| {
+        .map(|&race| {
             let (f, c) = r
                 .ledger
                 .iter()
@@ -304,180 +177,96 @@ pub(crate) fn by_race(r: &RunPlot) -> Vec<(Race, i64, i64)> {
         .collect()
 }
 
-/// The colour of `race`.
-pub(crate) fn race_colour(race: Race) -> RGBColor {
-    RACES
-        .iter()
-        .find(|(r, _)| *r == race)
-        .map_or(BLACK, |&(_, c)| c)
+/// An error drawing `path`, with its name.
+fn in_file(path: &Path) -> impl Fn(String) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
 }
 
-/// The ledger chart: one stacked bar per run and counter, one segment per race.
-pub(crate) fn ledger_svg(path: &Path, example: &str, runs: &[RunPlot]) -> DrawResult {
-    let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(
-        &format!("{example}: the drift ledger at the end of each run, by race"),
-        ("sans-serif", 18),
-    )?;
-    let (top, bottom) = root.split_vertically(335);
-    let sums: Vec<Vec<(Race, i64, i64)>> = runs.iter().map(by_race).collect();
-    let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
-    type Pick = fn(&(Race, i64, i64)) -> i64;
-    let panels: [(&DrawingArea<SVGBackend<'_>, Shift>, &str, Pick); 2] = [
-        (&top, "NR_FREE_PAGES drift (pages)", |e| e.1),
-        (&bottom, "NR_FREE_CMA_PAGES drift (pages)", |e| e.2),
-    ];
-    for (panel, (area, what, pick)) in panels.into_iter().enumerate() {
-        // The stacks' extents.
-        let ys = y_range(sums.iter().flat_map(|s| {
-            let up: i64 = s.iter().map(pick).filter(|&v| v > 0).sum();
-            let down: i64 = s.iter().map(pick).filter(|&v| v < 0).sum();
-            [up, down]
-        }));
-        let n = runs.len().max(1);
-        let label = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-9 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
-        let mut chart = ChartBuilder::on(area)
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), ys)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&label)
-            .x_desc("fix set")
-            .y_desc(what)
-            .draw()?;
-        for (i, s) in sums.iter().enumerate() {
-            let x = i as f64;
-            let (mut up, mut down) = (0i64, 0i64);
-            let bars = s.iter().filter(|e| pick(e) != 0).map(|e| {
-                let v = pick(e);
-                let (from, to) = if v > 0 {
-                    up += v;
-                    (up - v, up)
-                } else {
-                    down += v;
-                    (down - v, down)
-                };
-                Rectangle::new([(x - 0.3, from), (x + 0.3, to)], race_colour(e.0).filled())
-            });
-            chart.draw_series(bars)?;
-        }
-        // The legend once, on the first panel: every race any run has.
-        if panel == 0 {
-            for &(race, colour) in &RACES {
-                if sums.iter().any(|s| s.iter().any(|e| e.0 == race)) {
-                    chart
-                        .draw_series(std::iter::empty::<Rectangle<(f64, i64)>>())?
-                        .label(race.name())
-                        .legend(move |(x, y)| {
-                            Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
-                        });
-                }
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
-        }
+/// A fix set's name as part of a file name.
+fn file_part(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .collect()
+}
+
+fn point(s: &Sample) -> DriftPoint {
+    DriftPoint {
+        t: s.t,
+        free: s.drift.free,
+        cma: s.drift.cma,
+        vmstat_free: s.drift.vmstat_free,
+        vmstat_cma: s.drift.vmstat_cma,
     }
-    root.present()?;
-    Ok(())
 }
 
-/// Columns of the pageblock map.
-pub(crate) fn map_columns(nr_pageblocks: usize) -> usize {
-    if nr_pageblocks >= 256 { 32 } else { 16 }
-}
+/// Write every picture of `runs` of `example` into `dir` (created if missing); the files
+/// written, in order: drift, ledger, then one pageblock map per run that has one.
+pub(crate) fn write_all(dir: &Path, example: &str, runs: &[RunPlot]) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--plot {}: {e}", dir.display()))?;
+    let mut out = Vec::new();
 
-/// The pageblock map at the worst drift: one cell per pageblock, in pfn order, row by row.
-pub(crate) fn pageblocks_svg(path: &Path, title: &str, w: &WorstMap) -> DrawResult {
-    const CELL: i32 = 24;
-    const LEFT: i32 = 20;
-    const TOP: i32 = 60;
-    let cols = map_columns(w.map.len());
-    let rows = w.map.len().div_ceil(cols);
-    let width = LEFT * 2 + CELL * cols as i32;
-    let height = TOP + CELL * rows as i32 + 70;
-    let root = SVGBackend::new(path, (width as u32, height as u32)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let d = &w.at.drift;
-    root.draw(&Text::new(
-        format!("{title}: pageblocks at {:.1} s, the worst drift", w.at.t),
-        (LEFT, 10),
-        ("sans-serif", 16),
-    ))?;
-    root.draw(&Text::new(
-        format!(
-            "drift {:+}/{:+} (free/CMA), as zone_page_state showed it {:+}/{:+}; {} isolated, {} with misplaced free pages",
+    let path = dir.join(format!("{example}-drift.svg"));
+    let drift: Vec<DriftRun> = runs
+        .iter()
+        .map(|r| DriftRun {
+            name: r.name.clone(),
+            points: r.samples.iter().map(point).collect(),
+        })
+        .collect();
+    pagealloc_plot::drift_svg(&path, example, &drift).map_err(in_file(&path))?;
+    out.push(path);
+
+    let path = dir.join(format!("{example}-ledger.svg"));
+    let bars: Vec<LedgerBar> = runs
+        .iter()
+        .map(|r| LedgerBar {
+            name: r.name.clone(),
+            segments: by_race(r)
+                .into_iter()
+                .map(|(race, f, c)| (RACES.iter().position(|&x| x == race).unwrap_or(0), f, c))
+                .collect(),
+        })
+        .collect();
+    let race_names: Vec<&str> = RACES.iter().map(|r| r.name()).collect();
+    pagealloc_plot::ledger_svg(&path, example, &bars, &race_names).map_err(in_file(&path))?;
+    out.push(path);
+
+    let kinds = kinds();
+    let kind_names: Vec<&str> = kinds.iter().map(|mt| mt.name()).collect();
+    for (i, r) in runs.iter().enumerate() {
+        let Some(w) = &r.worst else { continue };
+        let path = dir.join(format!(
+            "{example}-pageblocks-{}-{}.svg",
+            i + 1,
+            file_part(&r.name)
+        ));
+        let cells: Vec<Cell> = w
+            .map
+            .iter()
+            .map(|b| Cell {
+                kind: kinds.iter().position(|&k| k == b.migratetype).unwrap_or(0),
+                isolated: b.isolated,
+                misplaced: b.misplaced_pages > 0,
+            })
+            .collect();
+        let d = &w.at.drift;
+        let title = format!(
+            "{example} [{}]: pageblocks at {:.1} s, the worst drift",
+            r.name, w.at.t
+        );
+        let subtitle = format!(
+            "drift {:+}/{:+} (free/CMA), as zone_page_state showed it {:+}/{:+}; {} isolated, \
+             {} with misplaced free pages",
             d.free,
             d.cma,
             d.vmstat_free,
             d.vmstat_cma,
-            w.map.iter().filter(|b| b.isolated).count(),
-            w.map.iter().filter(|b| b.misplaced_pages > 0).count()
-        ),
-        (LEFT, 32),
-        ("sans-serif", 12),
-    ))?;
-    for (i, b) in w.map.iter().enumerate() {
-        let (x, y) = (
-            LEFT + CELL * (i % cols) as i32,
-            TOP + CELL * (i / cols) as i32,
+            cells.iter().filter(|c| c.isolated).count(),
+            cells.iter().filter(|c| c.misplaced).count()
         );
-        root.draw(&Rectangle::new(
-            [(x + 1, y + 1), (x + CELL - 1, y + CELL - 1)],
-            mt_colour(b.migratetype).filled(),
-        ))?;
-        if b.isolated {
-            root.draw(&Rectangle::new(
-                [(x + 2, y + 2), (x + CELL - 2, y + CELL - 2)],
-                BLACK.stroke_width(3),
-            ))?;
-        }
-        if b.misplaced_pages > 0 {
-            root.draw(&Circle::new(
-                (x + CELL / 2, y + CELL / 2),
-                CELL / 5,
-                MISPLACED.filled(),
-            ))?;
-        }
+        pagealloc_plot::pageblocks_svg(&path, &title, &subtitle, &cells, &kind_names)
+            .map_err(in_file(&path))?;
+        out.push(path);
     }
-    // The key, under the map.
-    let ky = TOP + CELL * rows as i32 + 20;
-    let mut kx = LEFT;
-    for mt in Migratetype::ALL.into_iter().filter(|mt| !mt.is_isolate()) {
-        root.draw(&Rectangle::new(
-            [(kx, ky), (kx + 14, ky + 14)],
-            mt_colour(mt).filled(),
-        ))?;
-        root.draw(&Text::new(format!("{mt}"), (kx + 18, ky + 1), ("sans-serif", 12)))?;
-        kx += 110;
-    }
-    let ky = ky + 24;
-    root.draw(&Rectangle::new(
-        [(LEFT, ky), (LEFT + 14, ky + 14)],
-        BLACK.stroke_width(3),
-    ))?;
-    root.draw(&Text::new("isolated", (LEFT + 18, ky + 1), ("sans-serif", 12)))?;
-    root.draw(&Circle::new((LEFT + 117, ky + 7), CELL / 5, MISPLACED.filled()))?;
-    root.draw(&Text::new(
-        "free pages on a list of another type (misplaced)",
-        (LEFT + 128, ky + 1),
-        ("sans-serif", 12),
-    ))?;
-    root.present()?;
-    Ok(())
+    Ok(out)
 }
