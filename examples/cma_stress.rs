@@ -103,6 +103,13 @@
 //! (`OutOfMemory` although the exact free lists passed the slow path's watermark check) and
 //! the reclaim and compaction counters.
 //!
+//! `--plot DIR` writes SVG pictures of the runs (`examples/common/plot.rs`): the drift over
+//! time, sampled every 100 ms by [`Zone::drift_sample`] (exactly and as `zone_page_state`
+//! showed it), the ledger by race, and each run's pageblock map ([`Zone::pageblock_map`]) at
+//! its worst drift. On a terminal each run shows a progress bar (CMA allocations made) with the
+//! drift so far, and `--soak` a status line (`examples/common/progress.rs`); nothing is drawn
+//! with `--json` or when stdout or stderr is redirected.
+//!
 //! ```text
 //! cargo run --release --example cma_stress                        # none, then all
 //! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
@@ -112,6 +119,7 @@
 //! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
 //! cargo run --release --example cma_stress -- --cpus 4             # the seed's 4-CPU VM
 //! cargo run --release --example cma_stress -- --page-cache --allocs 10 --interval-ms 50
+//! cargo run --release --example cma_stress -- --plot /tmp/plots   # SVG pictures of the runs
 //! ```
 
 // The stop flags and the readiness counter are plain std atomics: this example is outside the

@@ -34,6 +34,13 @@
 //! `vmstat_update`, [`Zone::vmstat_update`]); each run's line gives the final drift exactly and
 //! as `zone_page_state` showed it (the folded counters a 3.17 reader sees).
 //!
+//! `--plot DIR` writes SVG pictures of the runs (`examples/common/plot.rs`): the drift over
+//! time, sampled every 100 ms by [`Zone::drift_sample`] (exactly and as `zone_page_state`
+//! showed it), the ledger by race, and each run's pageblock map ([`Zone::pageblock_map`]) at
+//! its worst drift. On a terminal each run shows a progress bar with the drift so far
+//! (`examples/common/progress.rs`); nothing is drawn with `--json` or when stdout or stderr is
+//! redirected, and `--long` then logs a line every 10 s on stderr instead.
+//!
 //! # What 3.18 and the 2016 fix do not cover (reference §3.4, "R3c")
 //! Isolation works one pageblock at a time, and a free top-order block spans two pageblocks
 //! (Pa, the lower one with its head, and Pb). Two paths count Pb's half twice (+512, and +512
@@ -60,6 +67,7 @@
 //! cargo run --release --example isolate_race -- --fixes 'recheck-free-one-page,recheck-pcp-bulk;all'
 //! cargo run --release --example isolate_race -- --fixes all --long   # the 10-minute run
 //! cargo run --release --example isolate_race -- --cpus 2 --fixes 'none;seed;v3.18;v4.6;all'
+//! cargo run --release --example isolate_race -- --plot /tmp/plots   # SVG pictures of the runs
 //! ```
 
 // The stop flag and the progress counters are plain std atomics: this example is outside the
@@ -194,7 +202,8 @@ struct Args {
     )]
     seconds: f64,
     /// The explicit 10-minute run: 600 s for every fix set that contains all
-    /// the fixes (others keep --seconds); a progress line every 10 s on stderr
+    /// the fixes (others keep --seconds); off a terminal, a progress line
+    /// every 10 s on stderr
     #[arg(long, verbatim_doc_comment)]
     long: bool,
     /// Spin iterations of the SpinHook at every race window (0 = no

@@ -106,7 +106,11 @@ fn pageblock_map_svg_has_one_cell_per_pageblock() {
         .collect();
     assert_eq!(
         names,
-        ["test-drift.svg", "test-ledger.svg", "test-pageblocks-1-none.svg"]
+        [
+            "test-drift.svg",
+            "test-ledger.svg",
+            "test-pageblocks-1-none.svg"
+        ]
     );
     let rects = elements(&files[2], "rect");
     // One filled cell per pageblock in its type's colour, plus one swatch per type in the key.
@@ -128,7 +132,10 @@ fn pageblock_map_svg_has_one_cell_per_pageblock() {
     assert_eq!(count(&rects, &[("fill", "none"), ("stroke", "#000000")]), 2);
     // One red dot per pageblock with misplaced pages, plus the key's.
     let circles = elements(&files[2], "circle");
-    assert_eq!(count(&circles, &[("fill", &hex(pagealloc_plot::MISPLACED))]), 2);
+    assert_eq!(
+        count(&circles, &[("fill", &hex(pagealloc_plot::MISPLACED))]),
+        2
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

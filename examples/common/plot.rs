@@ -95,10 +95,9 @@ impl Recorder {
         };
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.0.push(at);
-        let worse = st
-            .1
-            .as_ref()
-            .is_none_or(|w| badness(&drift) > badness(&w.at.drift));
+        let worse =
+            st.1.as_ref()
+                .is_none_or(|w| badness(&drift) > badness(&w.at.drift));
         if worse {
             st.1 = Some(WorstMap {
                 at,
@@ -185,7 +184,13 @@ fn in_file(path: &Path) -> impl Fn(String) -> String + '_ {
 /// A fix set's name as part of a file name.
 fn file_part(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -201,7 +206,11 @@ fn point(s: &Sample) -> DriftPoint {
 
 /// Write every picture of `runs` of `example` into `dir` (created if missing); the files
 /// written, in order: drift, ledger, then one pageblock map per run that has one.
-pub(crate) fn write_all(dir: &Path, example: &str, runs: &[RunPlot]) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn write_all(
+    dir: &Path,
+    example: &str,
+    runs: &[RunPlot],
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("--plot {}: {e}", dir.display()))?;
     let mut out = Vec::new();
 

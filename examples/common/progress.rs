@@ -20,10 +20,10 @@ pub(crate) fn wanted(json: bool) -> bool {
     !json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// `drift free -26 cma -26 (zone_page_state -31/-28)`.
+/// `drift -26/-26, zone_page_state -31/-28` (free/CMA).
 pub(crate) fn drift_message(d: &DriftSample) -> String {
     format!(
-        "drift free {:+} cma {:+} (zone_page_state {:+}/{:+})",
+        "drift {:+}/{:+}, zone_page_state {:+}/{:+}",
         d.free, d.cma, d.vmstat_free, d.vmstat_cma
     )
 }

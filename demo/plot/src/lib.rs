@@ -135,7 +135,9 @@ pub fn drift_svg(path: &Path, title: &str, runs: &[DriftRun]) -> DrawResult {
     root.fill(&WHITE).map_err(err)?;
     let root = root
         .titled(
-            &format!("{title}: drift over time (solid: exact; dashed: as zone_page_state shows it)"),
+            &format!(
+                "{title}: drift over time (solid: exact; dashed: as zone_page_state shows it)"
+            ),
             ("sans-serif", 18),
         )
         .map_err(err)?;
@@ -147,8 +149,12 @@ pub fn drift_svg(path: &Path, title: &str, runs: &[DriftRun]) -> DrawResult {
         .fold(1.0f64, f64::max);
     type Pick = fn(&DriftPoint) -> (i64, i64);
     let panels: [(Panel<'_, '_>, &str, Pick); 2] = [
-        (&top, "NR_FREE_PAGES drift (pages)", |p| (p.free, p.vmstat_free)),
-        (&bottom, "NR_FREE_CMA_PAGES drift (pages)", |p| (p.cma, p.vmstat_cma)),
+        (&top, "NR_FREE_PAGES drift (pages)", |p| {
+            (p.free, p.vmstat_free)
+        }),
+        (&bottom, "NR_FREE_CMA_PAGES drift (pages)", |p| {
+            (p.cma, p.vmstat_cma)
+        }),
     ];
     for (area, what, pick) in panels {
         let ys = y_range(runs.iter().flat_map(|r| r.points.iter()).flat_map(|p| {
@@ -220,7 +226,9 @@ pub fn ledger_svg(path: &Path, title: &str, bars: &[LedgerBar], races: &[&str]) 
     let label = |x: &f64| {
         let i = x.round();
         if (x - i).abs() < 1e-9 && i >= 0.0 {
-            bars.get(i as usize).map(|b| b.name.clone()).unwrap_or_default()
+            bars.get(i as usize)
+                .map(|b| b.name.clone())
+                .unwrap_or_default()
         } else {
             String::new()
         }
@@ -357,10 +365,17 @@ pub fn pageblocks_svg(
             .map_err(err)?;
     }
     let ky = ky + 24;
-    root.draw(&Rectangle::new([(LEFT, ky), (LEFT + 14, ky + 14)], black_outline))
-        .map_err(err)?;
-    root.draw(&Text::new("isolated", (LEFT + 18, ky + 1), ("sans-serif", 12)))
-        .map_err(err)?;
+    root.draw(&Rectangle::new(
+        [(LEFT, ky), (LEFT + 14, ky + 14)],
+        black_outline,
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new(
+        "isolated",
+        (LEFT + 18, ky + 1),
+        ("sans-serif", 12),
+    ))
+    .map_err(err)?;
     root.draw(&Circle::new((LEFT + 117, ky + 7), 5, dot))
         .map_err(err)?;
     root.draw(&Text::new(
