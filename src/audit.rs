@@ -580,8 +580,8 @@ pub struct PageblockState {
     /// Pages of this pageblock on the buddy free lists (of any type).
     pub free_pages: u64,
     /// Of those, pages on a list of another type than the pageblock's, by the audit's
-    /// misplacement rule (see [`AuditReport::misplaced_blocks`]): the pages whose counting
-    /// the 2014 races get wrong.
+    /// misplacement rule (see [`AuditReport::misplaced_blocks`]): what the 2014 races leave
+    /// on the lists.
     pub misplaced_pages: u64,
 }
 
