@@ -103,6 +103,13 @@
 //! (`OutOfMemory` although the exact free lists passed the slow path's watermark check) and
 //! the reclaim and compaction counters.
 //!
+//! `--plot DIR` writes SVG pictures of the runs (`examples/common/plot.rs`): the drift over
+//! time, sampled every 100 ms by [`Zone::drift_sample`] (exactly and as `zone_page_state`
+//! showed it), the ledger by race, and each run's pageblock map ([`Zone::pageblock_map`]) at
+//! its worst drift. On a terminal each run shows a progress bar (CMA allocations made) with the
+//! drift so far, and `--soak` a status line (`examples/common/progress.rs`); nothing is drawn
+//! with `--json` or when stdout or stderr is redirected.
+//!
 //! ```text
 //! cargo run --release --example cma_stress                        # none, then all
 //! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
@@ -112,6 +119,7 @@
 //! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
 //! cargo run --release --example cma_stress -- --cpus 4             # the seed's 4-CPU VM
 //! cargo run --release --example cma_stress -- --page-cache --allocs 10 --interval-ms 50
+//! cargo run --release --example cma_stress -- --plot /tmp/plots   # SVG pictures of the runs
 //! ```
 
 // The stop flags and the readiness counter are plain std atomics: this example is outside the
@@ -125,6 +133,8 @@ use pagealloc::{
 mod common;
 
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
+use common::plot::{PlotOpts, Recorder, RunPlot};
+use common::progress::{self, Live};
 use common::{
     CpuOpts, LedgerJson, Rng, RunOpts, TraceOpts, at_least_one, drift_line,
     install_signal_handlers, ledger_json, ledger_lines, positive_multiple_of_4, splitmix64,
@@ -231,6 +241,8 @@ struct Args {
     #[arg(long)]
     soak: bool,
     #[command(flatten)]
+    plot: PlotOpts,
+    #[command(flatten)]
     cpus: CpuOpts,
     #[command(flatten)]
     page_cache: PageCacheOpts,
@@ -281,6 +293,9 @@ impl Args {
         }
         if a.alloc_mib > a.cma_mib {
             usage_error::<Args>("--alloc-mib must be at most --cma-mib");
+        }
+        if a.soak && a.plot.plot.is_some() {
+            usage_error::<Args>("--plot draws finished runs; --soak runs until Ctrl-C");
         }
         a
     }
@@ -1175,6 +1190,8 @@ struct RunResult {
     parked_frees: u64,
     /// `--page-cache` results.
     page_cache: Option<PageCacheReport>,
+    /// `--plot`: the run's drift samples, worst-moment pageblock map and ledger.
+    plot: Option<RunPlot>,
 }
 
 impl RunResult {
@@ -1246,9 +1263,17 @@ fn wait_until(deadline: Instant) {
 }
 
 /// One run of the experiment with `fixes` on a fresh zone. `progress`: print a line per CMA
-/// allocation.
-fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunResult, String> {
+/// allocation (through `live`, which shows the allocations made and the drift so far on a
+/// terminal).
+fn run_one(
+    args: &Args,
+    fixes: Fixes,
+    seed: u64,
+    progress: bool,
+    live: &Live,
+) -> Result<RunResult, String> {
     let started = Instant::now();
+    let recorder = args.plot.plot.as_ref().map(|_| Recorder::new());
     let count = (args.alloc_mib << 20) as u64 / PAGE_SIZE as u64;
     let mut cfg = ZoneConfig {
         // The drift ledger: every audit checks that it sums to the drift.
@@ -1330,6 +1355,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         interrupted: false,
         parked_frees: 0,
         page_cache: None,
+        plot: None,
     };
     // This thread makes the CMA allocations: CPU index `threads` (with --cpus).
     args.cpus.bind(args.threads);
@@ -1338,6 +1364,8 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
         let zone = zone_ref;
         let vmstat = vmstat_timer(s, zone);
+        let plot_sampler = recorder.as_ref().map(|r| r.spawn(s, zone));
+        let ticker = live.drift_ticker(s, zone, || None);
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..args.threads)
             .map(|_| mpsc::channel::<Block<'_>>())
             .unzip();
@@ -1367,11 +1395,11 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         }
         if progress {
             let (f, c) = zone.free_counters();
-            println!(
+            live.println(format!(
                 "  workers ready after {:.1} s: NR_FREE_PAGES {f}, NR_FREE_CMA_PAGES {c} of {}",
                 started.elapsed().as_secs_f64(),
                 cma.area().count()
-            );
+            ));
         }
         // --page-cache: fill what the workers left free, then read on; sample the watermarks.
         let reader = cache.as_deref().map(|c| {
@@ -1387,14 +1415,14 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
             r.wait_filled(stopped);
             if progress {
                 let (f, _) = zone.free_counters();
-                println!(
+                live.println(format!(
                     "  page cache filled after {:.1} s: {} pages, NR_FREE_PAGES {f} (min {}, low {}, high {}); reading on at {read_mib_s:.1} MiB/s",
                     started.elapsed().as_secs_f64(),
                     c.len(),
                     zone.watermarks().min,
                     zone.watermarks().low,
                     zone.watermarks().high,
-                );
+                ));
             }
             r
         });
@@ -1455,15 +1483,16 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                     format!("{:<14}", err_name(&e))
                 }
             };
+            live.set_position(u64::from(n));
             if progress {
                 let a = zone.audit();
-                println!(
+                live.println(format!(
                     "  [{n:>2}/{}] {what} {ms:>8.1} ms  migrated {:>7}  drift now: free {:>+6} cma {:>+6}",
                     args.allocs,
                     vmstat_value(zone, "pgmigrate_success"),
                     a.drift_free,
                     a.drift_cma
-                );
+                ));
             }
         }
         for (n, p, tag) in held {
@@ -1486,6 +1515,12 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
         ctl.stop.store(true, Ordering::SeqCst);
         let joined = handles.into_iter().map(|h| h.join()).collect();
         vmstat.stop();
+        if let Some(t) = plot_sampler {
+            t.stop();
+        }
+        if let Some(t) = ticker {
+            t.stop();
+        }
         joined
     });
     for j in joined {
@@ -1513,6 +1548,11 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     res.report = zone.audit_coalescing();
     res.migrated = vmstat_value(&zone, "pgmigrate_success");
     res.elapsed = started.elapsed();
+    res.plot = recorder.map(|r| {
+        // The last point: the final, quiescent drift (the ledger's sums).
+        r.sample(&zone);
+        r.finish(fixes.to_string(), res.report.ledger.as_deref())
+    });
     if zone.nr_movable() != 0 {
         return Err(format!(
             "{} movable blocks still registered after every handle was dropped",
@@ -1720,10 +1760,12 @@ fn soak(args: &Args) -> ExitCode {
     println!("soak: fix set all, until Ctrl-C");
     let mut failed = 0u64;
     let mut round = 0u64;
+    let live = Live::spinner(progress::wanted(args.run.json), "soak".into());
     while !stopped() {
         round += 1;
         let seed = args.run.seed.wrapping_add(round);
-        let r = match run_one(args, Fixes::ALL, seed, false) {
+        live.set_prefix(format!("soak: round {round}, {failed} failed so far;"));
+        let r = match run_one(args, Fixes::ALL, seed, false, &live) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("cma_stress: {e}");
@@ -1734,7 +1776,7 @@ fn soak(args: &Args) -> ExitCode {
         if !problems.is_empty() && !r.interrupted {
             failed += 1;
         }
-        println!(
+        live.println(format!(
             "round {round}: {}/{} ok, migrated {}, drift free {:+} cma {:+}, misplaced {}, audit {}{} ({:.1} s)",
             r.ok,
             r.attempts,
@@ -1749,8 +1791,9 @@ fn soak(args: &Args) -> ExitCode {
                 format!(": {}", problems.join("; "))
             },
             r.elapsed.as_secs_f64()
-        );
+        ));
     }
+    drop(live);
     println!("soak: {round} rounds, {failed} failed");
     if failed > 0 {
         ExitCode::from(1)
@@ -1777,7 +1820,14 @@ fn main() -> ExitCode {
             break;
         }
         println!("run {}: fixes {fixes}", i + 1);
-        match run_one(&args, fixes, args.run.seed, true) {
+        let live = Live::bar(
+            progress::wanted(args.run.json),
+            u64::from(args.allocs),
+            format!("[{fixes}] CMA allocations"),
+        );
+        let r = run_one(&args, fixes, args.run.seed, true, &live);
+        drop(live);
+        match r {
             Ok(r) => {
                 println!(
                     "  done: {}/{} CMA allocations, {} pages migrated, final drift free {:+} cma {:+}, audit {}",
@@ -1819,6 +1869,20 @@ fn main() -> ExitCode {
             );
             if r.must_be_clean() && !r.audit_ok() {
                 eprintln!("  final audit: {}", r.report);
+            }
+        }
+    }
+    if let Some(dir) = &args.plot.plot {
+        let plots: Vec<RunPlot> = runs.iter().filter_map(|r| r.plot.clone()).collect();
+        match common::plot::write_all(dir, "cma_stress", &plots) {
+            Ok(files) => {
+                for f in files {
+                    println!("plot: {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("cma_stress: {e}");
+                failed = true;
             }
         }
     }

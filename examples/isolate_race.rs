@@ -34,6 +34,13 @@
 //! `vmstat_update`, [`Zone::vmstat_update`]); each run's line gives the final drift exactly and
 //! as `zone_page_state` showed it (the folded counters a 3.17 reader sees).
 //!
+//! `--plot DIR` writes SVG pictures of the runs (`examples/common/plot.rs`): the drift over
+//! time, sampled every 100 ms by [`Zone::drift_sample`] (exactly and as `zone_page_state`
+//! showed it), the ledger by race, and each run's pageblock map ([`Zone::pageblock_map`]) at
+//! its worst drift. On a terminal each run shows a progress bar with the drift so far
+//! (`examples/common/progress.rs`); nothing is drawn with `--json` or when stdout or stderr is
+//! redirected, and `--long` then logs a line every 10 s on stderr instead.
+//!
 //! # What 3.18 and the 2016 fix do not cover (reference §3.4, "R3c")
 //! Isolation works one pageblock at a time, and a free top-order block spans two pageblocks
 //! (Pa, the lower one with its head, and Pb). Two paths count Pb's half twice (+512, and +512
@@ -60,6 +67,7 @@
 //! cargo run --release --example isolate_race -- --fixes 'recheck-free-one-page,recheck-pcp-bulk;all'
 //! cargo run --release --example isolate_race -- --fixes all --long   # the 10-minute run
 //! cargo run --release --example isolate_race -- --cpus 2 --fixes 'none;seed;v3.18;v4.6;all'
+//! cargo run --release --example isolate_race -- --plot /tmp/plots   # SVG pictures of the runs
 //! ```
 
 // The stop flag and the progress counters are plain std atomics: this example is outside the
@@ -72,6 +80,8 @@ use pagealloc::{
 };
 mod common;
 
+use common::plot::{PlotOpts, Recorder, RunPlot};
+use common::progress::{self, Live};
 use common::{
     CpuOpts, LedgerJson, Rng, RunOpts, TraceOpts, at_least_one, drift_line, ledger_json,
     ledger_lines, multiple_of_4, parse_seed, positive_multiple_of_4, splitmix64, usage_error,
@@ -192,7 +202,8 @@ struct Args {
     )]
     seconds: f64,
     /// The explicit 10-minute run: 600 s for every fix set that contains all
-    /// the fixes (others keep --seconds); a progress line every 10 s on stderr
+    /// the fixes (others keep --seconds); off a terminal, a progress line
+    /// every 10 s on stderr
     #[arg(long, verbatim_doc_comment)]
     long: bool,
     /// Spin iterations of the SpinHook at every race window (0 = no
@@ -222,6 +233,8 @@ struct Args {
     cpus: CpuOpts,
     #[command(flatten)]
     trace: TraceOpts,
+    #[command(flatten)]
+    plot: PlotOpts,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -588,6 +601,8 @@ struct RunResult {
     mid_audits: u64,
     mid_max_abs_drift_free: i64,
     elapsed: Duration,
+    /// `--plot`: the run's drift samples, worst-moment pageblock map and ledger.
+    plot: Option<RunPlot>,
 }
 
 impl RunResult {
@@ -604,8 +619,17 @@ impl RunResult {
     }
 }
 
-fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, String> {
+/// One run of `seconds` with `fixes` on a fresh zone; `live` shows its time and drift on a
+/// terminal.
+fn run(
+    args: &Args,
+    fixes: Fixes,
+    seed: u64,
+    seconds: f64,
+    live: &Live,
+) -> Result<RunResult, String> {
     let t0 = Instant::now();
+    let recorder = args.plot.plot.as_ref().map(|_| Recorder::new());
     let hook: Option<Arc<dyn RaceHook>> = (args.race_window > 0).then(|| {
         Arc::new(SpinHook {
             spins: args.race_window,
@@ -637,6 +661,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         let zone = &zone;
         let stop = &stop;
         let vmstat = vmstat_timer(s, zone);
+        let sampler = recorder.as_ref().map(|r| r.spawn(s, zone));
+        let ticker = live.drift_ticker(s, zone, || Some(t0.elapsed().as_millis() as u64));
         let cpus = args.cpus;
         let mut txs = Vec::new();
         let mut rxs = Vec::new();
@@ -682,7 +708,8 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
                 mid_audits += 1;
                 mid_max = mid_max.max(r.drift_free.abs());
                 next_audit = now + Duration::from_secs(1);
-                if long && now >= next_progress {
+                // --long off a terminal: a log line every 10 s (on one, the bar shows it).
+                if long && !live.is_on() && now >= next_progress {
                     let ops: u64 = progress.iter().map(|p| p.ops.load(Ordering::Relaxed)).sum();
                     let live: u64 = progress
                         .iter()
@@ -710,6 +737,12 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
             .join()
             .expect("isolate_race: the isolating thread panicked");
         vmstat.stop();
+        if let Some(t) = sampler {
+            t.stop();
+        }
+        if let Some(t) = ticker {
+            t.stop();
+        }
         (ws, iso)
     });
 
@@ -729,6 +762,11 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
     zone.drain_all_pages();
     // The final audit also checks full coalescing: every top-order block merged again.
     let report = zone.audit_coalescing();
+    let plot = recorder.map(|r| {
+        // The last point: the final, quiescent drift (the ledger's sums).
+        r.sample(&zone);
+        r.finish(fixes.to_string(), report.ledger.as_deref())
+    });
     Ok(RunResult {
         fixes,
         seed,
@@ -740,6 +778,7 @@ fn run(args: &Args, fixes: Fixes, seed: u64, seconds: f64) -> Result<RunResult, 
         mid_audits,
         mid_max_abs_drift_free: mid_max,
         elapsed: t0.elapsed(),
+        plot,
     })
 }
 
@@ -917,7 +956,14 @@ fn main() -> ExitCode {
         if seconds > 20.0 {
             eprintln!("isolate_race: [{fixes}] running for {seconds:.0} s (--long)");
         }
-        match run(&args, fixes, seed, seconds) {
+        let live = Live::timed(
+            progress::wanted(args.run.json),
+            Duration::from_secs_f64(seconds),
+            format!("[{fixes}]"),
+        );
+        let r = run(&args, fixes, seed, seconds, &live);
+        drop(live);
+        match r {
             Ok(r) => results.push(r),
             Err(e) => {
                 eprintln!("isolate_race: {e}");
@@ -985,6 +1031,20 @@ fn main() -> ExitCode {
                 "[{}] {} pageblock(s) were still isolated at the end and were given back their type",
                 r.fixes, r.left_isolated
             );
+        }
+    }
+    if let Some(dir) = &args.plot.plot {
+        let plots: Vec<RunPlot> = results.iter().filter_map(|r| r.plot.clone()).collect();
+        match common::plot::write_all(dir, "isolate_race", &plots) {
+            Ok(files) => {
+                for f in files {
+                    println!("plot: {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("isolate_race: {e}");
+                failed = true;
+            }
         }
     }
     if args.run.json {

@@ -722,15 +722,93 @@ impl ZoneInner {
         let first = pfn.0 >> g.pageblock_order;
         let last = (pfn.0 + pages - 1) >> g.pageblock_order;
         (first..=last).find_map(|b| {
-            let pb = self.pageblock.get_block(crate::types::PageblockIdx(b));
-            let bad = if mt.is_isolate() || pb.is_isolate() {
-                mt.is_isolate() != pb.is_isolate()
-            } else {
-                mt.is_cma() != pb.is_cma()
-            };
-            bad.then_some(pb)
+            let pb = self.pageblock.get_block(PageblockIdx(b));
+            list_disagrees(mt, pb).then_some(pb)
         })
     }
+
+    /// [`Zone::pageblock_map`](crate::Zone::pageblock_map): one walk of every free list and
+    /// one read of the pageblock table, under the zone lock only.
+    fn pageblock_map(&self) -> Vec<PageblockState> {
+        let g = &self.geo;
+        let shift = g.pageblock_order;
+        // Allocated before the lock: the hold is the walk alone.
+        let mut map = vec![
+            PageblockState {
+                migratetype: Migratetype::Movable,
+                isolated: false,
+                free_pages: 0,
+                misplaced_pages: 0,
+            };
+            g.nr_pageblocks as usize
+        ];
+        let zf = self.lock();
+        for (b, state) in map.iter_mut().enumerate() {
+            let idx = PageblockIdx(b as u64);
+            let mt = self.pageblock.get_block(idx);
+            state.isolated = mt.is_isolate();
+            state.migratetype = if state.isolated {
+                self.pageblock.saved(Pfn((b as u64) << shift))
+            } else {
+                mt
+            };
+        }
+        for order in 0..g.max_order {
+            for list in Migratetype::ALL {
+                zf.list_for_each(Order(order), list, |pfn| {
+                    // A block larger than a pageblock covers several: count its pages in each.
+                    let end = pfn.0 + Order(order).nr_pages();
+                    let mut at = pfn.0;
+                    while at < end && at < g.nr_pages {
+                        let b = (at >> shift) as usize;
+                        let next = (((at >> shift) + 1) << shift).min(end);
+                        let pages = next - at;
+                        let table = if map[b].isolated {
+                            Migratetype::Isolate
+                        } else {
+                            map[b].migratetype
+                        };
+                        map[b].free_pages += pages;
+                        if list_disagrees(list, table) {
+                            map[b].misplaced_pages += pages;
+                        }
+                        at = next;
+                    }
+                });
+            }
+        }
+        drop(zf);
+        map
+    }
+}
+
+/// The audit's misplacement rule: a free block on list `list` in a pageblock of type
+/// `pageblock` is misplaced when exactly one of the two is `Isolate`, or (neither being
+/// `Isolate`) exactly one of them is `CMA` (a CMA page on a counted non-CMA list, or the
+/// reverse, breaks `NR_FREE_CMA_PAGES`). `Unmovable`, `Reclaimable`, `Movable` and `Reserve`
+/// may share pages by fallback and steal, as in the kernel.
+fn list_disagrees(list: Migratetype, pageblock: Migratetype) -> bool {
+    if list.is_isolate() || pageblock.is_isolate() {
+        list.is_isolate() != pageblock.is_isolate()
+    } else {
+        list.is_cma() != pageblock.is_cma()
+    }
+}
+
+/// One pageblock in [`Zone::pageblock_map`](crate::Zone::pageblock_map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageblockState {
+    /// The pageblock's type; for an isolated pageblock, the type it had before the isolation
+    /// (which its un-isolation restores).
+    pub migratetype: Migratetype,
+    /// The pageblock is isolated (typed `Isolate` in the table, as 3.17 marks it).
+    pub isolated: bool,
+    /// Pages of this pageblock on the buddy free lists (of any type).
+    pub free_pages: u64,
+    /// Of those, pages on a list of another type than the pageblock's, by the audit's
+    /// misplacement rule (see [`AuditReport::misplaced_blocks`]): what the 2014 races leave
+    /// on the lists.
+    pub misplaced_pages: u64,
 }
 
 /// Where one page is, as [`Zone::page_state`](crate::Zone::page_state) finds it under the
@@ -799,6 +877,34 @@ impl crate::Zone {
             }
             PageState::InFlight
         }))
+    }
+
+    /// A snapshot of every pageblock, in pfn order: its type, whether it is isolated, its free
+    /// pages and how many of them are misplaced (on a list of another type, by the audit's
+    /// rule). The picture `/proc/pagetypeinfo`'s block counts summarise (3.17
+    /// `mm/vmstat.c`, `pagetypeinfo_showblockcount_print`), one entry per pageblock instead of
+    /// one count per type, with the audit's misplacement check per pageblock.
+    ///
+    /// Taken under the zone lock alone (not the pcp locks: pcp pages are neither free nor
+    /// counted, so they do not change it), which it holds for one walk of every free list and
+    /// one read of the pageblock table, `O(free blocks + pageblocks)`, like
+    /// [`pagetypeinfo`](Self::pagetypeinfo)'s walk; the result is allocated before the lock.
+    /// Measured once (release build, 2-core machine under load): about 1.5 times
+    /// `pagetypeinfo()`'s time; 1.7 ms on a 1 GiB zone with every other page free (131,072
+    /// free blocks, the worst case), 5 µs on a fresh one. Call it now and then, not on a hot
+    /// path.
+    ///
+    /// ```
+    /// use pagealloc::{Zone, ZoneConfig};
+    /// let zone = Zone::new(ZoneConfig { size: 64 << 20, ..ZoneConfig::default() })?;
+    /// let map = zone.pageblock_map();
+    /// assert_eq!(map.len() as u64, zone.geometry().nr_pageblocks);
+    /// assert!(map.iter().all(|b| !b.isolated && b.misplaced_pages == 0));
+    /// assert_eq!(map.iter().map(|b| b.free_pages).sum::<u64>(), zone.geometry().nr_pages);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pageblock_map(&self) -> Vec<PageblockState> {
+        self.inner.pageblock_map()
     }
 
     /// Recount every free list, pcp and allocation under the locks and compare with the
@@ -984,6 +1090,73 @@ mod tests {
             assert!(!r.is_ok(), "{r}");
             assert!(r.errors.iter().any(|e| e.contains("conservation")), "{r}");
         }
+    }
+
+    /// The map of `tiny(16)`: pageblocks of 2 pages, free blocks of order 2 (4 pages, two
+    /// pageblocks each).
+    fn map_of(z: &Zone) -> Vec<(bool, Migratetype, u64, u64)> {
+        z.pageblock_map()
+            .iter()
+            .map(|b| (b.isolated, b.migratetype, b.free_pages, b.misplaced_pages))
+            .collect()
+    }
+
+    #[test]
+    fn pageblock_map_of_a_free_zone() {
+        let z = zone();
+        let map = map_of(&z);
+        assert_eq!(map.len(), 8);
+        assert!(
+            map.iter()
+                .all(|&b| b == (false, Migratetype::Movable, 2, 0)),
+            "{map:?}"
+        );
+    }
+
+    #[test]
+    fn pageblock_map_shows_an_isolated_pageblock_and_its_misplaced_pages() {
+        let z = zone();
+        {
+            let mut zf = z.inner.lock();
+            // Retype pageblock 0 (pfns 0-1) as Isolate without moving its free pages: they stay
+            // on the Movable list, misplaced.
+            zf.isolate_pageblock(crate::Pfn(0), Migratetype::Movable);
+        }
+        let map = map_of(&z);
+        // Isolated, remembers Movable, its 2 free pages misplaced; its neighbour is clean.
+        assert_eq!(map[0], (true, Migratetype::Movable, 2, 2));
+        assert_eq!(map[1], (false, Migratetype::Movable, 2, 0));
+        let misplaced: u64 = map.iter().map(|b| b.3).sum();
+        assert_eq!(misplaced, 2);
+        // The audit agrees that a block is misplaced.
+        assert!(!z.audit().misplaced_blocks.is_empty());
+    }
+
+    #[test]
+    fn pageblock_map_counts_a_straddling_block_in_each_pageblock() {
+        // 3.17 (no fix): isolating pageblock 2 moves the whole order-2 block headed there
+        // (pfns 4-7) to the Isolate list, so pageblock 3 (not isolated) has 2 free pages on
+        // the Isolate list: misplaced.
+        let z = Zone::new(ZoneConfig {
+            fixes: crate::Fixes::NONE,
+            ..ZoneConfig::tiny(16)
+        })
+        .unwrap();
+        z.set_migratetype_isolate(crate::Pfn(4)).unwrap();
+        let map = map_of(&z);
+        assert_eq!(map[2], (true, Migratetype::Movable, 2, 0), "{map:?}");
+        assert_eq!(map[3], (false, Migratetype::Movable, 2, 2), "{map:?}");
+        // With every fix (2024's hygiene splits the straddling block), nothing is misplaced.
+        let z = Zone::new(ZoneConfig {
+            fixes: crate::Fixes::ALL,
+            ..ZoneConfig::tiny(16)
+        })
+        .unwrap();
+        z.set_migratetype_isolate(crate::Pfn(4)).unwrap();
+        let map = map_of(&z);
+        assert_eq!(map[2], (true, Migratetype::Movable, 2, 0), "{map:?}");
+        assert_eq!(map[3], (false, Migratetype::Movable, 2, 0), "{map:?}");
+        assert_eq!(map.iter().filter(|b| b.0).count(), 1);
     }
 
     #[test]

@@ -85,7 +85,9 @@ mod vmscan;
 mod vmstat;
 mod zone;
 
-pub use audit::{AuditReport, ChunkedAudit, MisplacedBlock, PageState, UnmergedBlock};
+pub use audit::{
+    AuditReport, ChunkedAudit, MisplacedBlock, PageState, PageblockState, UnmergedBlock,
+};
 pub use cma::{Cma, CmaArea, CmaError, CmaPages, CmaPagesIn, OwnedCmaPages};
 pub use compaction::{CompactResult, EXTFRAG_THRESHOLD};
 pub use config::{Backend, CmaPolicy, Geometry, PcpConfig, PcpMode, Watermarks, ZoneConfig};
@@ -105,7 +107,7 @@ pub use types::{
 pub use vmscan::{Kswapd, ReclaimCounters};
 pub use vmstat::ZoneStatItem;
 pub use zone::Zone;
-pub use zone::ledger::{LedgerEntry, LedgerPath, Race};
+pub use zone::ledger::{DriftSample, LedgerEntry, LedgerPath, Race};
 pub use zone::shrinker::Shrinker;
 
 /// Whether the pcp owner path runs without hardware fences: the process registered for

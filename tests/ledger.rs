@@ -183,3 +183,39 @@ fn the_ledger_sums_to_the_drift_under_real_threads() {
         all.push((fixes, l));
     }
 }
+
+#[test]
+fn drift_sample_is_the_drift_exactly_and_as_zone_page_state_shows_it() {
+    assert!(
+        Zone::new(ZoneConfig::tiny(16))
+            .unwrap()
+            .drift_sample()
+            .is_none(),
+        "the ledger is off by default"
+    );
+    // R3a as above: NR_FREE_PAGES 512 too high.
+    let z = filled(Fixes::NONE);
+    z.free_pfn(Pfn(0), Order(9)).unwrap();
+    z.set_migratetype_isolate(Pfn(512)).unwrap();
+    z.free_pfn(Pfn(512), Order(9)).unwrap();
+    let l = check(&z);
+    let d = z.drift_sample().unwrap();
+    let r = z.audit();
+    assert_eq!((d.free, d.cma), (r.drift_free, r.drift_cma));
+    assert_eq!((d.free, d.cma), sums(&l));
+    assert_eq!(d.free, 512);
+    // The folded view lags by the per-CPU diffs not folded yet, and catches up at the fold.
+    let unfolded = z.zone_page_state_snapshot(ZoneStatItem::NrFreePages)
+        - z.zone_page_state(ZoneStatItem::NrFreePages) as i64;
+    assert_eq!(d.vmstat_free, d.free - unfolded);
+    assert_eq!(
+        (d.vmstat_free, d.vmstat_cma),
+        (
+            r.vmstat_free_pages - r.true_free_pages as i64,
+            r.vmstat_free_cma_pages - r.true_free_cma_pages as i64
+        )
+    );
+    z.vmstat_update();
+    let d = z.drift_sample().unwrap();
+    assert_eq!((d.vmstat_free, d.vmstat_cma), (d.free, d.cma));
+}

@@ -1,11 +1,14 @@
 //! What the examples (and `benches/mmtests.rs`, `tests/threads.rs`) share: command-line flags, the
 //! seeded PRNG, the stop flag set by SIGINT/SIGTERM, CPU pinning, the modelled CPUs (`--cpus`),
-//! the periodic `vmstat_update` timer, and the page-cache workload (`--page-cache`, in
-//! [`page_cache`]). (A directory module, so Cargo does not build it as an example of its own.)
+//! the periodic `vmstat_update` timer, the page-cache workload (`--page-cache`, in
+//! [`page_cache`]), the SVG pictures (`--plot`, in [`plot`]) and live progress on a terminal
+//! (in [`progress`]). (A directory module, so Cargo does not build it as an example of its own.)
 #![allow(dead_code)] // each example uses a different part
 #![allow(clippy::disallowed_types)] // the stop flag is a plain std atomic: the loom shim rule is the library's
 
 pub(crate) mod page_cache;
+pub(crate) mod plot;
+pub(crate) mod progress;
 
 use pagealloc::{AuditReport, Fixes, MAX_CPUS, PcpMode, Trace, TraceEvent, TraceOptions, Zone};
 use std::path::PathBuf;

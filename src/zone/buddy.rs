@@ -402,6 +402,12 @@ impl ZoneFree {
         }
     }
 
+    /// The pages on non-`Isolate` and on `CMA` free lists as the ledger keeps them, if it is
+    /// on.
+    pub(crate) fn ledger_truth(&self) -> Option<(i64, i64)> {
+        self.ledger.as_deref().map(Ledger::truth)
+    }
+
     /// The ledger's entries, if it is on.
     pub(crate) fn ledger_entries(&self) -> Option<Vec<LedgerEntry>> {
         self.ledger.as_deref().map(Ledger::entries)

@@ -132,6 +132,23 @@ pub struct LedgerEntry {
     pub cma: i64,
 }
 
+/// The drift now, from [`Zone::drift_sample`](crate::Zone::drift_sample): exactly, and as a
+/// 3.17 reader of `zone_page_state` sees it, for both counters (counter minus the pages really
+/// on the lists, as the audit's `drift_free` / `drift_cma`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriftSample {
+    /// `NR_FREE_PAGES` (exact: folded value plus every CPU's diff) minus the pages on
+    /// non-`Isolate` free lists.
+    pub free: i64,
+    /// `NR_FREE_CMA_PAGES` (exact) minus the pages on `CMA` free lists.
+    pub cma: i64,
+    /// `zone_page_state(NR_FREE_PAGES)` before its clamp at 0 (the folded value alone) minus
+    /// the same pages: the drift plus the per-CPU diffs not folded yet.
+    pub vmstat_free: i64,
+    /// `zone_page_state(NR_FREE_CMA_PAGES)`, the same way.
+    pub vmstat_cma: i64,
+}
+
 /// What the buddy core saw since the last note (for classifying a decision).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LedgerFlags {
@@ -218,6 +235,12 @@ impl Ledger {
         self.straddled = false;
         self.left_isolate_list = false;
         f
+    }
+
+    /// The pages on non-`Isolate` and on `CMA` free lists, as the list primitives counted
+    /// them.
+    pub(crate) fn truth(&self) -> (i64, i64) {
+        (self.truth_free, self.truth_cma)
     }
 
     /// Whether anything moved since the last note.
