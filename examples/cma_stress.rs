@@ -127,13 +127,13 @@ mod common;
 #[path = "common/kbuild.rs"]
 mod kbuild;
 
-use kbuild::{Kbuild, KbuildStats, SeedShapeOpts};
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::{
     CpuOpts, LedgerJson, Rng, RunOpts, at_least_one, drift_line, install_signal_handlers,
     ledger_json, ledger_lines, positive_multiple_of_4, splitmix64, stopped, usage_error,
     vmstat_drift, vmstat_timer,
 };
+use kbuild::{Kbuild, KbuildStats, SeedShapeOpts};
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1554,7 +1554,11 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
     }
     if let Some(kb) = kbuild.as_mut() {
         res.verify_errors += kb.verify_all();
-        res.kbuild = Some(kbuild_totals.into_inner().unwrap_or_else(|e| e.into_inner()));
+        res.kbuild = Some(
+            kbuild_totals
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
     }
     drop(kbuild);
     res.verify_errors += res.workers.verify_errors;

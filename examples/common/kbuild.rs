@@ -323,7 +323,14 @@ impl Process<'_, '_> {
 
     /// Run for `wall`: fault in `rss` pages evenly over it, reference the headers at the start
     /// (the preprocessor) and touch a random page of its own at every tick.
-    fn run(&mut self, build: &Kbuild<'_>, rng: &mut Rng, rss: u64, wall: Duration, stop: &AtomicBool) -> bool {
+    fn run(
+        &mut self,
+        build: &Kbuild<'_>,
+        rng: &mut Rng,
+        rss: u64,
+        wall: Duration,
+        stop: &AtomicBool,
+    ) -> bool {
         for _ in 0..HEADER_PAGES_PER_JOB {
             self.st.verify_errors += build.read_header(rng);
             self.st.header_refs += 1;
