@@ -1395,7 +1395,6 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                     cpus.bind(id);
                     match kb {
                         Some(kb) => {
-                            ctl.ready.fetch_add(1, Ordering::SeqCst);
                             let ncpus = cpus.cpus.unwrap_or(1);
                             let st = kb.job_slot(
                                 id,
@@ -1405,6 +1404,7 @@ fn run_one(args: &Args, fixes: Fixes, seed: u64, progress: bool) -> Result<RunRe
                                 cache,
                                 &ctl.pressure,
                                 &ctl.stop,
+                                &ctl.ready,
                             );
                             totals.lock().unwrap_or_else(|e| e.into_inner()).add(&st);
                             WorkerStats::from_kbuild(&st)

@@ -66,7 +66,7 @@ use crate::common::page_cache::{PageCache, Pressure};
 use crate::common::{Rng, splitmix64};
 use pagealloc::{AllocError, Gfp, MovablePages, Order, PAGE_SIZE, Pages, Zone};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// `THREAD_SIZE_ORDER` of x86-64 since 3.15: the kernel stack of every new process.
@@ -200,7 +200,10 @@ impl<'z> Kbuild<'z> {
 
     /// One job slot of `make -jN` (`jobs` = N) on `cpus` CPUs: run compile jobs one after
     /// another until `stop`. `cache` is the page cache of the sources and objects (none: they
-    /// are not read or written); `pressure` records allocation failures.
+    /// are not read or written); `pressure` records allocation failures. `ready` is counted up
+    /// once, when the slot's first job has exited: the build runs "on background" once every
+    /// slot has gone through a whole job (allocated, worked, exited), not from its first
+    /// allocation.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn job_slot(
         &self,
@@ -211,6 +214,7 @@ impl<'z> Kbuild<'z> {
         cache: Option<&PageCache>,
         pressure: &Pressure,
         stop: &AtomicBool,
+        ready: &AtomicU64,
     ) -> KbuildStats {
         let mut rng = Rng::new(seed ^ splitmix64(0x6b62_7569_6c64 + id as u64));
         let mut st = KbuildStats::default();
@@ -240,6 +244,9 @@ impl<'z> Kbuild<'z> {
             }
             p.exit();
             st.processes += 1;
+            if st.processes == 1 {
+                ready.fetch_add(1, Ordering::SeqCst);
+            }
         }
         st
     }
