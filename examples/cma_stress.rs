@@ -103,6 +103,15 @@
 //! (`OutOfMemory` although the exact free lists passed the slow path's watermark check) and
 //! the reclaim and compaction counters.
 //!
+//! `--seed-shape` is the seed's experiment as one preset: 4 CPUs, 1 GiB with 256 MiB of CMA
+//! used aggressively, page cache filling free memory, 30 allocations of 8 MiB at 5 s intervals
+//! (1 s with `--quick`), and instead of the synthetic workers above a kernel build
+//! (`examples/common/kbuild.rs`: 16 job slots running compile jobs that exec, read their
+//! source and the shared headers, fault in anonymous memory, write their object and exit); the
+//! CMA allocations start once every job slot has finished a job. It refuses the flags it
+//! sets. `scripts/seed_experiment.sh` measures it per preset and writes
+//! `docs/seed-experiment.md`'s tables.
+//!
 //! ```text
 //! cargo run --release --example cma_stress                        # none, then all
 //! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
@@ -112,6 +121,8 @@
 //! cargo run --release --example cma_stress -- --soak               # `all` until Ctrl-C
 //! cargo run --release --example cma_stress -- --cpus 4             # the seed's 4-CPU VM
 //! cargo run --release --example cma_stress -- --page-cache --allocs 10 --interval-ms 50
+//! cargo run --release --example cma_stress -- --seed-shape         # the seed's shape, 2 x 150 s
+//! cargo run --release --example cma_stress -- --seed-shape --quick # the same, 2 x 30 s
 //! ```
 
 // The stop flags and the readiness counter are plain std atomics: this example is outside the
