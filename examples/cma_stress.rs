@@ -467,10 +467,10 @@ struct WorkerStats {
 impl WorkerStats {
     /// A kernel build's job slot as a worker: its allocations, processes, failures, errors.
     fn from_kbuild(k: &KbuildStats) -> WorkerStats {
-        let allocs = k.anon_faults + k.kernel_allocs + k.page_cache_pages;
+        // Its page cache is freed by reclaim (or at the end of the run), not by the jobs.
         WorkerStats {
-            allocs,
-            frees: allocs,
+            allocs: k.anon_faults + k.kernel_allocs + k.page_cache_pages,
+            frees: k.anon_faults + k.kernel_allocs,
             jobs: k.processes,
             alloc_failures: k.alloc_failures,
             verify_errors: k.verify_errors,

@@ -44,7 +44,7 @@
 //! | [`KERNEL_STACK_ORDER`] | 2 (16 KiB) | x86-64 `THREAD_SIZE_ORDER` = 2 since 3.15 (commit 6538b8ea886e, "x86_64: expand kernel stack to 16K"), `alloc_thread_info_node` → `alloc_kmem_pages_node(.., THREADINFO_GFP, THREAD_SIZE_ORDER)` in 3.17 `kernel/fork.c` |
 //! | [`PTES_PER_PAGE`] | 512 | x86-64: a page-table page maps 512 pages (`PTRS_PER_PTE`) |
 //! | [`SLAB_PAGES_PER_EXEC`] | 2 unmovable + 1 reclaimable | estimate: the new process's `mm_struct`, VMAs, `files_struct`, `signal_struct`, credentials and the dentries/inodes of the files it creates come from slab caches; most objects fit in existing slab pages, so the net new slab pages per process is a few pages at most |
-//! | [`CC1_CPU_MS`] | 200–1000 ms (mean 600) | estimate: a 3.17 x86-64 `defconfig` compiles about 2,000 C files, and such a build took 5–8 minutes on 4 CPUs of 2014: 4 × 400 s / 2,000 ≈ 0.8 s of CPU per file including `gcc`'s driver and `as`, of which `cc1` is most |
+//! | [`CC1_CPU_MS`] | 200–1000 ms (mean 600) | estimate: a 3.17 x86-64 `defconfig` compiles about 2,000 C files, and such a build took 5–8 minutes on 4 CPUs of 2014: 4 × 400 s / 2,000 ≈ 0.8 s of CPU per file including `gcc`'s driver and `as`, of which `cc1` is most: 0.6 s |
 //! | [`CC1_RSS_MIB`] | 8–40 MiB (mean 24) | estimate: `cc1`'s peak RSS on a kernel `.c` file at `-O2` without debug info; gcc's garbage collector grows its heap by `ggc-min-expand` (30 % + 70 % × RAM/1 GB, at most 100 %) between collections, so the peak depends on the machine's RAM; tens of MiB for a kernel file on a 1 GB machine |
 //! | [`SOURCE_PAGES`] | 1–10 (mean 5.5) | estimate: 3.17 has about 18.9 million lines in some 47,000 files; a `.c` file of ~600 lines of ~30 bytes is ~18 KiB, 4–5 pages |
 //! | [`OBJECT_PAGES`] | 2–14 (mean 8) | estimate: `vmlinux` of a `defconfig` is some 20 MB of text and data linked from ~2,000 objects (plus `built-in.o` archives written on top), ~10 KiB to 50 KiB an object |
@@ -53,8 +53,9 @@
 //! | [`MAKE_MIB`] | 32 MiB | estimate: top-level `make` of a kernel build holds the whole tree's rules and dependency lists; tens of MiB |
 //!
 //! The rate the workload then drives follows from these: 16 jobs of ~24 MiB each living
-//! 0.6 s × 16 / 4 = 2.4 s ≈ 6,000 pages per job per 2.4 s, ≈ 40,000 page faults/s — every
-//! page freed again at each exit — and ~5 MiB/s of new page cache.
+//! 0.6 s × 16 / 4 = 2.4 s: ≈ 6,000 pages per job per 2.4 s, ≈ 40,000 page faults/s (measured:
+//! 1.3–1.5 million in a 34 s `--quick` run), every page freed again at each exit; ≈ 6.7 jobs/s
+//! of 13.5 page-cache pages each, ≈ 90 pages (0.35 MiB) of new page cache per second.
 //!
 //! What the model leaves out (each changes the rates above, not the allocator's paths): THP
 //! (3.17 distributions enabled it, but `cc1`'s heap grows in small steps and the VM's 1 GiB is
