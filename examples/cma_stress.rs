@@ -110,6 +110,15 @@
 //! drift so far, and `--soak` a status line (`examples/common/progress.rs`); nothing is drawn
 //! with `--json` or when stdout or stderr is redirected.
 //!
+//! `--seed-shape` is the seed's experiment as one preset: 4 CPUs, 1 GiB with 256 MiB of CMA
+//! used aggressively, page cache filling free memory, 30 allocations of 8 MiB at 5 s intervals
+//! (1 s with `--quick`), and instead of the synthetic workers above a kernel build
+//! (`examples/common/kbuild.rs`: 16 job slots running compile jobs that exec, read their
+//! source and the shared headers, fault in anonymous memory, write their object and exit); the
+//! CMA allocations start once every job slot has finished a job. It refuses the flags it
+//! sets. `scripts/seed_experiment.sh` measures it per preset and writes
+//! `docs/seed-experiment.md`'s tables.
+//!
 //! ```text
 //! cargo run --release --example cma_stress                        # none, then all
 //! cargo run --release --example cma_stress -- --race-window park  # R1b's window, aimed
@@ -120,6 +129,8 @@
 //! cargo run --release --example cma_stress -- --cpus 4             # the seed's 4-CPU VM
 //! cargo run --release --example cma_stress -- --page-cache --allocs 10 --interval-ms 50
 //! cargo run --release --example cma_stress -- --plot /tmp/plots   # SVG pictures of the runs
+//! cargo run --release --example cma_stress -- --seed-shape         # the seed's shape, 2 x 150 s
+//! cargo run --release --example cma_stress -- --seed-shape --quick # the same, 2 x 30 s
 //! ```
 
 // The stop flags and the readiness counter are plain std atomics: this example is outside the
@@ -131,6 +142,9 @@ use pagealloc::{
     Order, PAGE_SIZE, Pages, PcpConfig, Pfn, RaceHook, RaceWindow, SpinHook, Zone, ZoneConfig,
 };
 mod common;
+// The kernel-build workload of --seed-shape (its own file, beside the other shared modules).
+#[path = "common/kbuild.rs"]
+mod kbuild;
 
 use common::page_cache::{PageCache, PageCacheOpts, PageCacheReport, Pressure, Reader};
 use common::plot::{PlotOpts, Recorder, RunPlot};
@@ -140,6 +154,7 @@ use common::{
     install_signal_handlers, ledger_json, ledger_lines, positive_multiple_of_4, splitmix64,
     stopped, usage_error, vmstat_drift, vmstat_timer,
 };
+use kbuild::{Kbuild, KbuildStats, SeedShapeOpts};
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -249,6 +264,8 @@ struct Args {
     #[command(flatten)]
     trace: TraceOpts,
     #[command(flatten)]
+    shape: SeedShapeOpts,
+    #[command(flatten)]
     run: RunOpts,
 }
 
@@ -287,7 +304,19 @@ impl Policy {
 impl Args {
     /// The arguments, or exit with clap's message (status 2; 0 for `--help`).
     fn parse_checked() -> Args {
-        let a = <Args as clap::Parser>::parse();
+        let mut a = <Args as clap::Parser>::parse();
+        // --seed-shape sets the shape's flags (clap refuses them beside it).
+        if let Some(s) = a.shape.shape() {
+            a.cpus.cpus = Some(s.cpus);
+            a.arena_mib = s.arena_mib;
+            a.cma_mib = s.cma_mib;
+            a.threads = s.jobs;
+            a.allocs = s.allocs;
+            a.alloc_mib = s.alloc_mib;
+            a.interval_ms = s.interval_ms;
+            a.policy = Policy::Aggressive;
+            a.page_cache.page_cache = true;
+        }
         if a.cma_mib >= a.arena_mib {
             usage_error::<Args>("--cma-mib must be below --arena-mib");
         }
@@ -308,6 +337,11 @@ impl Args {
     /// The page cache's read rate: `--read-mib-s`, else a build's rate scaled by this run's
     /// time compression (the seed's 5 s between CMA allocations, run every `--interval-ms`).
     fn read_mib_s(&self) -> f64 {
+        if self.shape.seed_shape {
+            // The build's jobs read and write their own page cache; the reader only fills
+            // free memory first (what the VM had cached before the build).
+            return self.page_cache.read_mib_s.unwrap_or(0.0);
+        }
         self.page_cache
             .read_mib_s(5000.0 / self.interval_ms.max(1) as f64)
     }
@@ -448,6 +482,19 @@ struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// A kernel build's job slot as a worker: its allocations, processes, failures, errors.
+    fn from_kbuild(k: &KbuildStats) -> WorkerStats {
+        // Its page cache is freed by reclaim (or at the end of the run), not by the jobs.
+        WorkerStats {
+            allocs: k.anon_faults + k.kernel_allocs + k.page_cache_pages,
+            frees: k.anon_faults + k.kernel_allocs,
+            jobs: k.processes,
+            alloc_failures: k.alloc_failures,
+            verify_errors: k.verify_errors,
+            ..WorkerStats::default()
+        }
+    }
+
     fn add(&mut self, o: &WorkerStats) {
         self.allocs += o.allocs;
         self.frees += o.frees;
@@ -1192,6 +1239,8 @@ struct RunResult {
     page_cache: Option<PageCacheReport>,
     /// `--plot`: the run's drift samples, worst-moment pageblock map and ledger.
     plot: Option<RunPlot>,
+    /// `--seed-shape`: what the kernel build did.
+    kbuild: Option<KbuildStats>,
 }
 
 impl RunResult {
@@ -1356,11 +1405,16 @@ fn run_one(
         parked_frees: 0,
         page_cache: None,
         plot: None,
+        kbuild: None,
     };
     // This thread makes the CMA allocations: CPU index `threads` (with --cpus).
     args.cpus.bind(args.threads);
 
     let zone_ref: &Zone = &zone;
+    // --seed-shape: a kernel build instead of the synthetic workers (`make`'s memory and the
+    // headers first).
+    let mut kbuild = args.shape.seed_shape.then(|| Kbuild::start(zone_ref));
+    let kbuild_totals = std::sync::Mutex::new(KbuildStats::default());
     let joined: Vec<std::thread::Result<WorkerStats>> = std::thread::scope(|s| {
         let zone = zone_ref;
         let vmstat = vmstat_timer(s, zone);
@@ -1376,11 +1430,29 @@ fn run_one(
         for (id, (tx, rx)) in txs.into_iter().zip(rxs).enumerate() {
             let tx = if args.threads > 1 { tx } else { None };
             let (ctl, cpus) = (&ctl, args.cpus);
+            let (kb, cache, totals) = (kbuild.as_ref(), cache.as_deref(), &kbuild_totals);
             let h = std::thread::Builder::new()
                 .name(format!("make-{id}"))
                 .spawn_scoped(s, move || {
                     cpus.bind(id);
-                    worker(zone, id, seed, plan, tx, rx, ctl)
+                    match kb {
+                        Some(kb) => {
+                            let ncpus = cpus.cpus.unwrap_or(1);
+                            let st = kb.job_slot(
+                                id,
+                                seed,
+                                args.threads,
+                                ncpus,
+                                cache,
+                                &ctl.pressure,
+                                &ctl.stop,
+                                &ctl.ready,
+                            );
+                            totals.lock().unwrap_or_else(|e| e.into_inner()).add(&st);
+                            WorkerStats::from_kbuild(&st)
+                        }
+                        None => worker(zone, id, seed, plan, tx, rx, ctl),
+                    }
                 })
                 .expect("spawn worker");
             handles.push(h);
@@ -1529,6 +1601,15 @@ fn run_one(
             Err(_) => return Err("a worker thread panicked".into()),
         }
     }
+    if let Some(kb) = kbuild.as_mut() {
+        res.verify_errors += kb.verify_all();
+        res.kbuild = Some(
+            kbuild_totals
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+    }
+    drop(kbuild);
     res.verify_errors += res.workers.verify_errors;
     res.parked_frees = park.map_or(0, |p| p.parked.load(Ordering::Relaxed));
     // --page-cache: stop kswapd, report, give the cache back before the final audit.
@@ -1582,6 +1663,8 @@ struct RunJson {
     cma_free_pages_missed: u64,
     verify_errors: u64,
     cma_ms_max: f64,
+    /// Mean time of a CMA allocation attempt, ms.
+    cma_ms_mean: f64,
     worker_allocs: u64,
     worker_frees: u64,
     alloc_failures: u64,
@@ -1603,6 +1686,9 @@ struct RunJson {
     /// `--page-cache` results (absent without it).
     #[serde(flatten)]
     page_cache: Option<PageCacheReport>,
+    /// `--seed-shape`: the kernel build's counts (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kbuild: Option<KbuildStats>,
 }
 
 /// The `--json` line.
@@ -1629,6 +1715,7 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         cma_free_pages_missed: rep.drift_cma.unsigned_abs(),
         verify_errors: r.verify_errors,
         cma_ms_max: r.cma_ms_max,
+        cma_ms_mean: r.cma_ms_sum / f64::from(r.attempts.max(1)),
         worker_allocs: r.workers.allocs,
         worker_frees: r.workers.frees,
         alloc_failures: r.workers.alloc_failures,
@@ -1645,6 +1732,7 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         vmstat_drift_cma: vmstat_drift(rep).1,
         ledger: ledger_json(rep),
         page_cache: r.page_cache.clone(),
+        kbuild: r.kbuild,
     }
 }
 
@@ -1685,6 +1773,9 @@ fn print_table(runs: &[RunResult]) {
     });
     row("slowest CMA allocation", &|r| {
         format!("{:.1} ms", r.cma_ms_max)
+    });
+    row("mean CMA allocation", &|r| {
+        format!("{:.1} ms", r.cma_ms_sum / f64::from(r.attempts.max(1)))
     });
     row("elapsed", &|r| format!("{:.1} s", r.elapsed.as_secs_f64()));
     let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
@@ -1846,6 +1937,9 @@ fn main() -> ExitCode {
                     for l in pc.lines() {
                         println!("  {l}");
                     }
+                }
+                if let Some(k) = &r.kbuild {
+                    println!("  {}", k.line());
                 }
                 runs.push(r);
             }
