@@ -361,6 +361,16 @@ impl ZoneInner {
                 match zf.buddy_order(pfn) {
                     Some(order) => {
                         zf.offline_free_block(pfn, order);
+                        // 3.17 takes the block off its list uncounted: a block some race left
+                        // on a counted list of the isolated range leaves the lists still
+                        // counted.
+                        zf.ledger_note(LedgerPath::Hotplug, |_, f| {
+                            if f.left_counted_list {
+                                Race::Stranded
+                            } else {
+                                Race::Unclassified
+                            }
+                        });
                         for p in pfn.0..pfn.0 + order.nr_pages() {
                             self.state.set_offline(Pfn(p));
                         }

@@ -120,6 +120,53 @@ fn r2_is_recorded_on_the_bulk_free() {
     );
 }
 
+/// The mirror of R1a's stranded buddy: R2 leaves a page on the CMA list of an isolated
+/// pageblock, uncounted; freeing its buddy into that pageblock (type `Isolate`, so through
+/// `free_one_page`) merges it onto the `Isolate` list, which takes it off the counted lists
+/// and undoes R2's drift. The ledger names that merge `Stranded`, not `Unclassified`.
+#[test]
+fn a_merge_that_absorbs_a_stranded_page_is_recorded_as_stranded() {
+    let z = Zone::new(ZoneConfig {
+        cma_size: 8 * PAGE_SIZE,
+        fixes: Fixes::NONE,
+        pcp_mode: PcpMode::PerCpu(2),
+        ledger: true,
+        ..ZoneConfig::tiny(16)
+    })
+    .unwrap();
+    while z.alloc_pfn(Order(0), Migratetype::Movable).is_ok() {}
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            set_thread_cpu(Some(1));
+            z.free_pfn(Pfn(8), Order(0)).unwrap();
+        });
+    });
+    z.set_migratetype_isolate(Pfn(8)).unwrap();
+    z.drain_all_pages(); // R2: page 8 onto the CMA list of the isolated pageblock, uncounted
+    z.free_pfn(Pfn(9), Order(0)).unwrap(); // merges 8 onto the Isolate list
+    let l = check(&z);
+    assert_eq!(
+        l,
+        [
+            LedgerEntry {
+                race: Race::R2,
+                path: LedgerPath::FreePcppagesBulk,
+                events: 1,
+                free: -1,
+                cma: -1
+            },
+            LedgerEntry {
+                race: Race::Stranded,
+                path: LedgerPath::FreeOnePage,
+                events: 1,
+                free: 1,
+                cma: 1
+            }
+        ]
+    );
+    assert!(z.audit().is_ok(), "the drift was undone");
+}
+
 /// Real threads: workers allocate and free at random while the main thread isolates and
 /// un-isolates pageblocks, with every race window widened by a yield (`YieldHook`, the
 /// crate's window hook); at the end the ledger's sums equal the drift, for every preset, and

@@ -138,7 +138,7 @@ impl Default for Recorder {
 // ---- the pictures ----
 
 /// The races in the ledger's order (the index is the colour, `pagealloc_plot::race_colour`).
-pub(crate) const RACES: [Race; 9] = [
+pub(crate) const RACES: [Race; 10] = [
     Race::R1a,
     Race::R1b,
     Race::R2,
@@ -147,6 +147,7 @@ pub(crate) const RACES: [Race; 9] = [
     Race::R3c,
     Race::R4,
     Race::Undo,
+    Race::Stranded,
     Race::Unclassified,
 ];
 

@@ -443,6 +443,9 @@ impl ZoneFree {
         } else if flags.left_isolate_list && !pb.is_isolate() {
             // The free merged a buddy R1a had stranded on an `Isolate` list.
             Race::R1a
+        } else if flags.left_counted_list && pb.is_isolate() {
+            // The mirror: it merged a buddy R1b or R2 had stranded on a counted list.
+            Race::Stranded
         } else {
             Race::Unclassified
         }
@@ -684,6 +687,7 @@ impl ZoneFree {
             let list = self.page[pfn.idx()].list;
             l.list_change(list, -(order.nr_pages() as i64));
             l.left_isolate_list |= list.is_isolate();
+            l.left_counted_list |= !list.is_isolate();
         }
     }
 

@@ -40,6 +40,14 @@ pub enum Race {
     R4,
     /// Undoing an isolation moved blocks back by a type other than the one they left with.
     Undo,
+    /// A block that an earlier race (R1b, R2, R3b) had left on a counted (non-`Isolate`) list
+    /// of an isolated pageblock left the counted lists uncounted: a free into that pageblock
+    /// merged it and the merged block went to the `Isolate` list, or memory offline took it
+    /// off its list (`__offline_isolated_pages` never adjusts the counters). For an R2 page (on
+    /// a counted list but never counted) that undoes R2's drift; for a counted block it is new
+    /// drift, the earlier race's consequence. Which race stranded a block is not tracked per
+    /// block.
+    Stranded,
     /// No rule above matched: a finding to investigate.
     Unclassified,
 }
@@ -56,6 +64,7 @@ impl Race {
             Race::R3c => "R3c",
             Race::R4 => "R4",
             Race::Undo => "undo",
+            Race::Stranded => "stranded",
             Race::Unclassified => "unclassified",
         }
     }
@@ -87,7 +96,7 @@ pub enum LedgerPath {
     TestPagesIsolated,
     /// `__isolate_free_page` (CMA's `isolate_freepages_range`, compaction's free scanner).
     IsolateFreePage,
-    /// Memory offline and online.
+    /// Memory offline (`__offline_isolated_pages`).
     Hotplug,
     /// Anything not named above.
     Other,
@@ -159,6 +168,9 @@ pub(crate) struct LedgerFlags {
     /// A block left an `Isolate` list without being allocated: in a pageblock no longer
     /// isolated, that is a block R1a stranded there.
     pub(crate) left_isolate_list: bool,
+    /// A block left a counted (non-`Isolate`) list by `del_from_free_list` (a merge, or an
+    /// allocation): in a free into an isolated pageblock, a buddy R1b or R2 stranded there.
+    pub(crate) left_counted_list: bool,
 }
 
 /// The ledger's state, under the zone lock.
@@ -179,6 +191,8 @@ pub(crate) struct Ledger {
     /// Since the last note: a block left an `Isolate` list without being allocated (merged
     /// into a free, or moved to an `Isolate` list again).
     pub(crate) left_isolate_list: bool,
+    /// Since the last note: a block left a counted list by `del_from_free_list`.
+    pub(crate) left_counted_list: bool,
     entries: Vec<LedgerEntry>,
 }
 
@@ -230,10 +244,12 @@ impl Ledger {
             crossed_isolation: self.crossed_isolation,
             straddled: self.straddled,
             left_isolate_list: self.left_isolate_list,
+            left_counted_list: self.left_counted_list,
         };
         self.crossed_isolation = false;
         self.straddled = false;
         self.left_isolate_list = false;
+        self.left_counted_list = false;
         f
     }
 

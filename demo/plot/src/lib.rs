@@ -90,7 +90,7 @@ pub fn run_colour(i: usize) -> Rgb {
 /// Race `i`'s colour in the ledger chart (the ledger's race order; a tenth and later race
 /// wrap around).
 pub fn race_colour(i: usize) -> Rgb {
-    const C: [Rgb; 9] = [
+    const C: [Rgb; 10] = [
         (0x1f, 0x77, 0xb4),
         (0xae, 0xc7, 0xe8),
         (0xff, 0x7f, 0x0e),
@@ -99,6 +99,7 @@ pub fn race_colour(i: usize) -> Rgb {
         (0x94, 0x67, 0xbd),
         (0x8c, 0x56, 0x4b),
         (0xe3, 0x77, 0xc2),
+        (0xbc, 0xbd, 0x22),
         (0x00, 0x00, 0x00),
     ];
     C[i % C.len()]
