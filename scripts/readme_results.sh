@@ -42,6 +42,14 @@ def load(kind):
     return [json.load(open(f"{tmp}/{kind}.{i}.json"))["runs"] for i in range(1, runs + 1)]
 def by_preset(rows, preset):
     return [r for run in rows for r in run if r["fixes"] == preset]
+def ledger(rs):
+    # The drift ledger summed over the runs, per race: events and NR_FREE_PAGES pages.
+    tot = {}
+    for r in rs:
+        for e in r.get("ledger", []):
+            ev, fr = tot.get(e["race"], (0, 0))
+            tot[e["race"]] = (ev + e["events"], fr + e["free"])
+    return "; ".join(f"{k} {v[1]:+} ({v[0]} ev.)" for k, v in sorted(tot.items())) or "—"
 def span(xs):
     xs = sorted(xs)
     return f"{xs[0]}" if xs[0] == xs[-1] else f"{xs[0]} to {xs[-1]} (median {xs[len(xs)//2]})"
@@ -55,8 +63,8 @@ lines = ["<!-- results:begin -->",
          f" {load0} before and {load1} after. {runs} runs per row; threaded runs are not repeatable"
          " (a seed fixes the workload's choices, not the interleaving), so each cell is the range"
          " over the runs.", "",
-         "| program, runs | fixes | NR_FREE_PAGES drift (counter − pages on the lists) | CMA allocations served | clean audits |",
-         "| --- | --- | --- | --- | --- |"]
+         "| program, runs | fixes | NR_FREE_PAGES drift (counter − pages on the lists) | CMA allocations served | clean audits | drift ledger, all runs: race, pages (events) |",
+         "| --- | --- | --- | --- | --- | --- |"]
 for kind, label in [("cma", f"`cma_stress`, seeds 101–{100 + runs}"),
                     ("park", f"`cma_stress --race-window park`, seeds 1–{runs}")]:
     rows = load(kind)
@@ -65,13 +73,13 @@ for kind, label in [("cma", f"`cma_stress`, seeds 101–{100 + runs}"),
         served = span([r["cma_ok"] for r in rs])
         lines.append(f"| {label} | `{preset}` | "
                      f"{span([r['drift_free'] for r in rs])} | {served}/{rs[0]['cma_attempts']} | "
-                     f"{sum(1 for r in rs if r['audit_ok'])} of {len(rs)} |")
+                     f"{sum(1 for r in rs if r['audit_ok'])} of {len(rs)} | {ledger(rs)} |")
 rows = load("iso")
 for preset in ["none", "all"]:
     rs = by_preset(rows, preset)
     lines.append(f"| `isolate_race`, 5 s, seeds 2–{1 + runs} | `{preset}` | "
                  f"{span([r['drift_free'] for r in rs])} | — | "
-                 f"{sum(1 for r in rs if r['clean'])} of {len(rs)} |")
+                 f"{sum(1 for r in rs if r['clean'])} of {len(rs)} | {ledger(rs)} |")
 lines.append("<!-- results:end -->")
 block = "\n".join(lines) + "\n"
 if out == "-":
