@@ -60,6 +60,7 @@ impl PageblockFlags {
     /// [`get`](Self::get) for the pcp free fast path: the type, unless it is `Isolate` (whose
     /// pages bypass the pcp). One compare where `get` and the caller's test take three.
     #[inline(always)]
+    #[cfg_attr(loom, allow(dead_code))] // the fast path it serves is not built under loom
     pub(crate) fn get_unless_isolate(&self, pfn: Pfn) -> Option<Migratetype> {
         let v = self.mt[self.block_of(pfn).idx()].load(Ordering::Relaxed);
         match Migratetype::from_u8(v & TYPE_MASK) {

@@ -161,16 +161,17 @@ impl Pcp {
     #[inline(always)]
     pub(crate) fn try_owner(&self) -> Option<OwnerLists<'_>> {
         self.in_use.store(true, Ordering::Relaxed);
-        let guard = OwnerLists {
-            in_use: &self.in_use,
-            lists: self.lists.get_mut(),
-        };
         self.barrier.fence();
         if self.remote.load(Ordering::Acquire) {
-            drop(guard);
+            self.in_use.store(false, Ordering::Release);
             return None;
         }
-        Some(guard)
+        // The lists are reached (under loom: the cell access begins) only once `remote` was
+        // read as false.
+        Some(OwnerLists {
+            in_use: &self.in_use,
+            lists: self.lists.get_mut(),
+        })
     }
 
     /// [`try_owner`](Self::try_owner) for a pcp whose barrier is light (the only kind the
@@ -179,16 +180,17 @@ impl Pcp {
     #[inline(always)]
     pub(crate) fn try_owner_light(&self) -> Option<OwnerLists<'_>> {
         self.in_use.store(true, Ordering::Relaxed);
-        let guard = OwnerLists {
-            in_use: &self.in_use,
-            lists: self.lists.get_mut(),
-        };
         self.barrier.fence_light();
         if self.remote.load(Ordering::Acquire) {
-            drop(guard);
+            self.in_use.store(false, Ordering::Release);
             return None;
         }
-        Some(guard)
+        // The lists are reached (under loom: the cell access begins) only once `remote` was
+        // read as false.
+        Some(OwnerLists {
+            in_use: &self.in_use,
+            lists: self.lists.get_mut(),
+        })
     }
 
     /// Run `f` on the lists as their owner (the thread this pcp belongs to).
