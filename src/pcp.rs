@@ -82,18 +82,7 @@ impl ZoneInner {
         if l.count + 1 >= self.geo.pcp_high {
             return false;
         }
-        let entry = PcpEntry {
-            pfn: pfn.0 as u32,
-            mt,
-        };
-        if cold {
-            l.lists[list.idx()].push_back(entry);
-        } else {
-            l.lists[list.idx()].push_front(entry);
-        }
-        l.count += 1;
-        l.events.pgfree += 1;
-        self.state.set_freed(pfn);
+        self.pcp_push(&mut l, pfn, mt, list, cold);
         true
     }
 
@@ -124,10 +113,10 @@ impl ZoneInner {
         }
     }
 
-    /// Add a freed page to the pcp's `list` with its cached type `mt` (the head for a hot
-    /// page, the tail for a cold one); free a batch at `high`.
+    /// Put a freed page on the pcp's `list` with its cached type `mt` (the head for a hot
+    /// page, the tail for a cold one), and count it.
     #[inline(always)]
-    fn pcp_add(&self, l: &mut PcpLists, pfn: Pfn, mt: Migratetype, list: Migratetype, cold: bool) {
+    fn pcp_push(&self, l: &mut PcpLists, pfn: Pfn, mt: Migratetype, list: Migratetype, cold: bool) {
         let entry = PcpEntry {
             pfn: pfn.0 as u32,
             mt,
@@ -140,6 +129,13 @@ impl ZoneInner {
         l.count += 1;
         l.events.pgfree += 1;
         self.state.set_freed(pfn);
+    }
+
+    /// Add a freed page to the pcp's `list` with its cached type `mt` (the head for a hot
+    /// page, the tail for a cold one); free a batch at `high`.
+    #[inline(always)]
+    fn pcp_add(&self, l: &mut PcpLists, pfn: Pfn, mt: Migratetype, list: Migratetype, cold: bool) {
+        self.pcp_push(l, pfn, mt, list, cold);
         if l.count >= self.geo.pcp_high {
             self.free_pcppages_batch(l);
         }

@@ -108,6 +108,12 @@ impl LightBarrier {
     pub(crate) fn fence(self) {
         loom::sync::atomic::fence(atomic::Ordering::SeqCst);
     }
+
+    /// Under loom every barrier is the full fence.
+    #[inline(always)]
+    pub(crate) fn fence_light(self) {
+        self.fence();
+    }
 }
 
 /// The remote side of the asymmetric barrier: a `SeqCst` fence under loom.

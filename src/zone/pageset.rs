@@ -160,18 +160,7 @@ impl Pcp {
     /// caller then takes [`locked`](Self::locked)).
     #[inline(always)]
     pub(crate) fn try_owner(&self) -> Option<OwnerLists<'_>> {
-        self.in_use.store(true, Ordering::Relaxed);
-        self.barrier.fence();
-        if self.remote.load(Ordering::Acquire) {
-            self.in_use.store(false, Ordering::Release);
-            return None;
-        }
-        // The lists are reached (under loom: the cell access begins) only once `remote` was
-        // read as false.
-        Some(OwnerLists {
-            in_use: &self.in_use,
-            lists: self.lists.get_mut(),
-        })
+        self.enter_owner(false)
     }
 
     /// [`try_owner`](Self::try_owner) for a pcp whose barrier is light (the only kind the
@@ -179,8 +168,19 @@ impl Pcp {
     #[cfg(not(loom))]
     #[inline(always)]
     pub(crate) fn try_owner_light(&self) -> Option<OwnerLists<'_>> {
+        self.enter_owner(true)
+    }
+
+    /// The owner protocol, with the barrier known to be light (`light`, a constant at each
+    /// caller) or read from the barrier.
+    #[inline(always)]
+    fn enter_owner(&self, light: bool) -> Option<OwnerLists<'_>> {
         self.in_use.store(true, Ordering::Relaxed);
-        self.barrier.fence_light();
+        if light {
+            self.barrier.fence_light();
+        } else {
+            self.barrier.fence();
+        }
         if self.remote.load(Ordering::Acquire) {
             self.in_use.store(false, Ordering::Release);
             return None;
