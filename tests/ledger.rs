@@ -85,10 +85,9 @@ fn r3a_and_r3b_are_recorded_where_3_17_decides_them() {
     }
 }
 
-/// R2: a CMA page cached on a pcp (per-CPU mode: it stays there after its thread exits) is
-/// drained into its pageblock after that was isolated.
-#[test]
-fn r2_is_recorded_on_the_bulk_free() {
+/// A 16-page per-CPU (2 CPUs) zone with 8 CMA pages, 3.17's code and the ledger on, every page
+/// allocated.
+fn full_cma_zone() -> Zone {
     let z = Zone::new(ZoneConfig {
         cma_size: 8 * PAGE_SIZE,
         fixes: Fixes::NONE,
@@ -98,6 +97,14 @@ fn r2_is_recorded_on_the_bulk_free() {
     })
     .unwrap();
     while z.alloc_pfn(Order(0), Migratetype::Movable).is_ok() {}
+    z
+}
+
+/// R2: a CMA page cached on a pcp (per-CPU mode: it stays there after its thread exits) is
+/// drained into its pageblock after that was isolated.
+#[test]
+fn r2_is_recorded_on_the_bulk_free() {
+    let z = full_cma_zone();
     z.free_pfn(Pfn(9), Order(0)).unwrap();
     z.drain_all_pages();
     std::thread::scope(|s| {
@@ -126,15 +133,7 @@ fn r2_is_recorded_on_the_bulk_free() {
 /// and undoes R2's drift. The ledger names that merge `Stranded`, not `Unclassified`.
 #[test]
 fn a_merge_that_absorbs_a_stranded_page_is_recorded_as_stranded() {
-    let z = Zone::new(ZoneConfig {
-        cma_size: 8 * PAGE_SIZE,
-        fixes: Fixes::NONE,
-        pcp_mode: PcpMode::PerCpu(2),
-        ledger: true,
-        ..ZoneConfig::tiny(16)
-    })
-    .unwrap();
-    while z.alloc_pfn(Order(0), Migratetype::Movable).is_ok() {}
+    let z = full_cma_zone();
     std::thread::scope(|s| {
         s.spawn(|| {
             set_thread_cpu(Some(1));
