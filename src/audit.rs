@@ -564,29 +564,31 @@ impl ZoneInner {
         let g = &self.geo;
         for session in pcps.iter_mut() {
             session.with(|l| {
-                let listed: usize = l.lists.iter().map(|q| q.len()).sum();
-                if whole_lists && listed != l.count as usize {
+                let listed = l.listed_pages(g.pageblock_order);
+                if whole_lists && listed != u64::from(l.count) {
                     r.errors
                         .push(format!("pcp count {} but {} pages listed", l.count, listed));
                 }
-                for q in &l.lists {
-                    for e in q.iter() {
-                        let pfn = Pfn(e.pfn as u64);
-                        if pfn.0 >= g.nr_pages {
-                            if whole_lists {
-                                r.errors.push(format!("pcp page {pfn} outside the zone"));
-                            }
-                            continue;
+                for (head, order, _) in l.blocks(g.pageblock_order) {
+                    let pfn = Pfn(head);
+                    let pages = order.nr_pages();
+                    if pfn.0 + pages > g.nr_pages || !pfn.is_aligned(order) {
+                        if whole_lists {
+                            r.errors.push(format!(
+                                "pcp block {pfn} order {} outside the zone",
+                                order.0
+                            ));
                         }
-                        if !census.covers(pfn) {
-                            continue;
-                        }
-                        if self.state.alloc_order(pfn).is_some() {
-                            r.errors.push(format!("pcp page {pfn} is marked allocated"));
-                        }
-                        r.pcp_pages += 1;
-                        census.claim(r, pfn, 1, Owner::Pcp);
+                        continue;
                     }
+                    if !census.covers(pfn) {
+                        continue;
+                    }
+                    if self.state.alloc_order(pfn).is_some() {
+                        r.errors.push(format!("pcp page {pfn} is marked allocated"));
+                    }
+                    r.pcp_pages += pages;
+                    census.claim(r, pfn, pages, Owner::Pcp);
                 }
             });
         }
@@ -866,11 +868,11 @@ impl crate::Zone {
             if z.state.get(pfn) == state::OFFLINE {
                 return PageState::Offline;
             }
+            let pb = z.geo.pageblock_order;
             if pcps.iter_mut().any(|session| {
                 session.with(|l| {
-                    l.lists
-                        .iter()
-                        .any(|q| q.iter().any(|e| u64::from(e.pfn) == pfn.0))
+                    l.blocks(pb)
+                        .any(|(head, order, _)| (head..head + order.nr_pages()).contains(&pfn.0))
                 })
             }) {
                 return PageState::Pcp;

@@ -114,6 +114,12 @@ pub struct ZoneConfig {
     /// Record the kmem tracepoints as `trace_pipe` lines ([`Trace`]): off by
     /// default (one predictable branch per emitting path when off).
     pub trace: Option<Trace>,
+    /// Cache blocks of orders 1 to `PAGE_ALLOC_COSTLY_ORDER` (3) and of `pageblock_order`
+    /// (THP) on the pcps as well, as the kernel does since 5.14 (44042b449872, "mm/page_alloc:
+    /// allow high-order pages to be stored on the per-cpu lists"): such an allocation or free
+    /// then stays off the zone lock like an order-0 one. Off by default, so that the pcps are
+    /// 3.17's (order 0 only) and the races are 3.17's; on in [`ZoneConfig::allocator`].
+    pub pcp_high_order: bool,
 }
 
 impl Default for ZoneConfig {
@@ -133,6 +139,7 @@ impl Default for ZoneConfig {
             ledger: false,
             min_free_kbytes: None,
             trace: None,
+            pcp_high_order: false,
         }
     }
 }
@@ -154,11 +161,25 @@ impl fmt::Debug for ZoneConfig {
             .field("ledger", &self.ledger)
             .field("min_free_kbytes", &self.min_free_kbytes)
             .field("trace", &self.trace)
+            .field("pcp_high_order", &self.pcp_high_order)
             .finish()
     }
 }
 
 impl ZoneConfig {
+    /// The configuration for allocator users (a 1 GiB zone like [`ZoneConfig::default`]): every
+    /// fix on ([`Fixes::ALL`], so the free counts stay exact whatever isolation does) and
+    /// high-order pcps ([`pcp_high_order`](Self::pcp_high_order)), so that allocations and
+    /// frees up to order 3 scale with threads. [`ZoneConfig::default`] is the 3.17 model the
+    /// race experiments use instead.
+    pub fn allocator() -> Self {
+        ZoneConfig {
+            fixes: Fixes::ALL,
+            pcp_high_order: true,
+            ..ZoneConfig::default()
+        }
+    }
+
     /// A tiny geometry for loom models and property tests: `max_order` 3 (top blocks of 4
     /// pages), `pageblock_order` 1 (pageblocks of 2 pages), `pages` pages on the heap, no
     /// reserve blocks, pcp `high` 4 / `batch` 2.
@@ -271,6 +292,7 @@ impl ZoneConfig {
             cma_pages,
             pcp_high: high,
             pcp_batch: batch,
+            pcp_high_order: self.pcp_high_order,
             reserve_pageblocks: reserve,
             wmark,
             cpus,
@@ -378,6 +400,8 @@ pub struct Geometry {
     pub pcp_high: u32,
     /// pcp `batch`.
     pub pcp_batch: u32,
+    /// Whether pcps cache high-order blocks ([`ZoneConfig::pcp_high_order`]).
+    pub pcp_high_order: bool,
     /// Number of `Reserve` pageblocks.
     pub reserve_pageblocks: u64,
     /// Watermarks (from [`ZoneConfig::min_free_kbytes`]).

@@ -36,9 +36,11 @@
 use crate::gfp::{AllocFlags, Gfp};
 use crate::hook::RaceWindow;
 use crate::page::Owner;
-use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order, Pfn};
+use crate::types::{Migratetype, Order, Pfn};
 use crate::vmstat::{VmStatDiffs, ZoneStatItem};
-use crate::zone::pageset::{DrainCaller, PcpEntry, PcpList, PcpLists, PcpZone};
+use crate::zone::pageset::{
+    DrainCaller, PcpEntry, PcpLists, PcpZone, order_to_pindex, pindex_to_order,
+};
 use crate::zone::{ZoneFree, ZoneInner};
 
 impl ZoneInner {
@@ -51,7 +53,7 @@ impl ZoneInner {
         if self.free_hot_cold_page_fast(pfn, cold) {
             return;
         }
-        self.free_hot_cold_page_slow(pfn, cold);
+        self.free_unref_page(pfn, Order(0), cold);
     }
 
     /// The common case of [`free_hot_cold_page`](Self::free_hot_cold_page), as a leaf: no
@@ -82,63 +84,87 @@ impl ZoneInner {
         if l.count + 1 >= self.geo.pcp_high {
             return false;
         }
-        self.pcp_push(&mut l, pfn, mt, list, cold);
+        // Below `high` the order-0 list has room (see `PcpLists::new`).
+        self.pcp_push(&mut l, pfn, Order(0), mt, list.idx(), cold);
         true
     }
 
-    /// [`free_hot_cold_page`](Self::free_hot_cold_page) in full: race windows, `Isolate`
+    /// `free_unref_page(page, order)` in full (3.17's `free_hot_cold_page` for order 0; 5.14's
+    /// high-order pcps for the orders [`pcp_allowed_order`](crate::zone::pageset::pcp_allowed_order) accepts): race windows, `Isolate`
     /// pages, per-CPU pcps, a per-thread pcp past the cache or held remotely, the batch free
     /// at `high`.
     #[inline(never)]
-    fn free_hot_cold_page_slow(&self, pfn: Pfn, cold: bool) {
+    pub(crate) fn free_unref_page(&self, pfn: Pfn, order: Order, cold: bool) {
         // `free_pages_prepare`'s tracepoint (a traced zone never takes the fast path).
-        self.trace.mm_page_free(pfn, Order(0));
+        self.trace.mm_page_free(pfn, order);
         let mt = self.get_pageblock_migratetype(pfn);
-        self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, Order(0), mt);
+        self.free_window(RaceWindow::FreeBeforePcpAdd, pfn, order, mt);
         let Some(list) = mt.pcp_list() else {
-            self.free_one_page(pfn, Order(0), mt);
+            self.free_one_page(pfn, order, mt);
             return;
         };
-        let done = if self.pcps.is_per_cpu() {
-            self.pcps
-                .with_cpu_lists(|l| self.pcp_add(l, pfn, mt, list, cold))
+        let pindex = order_to_pindex(list, order);
+        let add = |l: &mut PcpLists| self.pcp_add(l, pfn, order, mt, pindex, cold);
+        let added = if self.pcps.is_per_cpu() {
+            self.pcps.with_cpu_lists(add)
         } else {
-            self.pcps
-                .with_lists(|l| self.pcp_add(l, pfn, mt, list, cold))
+            self.pcps.with_lists(add)
         };
-        if done.is_none() {
-            // The thread is exiting (no pcp), or a race hook bars the pcp: free straight to
-            // the buddy lists.
-            self.free_one_page(pfn, Order(0), mt);
+        if added != Some(true) {
+            // The thread is exiting (no pcp), a race hook bars the pcp, or the block's list is
+            // full: free straight to the buddy lists.
+            self.free_one_page(pfn, order, mt);
         }
     }
 
-    /// Put a freed page on the pcp's `list` with its cached type `mt` (the head for a hot
-    /// page, the tail for a cold one), and count it.
+    /// Put a freed block on the pcp's list `pindex` with its cached type `mt` (the head for a
+    /// hot page, the tail for a cold one), and count it. The caller has checked for room.
     #[inline(always)]
-    fn pcp_push(&self, l: &mut PcpLists, pfn: Pfn, mt: Migratetype, list: Migratetype, cold: bool) {
+    fn pcp_push(
+        &self,
+        l: &mut PcpLists,
+        pfn: Pfn,
+        order: Order,
+        mt: Migratetype,
+        pindex: usize,
+        cold: bool,
+    ) {
         let entry = PcpEntry {
             pfn: pfn.0 as u32,
             mt,
         };
         if cold {
-            l.lists[list.idx()].push_back(entry);
+            l.lists[pindex].push_back(entry);
         } else {
-            l.lists[list.idx()].push_front(entry);
+            l.lists[pindex].push_front(entry);
         }
-        l.count += 1;
-        l.events.pgfree += 1;
+        let pages = 1u32 << order.0;
+        l.count += pages;
+        l.events.pgfree += u64::from(pages);
         self.state.set_freed(pfn);
     }
 
-    /// Add a freed page to the pcp's `list` with its cached type `mt` (the head for a hot
-    /// page, the tail for a cold one); free a batch at `high`.
+    /// Add a freed block to the pcp's list `pindex` with its cached type `mt`; free a batch at
+    /// `high`. `false`, having changed nothing, if the list has no room (see
+    /// [`PcpLists::new`]).
     #[inline(always)]
-    fn pcp_add(&self, l: &mut PcpLists, pfn: Pfn, mt: Migratetype, list: Migratetype, cold: bool) {
-        self.pcp_push(l, pfn, mt, list, cold);
+    fn pcp_add(
+        &self,
+        l: &mut PcpLists,
+        pfn: Pfn,
+        order: Order,
+        mt: Migratetype,
+        pindex: usize,
+        cold: bool,
+    ) -> bool {
+        if l.lists[pindex].is_full() {
+            return false;
+        }
+        self.pcp_push(l, pfn, order, mt, pindex, cold);
         if l.count >= self.geo.pcp_high {
             self.free_pcppages_batch(l);
         }
+        true
     }
 
     /// The high-watermark free of one batch, out of the fast path.
@@ -163,7 +189,7 @@ impl ZoneInner {
         if let Some(pfn) = self.rmqueue_pcp_fast(mt, owner) {
             return Some(pfn);
         }
-        self.rmqueue_pcp_slow(mt, owner, flags, trace_as)
+        self.rmqueue_pcplist(Order(0), mt, owner, flags, trace_as)
     }
 
     /// The common case of [`rmqueue_pcp`](Self::rmqueue_pcp), as a leaf: the calling
@@ -181,26 +207,28 @@ impl ZoneInner {
         Some(pfn)
     }
 
-    /// [`rmqueue_pcp`](Self::rmqueue_pcp) in full: per-CPU pcps, a per-thread pcp past the
-    /// cache or held remotely, the refill; straight to the buddy lists when the thread has
-    /// no pcp.
+    /// `rmqueue_pcplist` (3.17's order-0 branch of `buffered_rmqueue`; 5.14's for every order
+    /// [`pcp_allowed_order`](crate::zone::pageset::pcp_allowed_order) accepts) in full: per-CPU pcps, a per-thread pcp past the cache or
+    /// held remotely, the refill; straight to the buddy lists when the thread has no pcp.
     #[inline(never)]
-    fn rmqueue_pcp_slow(
+    pub(crate) fn rmqueue_pcplist(
         &self,
+        order: Order,
         mt: Migratetype,
         owner: Owner,
         flags: AllocFlags,
         trace_as: Option<Gfp>,
     ) -> Option<Pfn> {
+        let pindex = order_to_pindex(mt, order);
         let pop = |l: &mut PcpLists| {
-            let e = match l.lists[mt.idx()].pop_front() {
+            let e = match l.lists[pindex].pop_front() {
                 Some(e) => e,
-                None => self.pcp_refill_pop(mt, l, flags)?,
+                None => self.pcp_refill_pop(order, mt, pindex, l, flags)?,
             };
-            l.count -= 1;
+            l.count -= 1 << order.0;
             let pfn = Pfn(u64::from(e.pfn));
             self.state
-                .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+                .set_alloc(pfn, order, mt == Migratetype::Movable, owner);
             Some(pfn)
         };
         let got = if self.pcps.is_per_cpu() {
@@ -208,36 +236,49 @@ impl ZoneInner {
         } else {
             self.pcps.with_lists(pop)
         };
-        let page = got.unwrap_or_else(|| self.rmqueue_locked_block(Order(0), mt, owner, flags));
+        let page = got.unwrap_or_else(|| self.rmqueue_locked_block(order, mt, owner, flags));
         // A traced zone never takes the fast path, so only this path has the tracepoint.
         if let (Some(gfp), Some(_)) = (trace_as, page) {
-            self.trace.mm_page_alloc(page, Order(0), mt, gfp);
+            self.trace.mm_page_alloc(page, order, mt, gfp);
         }
         page
     }
 
-    /// The pcp list for `mt` is empty: refill it with a batch and pop its head.
+    /// The pcp list `pindex` (blocks of `order` for `mt`) is empty: refill it and pop its
+    /// head. 5.14 refills a high-order list with `max(batch >> order, 2)` blocks (a `batch` of
+    /// 1, a pcp that caches nothing, stays 1); for order 0 that is 3.17's `batch`.
     #[cold]
     #[inline(never)]
     fn pcp_refill_pop(
         &self,
+        order: Order,
         mt: Migratetype,
+        pindex: usize,
         l: &mut PcpLists,
         flags: AllocFlags,
     ) -> Option<PcpEntry> {
-        let got = self.rmqueue_bulk(self.geo.pcp_batch, mt, l, flags);
-        l.count += got;
-        l.events.refilled += u64::from(got);
-        l.lists[mt.idx()].pop_front()
+        let batch = self.geo.pcp_batch;
+        let blocks = if batch > 1 {
+            (batch >> order.0).max(2)
+        } else {
+            batch
+        };
+        let got = self.rmqueue_bulk(order, blocks, mt, pindex, l, flags);
+        l.count += got << order.0;
+        l.events.refilled += u64::from(got) << order.0;
+        l.lists[pindex].pop_front()
     }
 
-    /// `rmqueue_bulk(zone, 0, count, list, mt, cold=0)`: take up to `count` order-0 pages
-    /// under the zone lock onto the pcp list for `mt`, each keeping the type `__rmqueue` gave
-    /// it, if the zone passes the watermark `flags` name. Returns how many it got.
+    /// `rmqueue_bulk(zone, order, count, list, mt, cold=0)`: take up to `count` blocks of
+    /// `order` under the zone lock onto the pcp list `pindex`, each keeping the type
+    /// `__rmqueue` gave it, if the zone passes the watermark `flags` name. Returns how many
+    /// it got.
     fn rmqueue_bulk(
         &self,
+        order: Order,
         count: u32,
         mt: Migratetype,
+        pindex: usize,
         l: &mut PcpLists,
         flags: AllocFlags,
     ) -> u32 {
@@ -245,77 +286,86 @@ impl ZoneInner {
         let zf = &mut *zf;
         zf.ledger_path(crate::zone::ledger::LedgerPath::Rmqueue);
         // The watermark is checked once per batch (the pcp hit path reads none).
-        if !self.watermark_allows(zf, Order(0), flags) {
+        if !self.watermark_allows(zf, order, flags) {
             return 0;
         }
+        let pages = 1i64 << order.0;
         let mut i = 0;
-        while i < count {
-            let Some(pfn) = zf.rmqueue(Order(0), mt) else {
+        while i < count && !l.lists[pindex].is_full() {
+            let Some(pfn) = zf.rmqueue(order, mt) else {
                 break;
             };
             let cached = zf.get_freepage_migratetype(pfn);
-            l.lists[mt.idx()].push_back(PcpEntry {
+            l.lists[pindex].push_back(PcpEntry {
                 pfn: pfn.0 as u32,
                 mt: cached,
             });
             if cached.is_cma() {
-                zf.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, -1);
+                zf.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, -pages);
             }
             i += 1;
         }
-        zf.mod_zone_page_state(ZoneStatItem::NrFreePages, -i64::from(i));
+        zf.mod_zone_page_state(ZoneStatItem::NrFreePages, -(i64::from(i) * pages));
         i
     }
 
-    /// `free_pcppages_bulk(zone, count, pcp)` (3.17): free `count` pages from the pcp lists,
-    /// round-robin over the three lists, from each list's tail, then `pcp->count -= count`.
+    /// `free_pcppages_bulk(zone, count, pcp)`: free `count` pages from the pcp lists,
+    /// round-robin over the lists in use, each list from its tail, then take the pages freed
+    /// off `pcp->count`. 3.17's, over its three order-0 lists; with high-order lists, 5.14's:
+    /// a block of order `o` counts `2^o` of `count`, so the last block may take it past 0.
     ///
     /// 3.17 frees each page to the list of its *cached* type and counts it if its pageblock is
-    /// *now* not `Isolate` (race R2). Patch 2 re-reads the type when a pageblock is isolated.
+    /// *now* not `Isolate` (race R2; with high-order lists, a whole block at a time). Patch 2
+    /// re-reads the type when a pageblock is isolated.
     pub(crate) fn free_pcppages_bulk(&self, count: u32, l: &mut PcpLists) {
+        let pb = self.geo.pageblock_order;
         debug_assert_eq!(
-            l.count as usize,
-            l.lists.iter().map(PcpList::len).sum::<usize>(),
+            u64::from(l.count),
+            l.listed_pages(pb),
             "pcp count out of step with its lists"
         );
         let count = count.min(l.count);
         if count == 0 {
             return;
         }
-        if let Some(e) = l.lists.iter().find_map(|q| q.back()) {
+        let nr_lists = l.nr_lists;
+        if let Some(e) = l.lists[..nr_lists].iter().find_map(|q| q.back()) {
             self.race_window(RaceWindow::PcpBulkBeforeZoneLock, Pfn(e.pfn as u64));
         }
         let mut zf = self.lock_on(l.cpu);
         let zf: &mut ZoneFree = &mut zf;
-        let mut migratetype = 0usize;
+        let mut pindex = 0usize;
         let mut batch_free = 0u32;
-        let mut to_free = count;
+        let mut to_free = i64::from(count);
+        let mut freed = 0u32;
         while to_free > 0 {
             loop {
                 batch_free += 1;
-                migratetype += 1;
-                if migratetype == MIGRATE_PCPTYPES {
-                    migratetype = 0;
+                pindex += 1;
+                if pindex == nr_lists {
+                    pindex = 0;
                 }
-                if !l.lists[migratetype].is_empty() {
+                if !l.lists[pindex].is_empty() {
                     break;
                 }
             }
             // This is the only non-empty list: free them all.
-            if batch_free == MIGRATE_PCPTYPES as u32 {
-                batch_free = to_free;
+            if batch_free == nr_lists as u32 {
+                batch_free = to_free as u32;
             }
-            while let Some(e) = l.lists[migratetype].pop_back() {
-                zf.free_pcppage(Pfn(e.pfn as u64), e.mt);
-                to_free -= 1;
+            let order = pindex_to_order(pindex, pb);
+            while let Some(e) = l.lists[pindex].pop_back() {
+                zf.free_pcppage(Pfn(e.pfn as u64), order, e.mt);
+                to_free -= 1 << order.0;
+                freed += 1 << order.0;
                 batch_free -= 1;
-                if to_free == 0 || batch_free == 0 || l.lists[migratetype].is_empty() {
+                if to_free <= 0 || batch_free == 0 || l.lists[pindex].is_empty() {
                     break;
                 }
             }
         }
-        l.count -= count;
-        l.events.bulk_freed += u64::from(count);
+        l.count -= freed;
+        l.events.bulk_freed += u64::from(freed);
     }
 
     /// `drain_pages` for one pcp: free everything on it.

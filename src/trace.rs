@@ -406,14 +406,15 @@ impl Trace {
 
     #[cold]
     #[inline(never)]
-    fn mm_page_pcpu_drain(&self, pfn: Pfn, mt: Migratetype) {
+    fn mm_page_pcpu_drain(&self, pfn: Pfn, order: Order, mt: Migratetype) {
         self.emit(
             TraceEvent::MmPagePcpuDrain,
             Ctx::ZoneLocked,
             format_args!(
-                "page={} pfn={} order=0 migratetype={}",
+                "page={} pfn={} order={} migratetype={}",
                 PagePtr(Some(pfn)),
                 pfn.0,
+                order.0,
                 mt as i32
             ),
         );
@@ -746,11 +747,11 @@ impl Tracepoints {
         }
     }
 
-    /// `trace_mm_page_pcpu_drain(page, 0, mt)`.
+    /// `trace_mm_page_pcpu_drain(page, order, mt)`.
     #[inline(always)]
-    pub(crate) fn mm_page_pcpu_drain(&self, pfn: Pfn, mt: Migratetype) {
+    pub(crate) fn mm_page_pcpu_drain(&self, pfn: Pfn, order: Order, mt: Migratetype) {
         if let Some(t) = &self.0 {
-            t.mm_page_pcpu_drain(pfn, mt);
+            t.mm_page_pcpu_drain(pfn, order, mt);
         }
     }
 

@@ -3,7 +3,9 @@
 //! and offline, and against a clean audit (all fixes on). Every sequence also runs under each
 //! other preset, where only the structure is checked per step (those presets drift and
 //! misplace blocks by design); under every preset, once everything is freed, the zone must
-//! coalesce fully (the coalescing audit), except for `SEED`'s documented merge limit.
+//! coalesce fully (the coalescing audit), except for `SEED`'s documented merge limit. Each
+//! sequence runs once more with high-order pcps (`ZoneConfig::pcp_high_order`) under all fixes,
+//! checked as strictly as the first.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (CI default 48; e.g. `PROPTEST_CASES=100000`
 //! for a long run). Failures shrink to a minimal sequence; keep found cases in
@@ -146,8 +148,9 @@ const PRESETS: [Fixes; 5] = [
     Fixes::V4_6,
 ];
 
-fn zone(fixes: Fixes) -> Zone {
+fn zone(fixes: Fixes, pcp_high_order: bool) -> Zone {
     Zone::new(ZoneConfig {
+        pcp_high_order,
         max_order: 4,
         pageblock_order: 2,
         cma_size: (CMA_PAGES as usize) * PAGE_SIZE,
@@ -217,13 +220,15 @@ fn check(z: &Zone, m: &Model<'_>) -> Result<(), TestCaseError> {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for fixes in PRESETS {
-        run_with(ops.clone(), fixes)?;
+        run_with(ops.clone(), fixes, false)?;
     }
-    Ok(())
+    // And with high-order pcps (orders 1 and 2 cached too: `pageblock_order` is 2 here, and
+    // no cached block spans pageblocks), all fixes on.
+    run_with(ops, Fixes::ALL, true)
 }
 
-fn run_with(ops: Vec<Op>, fixes: Fixes) -> Result<(), TestCaseError> {
-    let z = zone(fixes);
+fn run_with(ops: Vec<Op>, fixes: Fixes, pcp_high_order: bool) -> Result<(), TestCaseError> {
+    let z = zone(fixes, pcp_high_order);
     // Under the earlier presets a single-threaded sequence can already hit 3.17's R2 (pcp
     // pages drained onto their cached lists after an isolation) and then retype an isolated
     // pageblock through a fallback steal: what isolation calls return is checked against the

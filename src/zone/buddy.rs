@@ -979,13 +979,14 @@ impl ZoneFree {
         mt.is_isolate() && (!v3_branch || self.nr_isolate_pageblock > 0)
     }
 
-    /// One page of `free_pcppages_bulk`: `cached` is the type the page took onto the pcp.
+    /// One block of `free_pcppages_bulk` (a page of order 0, or of `order` with high-order
+    /// pcps): `cached` is the type the block took onto the pcp.
     ///
     /// 3.17 frees it to `cached`'s list and counts it when its pageblock is *now* not
     /// `Isolate` (CMA by the cached type): race R2. Patch 2 ([`Fixes::RECHECK_PCP_BULK`])
     /// re-reads the pageblock type while a pageblock is isolated and frees and counts by it.
     /// Patch 3 counts at entry.
-    pub(crate) fn free_pcppage(&mut self, pfn: Pfn, cached: Migratetype) {
+    pub(crate) fn free_pcppage(&mut self, pfn: Pfn, order: Order, cached: Migratetype) {
         let fixes = self.ctx.fixes;
         let mut mt = cached;
         if fixes.contains(Fixes::RECHECK_PCP_BULK) && self.nr_isolate_pageblock > 0 {
@@ -994,17 +995,18 @@ impl ZoneFree {
         self.set_freepage_migratetype(pfn, cached);
         if fixes.contains(Fixes::COUNT_AT_ENTRY) || fixes.contains(Fixes::RECHECK_PCP_BULK) {
             // v3 patch 2 before patch 3 already counts by the chosen type.
-            self.free_one_page_counted(pfn, Order(0), mt);
-            self.ctx.trace.mm_page_pcpu_drain(pfn, mt);
+            self.free_one_page_counted(pfn, order, mt);
+            self.ctx.trace.mm_page_pcpu_drain(pfn, order, mt);
             self.ledger_note_pcppage(pfn, cached);
             return;
         }
-        self.free_one_page_locked(pfn, Order(0), mt);
-        self.ctx.trace.mm_page_pcpu_drain(pfn, mt);
+        self.free_one_page_locked(pfn, order, mt);
+        self.ctx.trace.mm_page_pcpu_drain(pfn, order, mt);
         if !self.ctx.pageblock.get(pfn).is_isolate() {
-            self.mod_zone_page_state(ZoneStatItem::NrFreePages, 1);
+            let pages = order.nr_pages() as i64;
+            self.mod_zone_page_state(ZoneStatItem::NrFreePages, pages);
             if mt.is_cma() {
-                self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, 1);
+                self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, pages);
             }
         }
         self.ledger_note_pcppage(pfn, cached);

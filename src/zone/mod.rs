@@ -194,14 +194,24 @@ impl ZoneInner {
     }
 
     /// Free an allocated block whose ownership the caller proves (a handle, or a claimed
-    /// checked free): order 0 through the pcp, larger orders through `free_one_page`.
+    /// checked free): order 0 through the pcp, larger orders through `free_one_page` (or,
+    /// with high-order pcps, the orders they take through the pcp: 5.14's `free_the_page`).
     #[inline(always)]
     pub(crate) fn free_pages(&self, pfn: Pfn, order: Order) {
         if order.0 == 0 {
             self.free_hot_cold_page(pfn, false);
+        } else if self.pcp_takes(order) {
+            self.free_unref_page(pfn, order, false);
         } else {
             self.free_pages_ok(pfn, order);
         }
+    }
+
+    /// Whether a block of `order` > 0 goes through the pcp: high-order pcps are on and
+    /// `pcp_allowed_order` accepts it.
+    #[inline(always)]
+    pub(crate) fn pcp_takes(&self, order: Order) -> bool {
+        self.geo.pcp_high_order && pageset::pcp_allowed_order(order, self.geo.pageblock_order)
     }
 
     /// Free blocks the caller owns (held pages of a range, a grabbed block's pages), each
@@ -228,6 +238,8 @@ impl ZoneInner {
     ) -> Option<Pfn> {
         if order.0 == 0 {
             self.rmqueue_pcp(mt, owner, flags, None)
+        } else if self.pcp_takes(order) {
+            self.rmqueue_pcplist(order, mt, owner, flags, None)
         } else {
             self.rmqueue_locked_block(order, mt, owner, flags)
         }
@@ -543,8 +555,11 @@ impl Zone {
                 cfg.race_hook.is_some(),
                 cfg.trace.is_some(),
                 geo.cpus,
-                geo.pcp_high,
-                geo.pcp_batch,
+                pageset::PcpShape {
+                    high: geo.pcp_high,
+                    batch: geo.pcp_batch,
+                    high_order: geo.pcp_high_order,
+                },
             ),
             movable: movable::MovableRegistry::new(),
             cma: cma_area::CmaArea::new(&geo),

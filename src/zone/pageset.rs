@@ -5,9 +5,10 @@
 //!
 //! See `pcp` for the protection table and the two modes.
 
+use crate::slowpath::PAGE_ALLOC_COSTLY_ORDER;
 use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::sync::{Arc, MutPtr, Mutex, MutexGuard, RwLock, UnsafeCell, Weak};
-use crate::types::MIGRATE_PCPTYPES;
+use crate::types::{MIGRATE_PCPTYPES, Migratetype, Order};
 use crate::vmstat::VmStatDiffs;
 use crossbeam_utils::CachePadded;
 use std::cell::RefCell;
@@ -28,24 +29,146 @@ pub(crate) struct PcpEvents {
     pub(crate) bulk_freed: u64,
 }
 
+/// `NR_PCP_LISTS` with high-order pcps (5.14's 44042b449872, "mm/page_alloc: allow high-order
+/// pages to be stored on the per-cpu lists"): one list per pcp migratetype for each order up to
+/// `PAGE_ALLOC_COSTLY_ORDER`, and one per migratetype for `pageblock_order` (THP), as that
+/// commit merged them (`NR_PCP_THP` 1 list per type; 5.16's 5d0a661d808f later kept one THP
+/// list in all).
+pub(crate) const NR_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER as usize + 2);
+
+/// `pcp_allowed_order(order)` (5.14): whether a block of `order` may be cached on a pcp with
+/// high-order lists (`pageblock_order`: THP).
+///
+/// The kernel's `pageblock_order` is always above `PAGE_ALLOC_COSTLY_ORDER` (9 on x86-64), so
+/// a cached block never spans two pageblocks, which its free path (one pageblock type per
+/// block) relies on. The small geometries here (`pageblock_order` 1 or 2) keep that: orders
+/// above `pageblock_order` are not cached.
+#[inline(always)]
+pub(crate) fn pcp_allowed_order(order: Order, pageblock_order: u32) -> bool {
+    (order.0 <= PAGE_ALLOC_COSTLY_ORDER && order.0 <= pageblock_order) || order.0 == pageblock_order
+}
+
+/// `order_to_pindex(migratetype, order)` for an order [`pcp_allowed_order`] accepts: order `o`
+/// up to `PAGE_ALLOC_COSTLY_ORDER` has the lists `MIGRATE_PCPTYPES * o + mt`, `pageblock_order`
+/// the last `MIGRATE_PCPTYPES`. Order 0 is `mt`'s index, as in 3.17.
+#[inline(always)]
+pub(crate) fn order_to_pindex(list: Migratetype, order: Order) -> usize {
+    let base = if order.0 <= PAGE_ALLOC_COSTLY_ORDER {
+        order.0 as usize
+    } else {
+        PAGE_ALLOC_COSTLY_ORDER as usize + 1
+    };
+    MIGRATE_PCPTYPES * base + list.idx()
+}
+
+/// `pindex_to_order(pindex)`: the order of the blocks on list `pindex`.
+#[inline(always)]
+pub(crate) fn pindex_to_order(pindex: usize, pageblock_order: u32) -> Order {
+    let base = (pindex / MIGRATE_PCPTYPES) as u32;
+    if base > PAGE_ALLOC_COSTLY_ORDER {
+        Order(pageblock_order)
+    } else {
+        Order(base)
+    }
+}
+
+/// The sizes every pcp of a zone is made with: `high`, `batch`, and whether it has high-order
+/// lists.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PcpShape {
+    pub(crate) high: u32,
+    pub(crate) batch: u32,
+    pub(crate) high_order: bool,
+}
+
 /// A pcp's lists (`struct per_cpu_pages`), behind the pcp lock.
 #[derive(Debug)]
 pub(crate) struct PcpLists {
     /// This pcp's "CPU" (its index in the zone's registry): whose vmstat diffs the zone-lock
     /// sections it runs update.
     pub(crate) cpu: usize,
-    /// Pages on all lists.
+    /// Pages on all lists (a block of order `o` counts `2^o`, as 5.14's `pcp->count`).
     pub(crate) count: u32,
-    /// `lists[MIGRATE_PCPTYPES]`; the front is the list head (hot end).
-    pub(crate) lists: [PcpList; MIGRATE_PCPTYPES],
+    /// `lists[NR_PCP_LISTS]`, indexed by [`order_to_pindex`]; the front is the list head (hot
+    /// end). Only the first `nr_lists` are used: 3.17's `MIGRATE_PCPTYPES` order-0 lists, or
+    /// all of them with high-order pcps.
+    pub(crate) lists: [PcpList; NR_PCP_LISTS],
+    /// How many of `lists` are in use (`free_pcppages_bulk` goes round them): 3.17's
+    /// `MIGRATE_PCPTYPES`, or [`NR_PCP_LISTS`].
+    pub(crate) nr_lists: usize,
     pub(crate) events: PcpEvents,
 }
 
 impl PcpLists {
+    /// Empty lists for a pcp of `shape`.
+    ///
+    /// Each list has room for every block the pcp holds in the common case: an order-0 list for
+    /// `high + batch` pages (the most a 3.17 pcp ever holds: a refill of `batch` onto a pcp
+    /// just below `high`, then one free before the batch free), a list of order `o` for
+    /// `(high + batch) >> o` blocks and at least one refill (`max(batch >> o, 2)`). With
+    /// high-order lists a pcp can hold more (a THP of 512 pages on a pcp of `high` 186, or
+    /// blocks that keep `count` above `high` while the batch frees take pages of other lists,
+    /// which 5.14 allows), so every push outside the order-0 fast path checks for room, and a
+    /// block that finds its list full goes to the buddy lists instead.
+    pub(crate) fn new(cpu: usize, shape: PcpShape) -> PcpLists {
+        let PcpShape {
+            high,
+            batch,
+            high_order,
+        } = shape;
+        let pages = high as usize + batch as usize;
+        let nr_lists = if high_order {
+            NR_PCP_LISTS
+        } else {
+            MIGRATE_PCPTYPES
+        };
+        PcpLists {
+            cpu,
+            count: 0,
+            lists: core::array::from_fn(|pindex| {
+                if pindex >= nr_lists {
+                    return PcpList::with_capacity(0);
+                }
+                let o = pindex / MIGRATE_PCPTYPES;
+                if o == 0 {
+                    PcpList::with_capacity(pages)
+                } else {
+                    let refill = (batch as usize >> o.min(31)).max(2);
+                    PcpList::with_capacity((pages >> o.min(31)).max(refill) + 1)
+                }
+            }),
+            nr_lists,
+            events: PcpEvents::default(),
+        }
+    }
+
     /// Pages handed out through this pcp (`pgalloc_normal`): every page that entered
     /// (`pgfree` + refills) and is neither still on it nor freed from it in bulk.
     pub(crate) fn pgalloc(&self) -> u64 {
         self.events.pgfree + self.events.refilled - self.events.bulk_freed - u64::from(self.count)
+    }
+
+    /// Pages on the lists, each list's blocks weighed by their order: what `count` must be.
+    pub(crate) fn listed_pages(&self, pageblock_order: u32) -> u64 {
+        self.lists[..self.nr_lists]
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.len() as u64) << pindex_to_order(i, pageblock_order).0)
+            .sum()
+    }
+
+    /// Every block on the lists: `(head pfn, order, cached migratetype)`.
+    pub(crate) fn blocks(
+        &self,
+        pageblock_order: u32,
+    ) -> impl Iterator<Item = (u64, Order, Migratetype)> + '_ {
+        self.lists[..self.nr_lists]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, q)| {
+                let order = pindex_to_order(i, pageblock_order);
+                q.iter().map(move |e| (u64::from(e.pfn), order, e.mt))
+            })
     }
 }
 
@@ -133,23 +256,14 @@ impl Drop for OwnerLists<'_> {
 }
 
 impl Pcp {
-    fn new(high: u32, batch: u32, cpu: usize) -> Pcp {
-        // A pcp holds at most `high + batch` pages (see `PcpList`), so each list has room for
-        // all of them (256 entries, 2 KiB, at the usual 186 + 31); in usize so no `high`
-        // overflows.
-        let cap = high as usize + batch as usize;
+    fn new(shape: PcpShape, cpu: usize) -> Pcp {
         Pcp {
             in_use: AtomicBool::new(false),
             remote: AtomicBool::new(false),
             count: AtomicU32::new(0),
             barrier: crate::sync::LightBarrier::new(),
             remote_lock: Mutex::new(()),
-            lists: UnsafeCell::new(PcpLists {
-                cpu,
-                count: 0,
-                lists: core::array::from_fn(|_| PcpList::with_capacity(cap)),
-                events: PcpEvents::default(),
-            }),
+            lists: UnsafeCell::new(PcpLists::new(cpu, shape)),
             owned: AtomicBool::new(true),
             cpu,
         }
@@ -368,24 +482,22 @@ pub(crate) struct PcpRegistry {
     /// cache.
     #[cfg_attr(loom, allow(dead_code))]
     uncached: bool,
-    high: u32,
-    batch: u32,
+    shape: PcpShape,
 }
 
 impl PcpRegistry {
     /// The registry of zone `zone_id` with `cpus` CPUs (`None`: per-thread pcps, created on
-    /// demand) of `high`/`batch`.
+    /// demand) of `shape`.
     pub(crate) fn new(
         zone_id: u64,
         zone: Weak<dyn PcpZone>,
         has_hook: bool,
         uncached: bool,
         cpus: Option<u32>,
-        high: u32,
-        batch: u32,
+        shape: PcpShape,
     ) -> Self {
         let per_cpu: Box<[_]> = (0..cpus.unwrap_or(0) as usize)
-            .map(|cpu| Arc::new(CachePadded::new(Pcp::new(high, batch, cpu))))
+            .map(|cpu| Arc::new(CachePadded::new(Pcp::new(shape, cpu))))
             .collect();
         PcpRegistry {
             pcps: Mutex::new(per_cpu.to_vec()),
@@ -395,8 +507,7 @@ impl PcpRegistry {
             has_hook,
             drain_lock: RwLock::new(()),
             uncached,
-            high,
-            batch,
+            shape,
         }
     }
 
@@ -528,11 +639,7 @@ impl PcpRegistry {
                 return p.clone();
             }
         }
-        let p = Arc::new(CachePadded::new(Pcp::new(
-            self.high,
-            self.batch,
-            pcps.len(),
-        )));
+        let p = Arc::new(CachePadded::new(Pcp::new(self.shape, pcps.len())));
         pcps.push(p.clone());
         p
     }

@@ -5,11 +5,11 @@
 //! because that is what the order-0 fast path can afford: a pop or push at the front is a load,
 //! a masked index and two stores, with no wrap-around compare (the capacity is a power of two
 //! and the indices run freely), where `VecDeque` pays a compare and a conditional move on every
-//! operation. Its capacity is fixed when the pcp is made: a pcp never holds more than
-//! `high + batch` pages (a refill of `batch` onto a pcp just below `high`, then one free before
-//! the batch free), so a ring of that size never fills, and a push has no capacity check in
-//! release builds. Indices are masked, so even a broken bound could only overwrite an entry
-//! (caught by debug builds and by `audit`'s count check), never reach outside the ring.
+//! operation. Its capacity is fixed when the pcp is made (see `PcpLists::new`): the order-0
+//! fast path pushes only below `high`, where the ring has room by construction, with no
+//! capacity check in release builds; every other push checks [`PcpList::is_full`] first.
+//! Indices are masked, so even a broken bound could only overwrite an entry (caught by debug
+//! builds and by `audit`'s count check), never reach outside the ring.
 
 use crate::types::Migratetype;
 
@@ -82,6 +82,12 @@ impl PcpList {
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
         self.tail.wrapping_sub(self.head) as usize
+    }
+
+    /// Whether the list has no room for another entry.
+    #[inline(always)]
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.buf.len()
     }
 
     /// Whether the list is empty.
