@@ -324,6 +324,15 @@ fn zone(size: usize, fixes: Fixes) -> Zone {
     zone_in(size, fixes, PcpMode::PerThread)
 }
 
+/// A zone as an allocator user makes it: `ZoneConfig::allocator` (all fixes, high-order pcps).
+fn allocator_zone(size: usize) -> Zone {
+    Zone::new(ZoneConfig {
+        size,
+        ..ZoneConfig::allocator()
+    })
+    .expect("zone")
+}
+
 fn zone_in(size: usize, fixes: Fixes, pcp_mode: PcpMode) -> Zone {
     Zone::new(ZoneConfig {
         size,
@@ -929,6 +938,13 @@ struct HighOrder {
     /// Thread A allocates 64 order-0 pages, thread B frees them: ns per page.
     cross_thread_ns_per_page: f64,
     peer_cross_thread_ns_per_page: f64,
+    /// With high-order pcps (`ZoneConfig::allocator`): the order-1, -2, -3 pairs (the pcp
+    /// serves them, so the zone's cold or warm state no longer matters), ns.
+    hopcp_order_pair_ns: [f64; 3],
+    /// With high-order pcps: order-3 pairs per second, 1 and 2 pinned threads, the speedup.
+    hopcp_order3_pairs_per_s_1t: f64,
+    hopcp_order3_pairs_per_s_2t: f64,
+    hopcp_order3_speedup_2t: f64,
 }
 
 fn high_order(rounds: usize, scale: u64, size: usize) -> HighOrder {
@@ -947,6 +963,10 @@ fn high_order(rounds: usize, scale: u64, size: usize) -> HighOrder {
         peer_order3_speedup_2t: 0.0,
         cross_thread_ns_per_page: 0.0,
         peer_cross_thread_ns_per_page: 0.0,
+        hopcp_order_pair_ns: [0.0; 3],
+        hopcp_order3_pairs_per_s_1t: 0.0,
+        hopcp_order3_pairs_per_s_2t: 0.0,
+        hopcp_order3_speedup_2t: 0.0,
     };
     for (i, k) in (1..=3u32).enumerate() {
         let order = Order(k);
@@ -964,7 +984,20 @@ fn high_order(rounds: usize, scale: u64, size: usize) -> HighOrder {
         z.drain_all_pages();
         let r = z.audit();
         assert!(r.is_ok() && r.true_free_pages == r.managed_pages, "{r}");
+        let hz = allocator_zone(size);
+        h.hopcp_order_pair_ns[i] = ns_per_op(rounds, iters, |n| order_pairs(&hz, order, n));
+        hz.drain_all_pages();
+        let r = hz.audit();
+        assert!(r.is_ok() && r.true_free_pages == r.managed_pages, "{r}");
     }
+    let hz = allocator_zone(size);
+    let ours = |n: u64| order_pairs(&hz, Order(3), n);
+    h.hopcp_order3_pairs_per_s_1t = pairs_per_s(1, rounds, iters, &ours);
+    h.hopcp_order3_pairs_per_s_2t = pairs_per_s(2, rounds, iters, &ours);
+    h.hopcp_order3_speedup_2t = h.hopcp_order3_pairs_per_s_2t / h.hopcp_order3_pairs_per_s_1t;
+    hz.drain_all_pages();
+    let r = hz.audit();
+    assert!(r.is_ok() && r.true_free_pages == r.managed_pages, "{r}");
 
     let z = zone(size, Fixes::ALL);
     let ours = |n: u64| order_pairs(&z, Order(3), n);
@@ -1046,6 +1079,38 @@ fn print_high_order(h: &HighOrder) {
         "cross-thread, A allocs 64, B frees (ns/page)",
         peer / ours
     );
+    println!(
+        "\nwith high-order pcps (ZoneConfig::allocator; ratio: high-order pcps / 3.17 pcps, \
+         cold zone; < 1 is faster)"
+    );
+    println!(
+        "{:<40} {:>12} {:>12} {:>8}",
+        "figure", "hi-order", "3.17 pcps", "ratio"
+    );
+    for (i, k) in (1..=3).enumerate() {
+        let (ours, old) = (h.hopcp_order_pair_ns[i], h.order_pair_cold_ns[i]);
+        let name = format!("order-{k} pair (ns)");
+        println!("{name:<40} {ours:>12.3} {old:>12.3} {:>8.2}", ours / old);
+    }
+    for (name, ours, old) in [
+        (
+            "order-3 pairs/s, 1 thread (M)",
+            h.hopcp_order3_pairs_per_s_1t / 1e6,
+            h.order3_pairs_per_s_1t / 1e6,
+        ),
+        (
+            "order-3 pairs/s, 2 threads (M)",
+            h.hopcp_order3_pairs_per_s_2t / 1e6,
+            h.order3_pairs_per_s_2t / 1e6,
+        ),
+        (
+            "  2-thread speedup",
+            h.hopcp_order3_speedup_2t,
+            h.order3_speedup_2t,
+        ),
+    ] {
+        println!("{name:<40} {ours:>12.3} {old:>12.3} {:>8.2}", ours / old);
+    }
 }
 
 // ---- zone-lock holds on a 16 GiB zone (issue 18 item 4) ----

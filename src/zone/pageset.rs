@@ -482,6 +482,9 @@ pub(crate) struct PcpRegistry {
     /// cache.
     #[cfg_attr(loom, allow(dead_code))]
     uncached: bool,
+    /// Per-CPU pcps, no race hook, no trace: the per-CPU leaf paths may run.
+    #[cfg_attr(loom, allow(dead_code))]
+    cpu_fast: bool,
     shape: PcpShape,
 }
 
@@ -507,6 +510,7 @@ impl PcpRegistry {
             has_hook,
             drain_lock: RwLock::new(()),
             uncached,
+            cpu_fast: cpus.is_some() && !has_hook && !uncached,
             shape,
         }
     }
@@ -776,6 +780,19 @@ impl PcpRegistry {
             return self.with_cpu_lists(f);
         }
         self.with_thread_lists_slow(f)
+    }
+
+    /// Per-CPU mode's way to the calling thread's CPU pcp for the leaf paths: `None` in
+    /// per-thread mode, and for a zone with a race hook or a trace (whose full paths check
+    /// them).
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(crate) fn cpu_fast(&self) -> Option<&Pcp> {
+        if !self.cpu_fast {
+            return None;
+        }
+        let cpu = crate::cpu::current(self.per_cpu.len());
+        self.per_cpu.get(cpu).map(|p| &***p)
     }
 
     /// Whether the pcps are per CPU.
