@@ -318,6 +318,47 @@ mod r2 {
     }
 }
 
+/// R2 with a high-order pcp (`ZoneConfig::pcp_high_order`, 5.14): the order-1 block 16 cached
+/// as CMA on A's pcp, pageblock {16..20} isolated, the isolation's drain frees the block as
+/// CMA, merging it with its buddy 18 on the Isolate list. Patch 2's recheck closes it for
+/// blocks as for pages.
+mod r2_high_order {
+    use super::*;
+
+    fn run(name: &str, fixes: Fixes) {
+        model(name, 3, move || {
+            let zone = zone(ZoneConfig {
+                max_order: 4,
+                pageblock_order: 2,
+                cma_size: 16 * PAGE_SIZE,
+                fixes,
+                pcp_high_order: true,
+                ..ZoneConfig::tiny(32)
+            });
+            fill(&zone, Order(1));
+            free_now(&zone, 18, 1);
+            frees_racing(&zone, &[(16, 1)], |z| {
+                z.set_migratetype_isolate(Pfn(16)).unwrap();
+            });
+            zone.unset_migratetype_isolate(Pfn(16), Migratetype::Cma)
+                .unwrap();
+            zone.audit().assert_ok();
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "pagealloc audit failed")]
+    fn caught_with_3_17() {
+        run("r2-high-order/none", Fixes::NONE);
+    }
+
+    #[test]
+    fn fixed_by_patch_2() {
+        run("r2-high-order/seed", Fixes::SEED);
+        run("r2-high-order/all", Fixes::ALL);
+    }
+}
+
 /// R3a: `start_isolate_page_range` over the top block {8..12} has isolated Pa {8, 9} but not
 /// yet Pb {10, 11}, whose order-1 block is free; thread A frees the order-1 block 8 into Pa
 /// as Isolate and merges it with Pb's counted free block onto the Isolate list.
