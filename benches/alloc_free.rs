@@ -19,7 +19,11 @@
 //!   threads started together (compare with `..._order3_pair_cold` for the speedup: 2 × the
 //!   1-thread time / this time);
 //! - `{ours,peer}_cross_thread_64`: one iteration is 64 order-0 pages allocated on one thread
-//!   and freed on another (divide by 64 for ns per page).
+//!   and freed on another (divide by 64 for ns per page);
+//! - `hopcp_order{1,2,3}_pair` and `hopcp_order3_2threads`: ours with high-order pcps
+//!   (`ZoneConfig::allocator`), where the thread's pcp serves the pair (compare with
+//!   `ours_order{k}_pair_cold`, the 3.17 pcps, for the gain, and with `hopcp_order3_pair` for
+//!   the 2-thread speedup).
 //!
 //! After criterion, a ratio table (peer ns / ours ns) from plain timed loops: the median of 5
 //! rounds of `ROUND` pairs each.
@@ -176,6 +180,25 @@ fn bench_high_order(c: &mut Criterion) {
         drop(held);
         peer.lock().dealloc(held_peer, count);
     }
+    let hopcp = Zone::new(ZoneConfig {
+        size: ZONE_BYTES,
+        ..ZoneConfig::allocator()
+    })
+    .expect("zone");
+    for k in 1..=3u32 {
+        g.bench_function(format!("hopcp_order{k}_pair"), |b| {
+            b.iter(|| ours_pair(&hopcp, Order(k)))
+        });
+    }
+    g.bench_function("hopcp_order3_2threads", |b| {
+        b.iter_custom(|iters| threaded(2, iters, &|| ours_pair(&hopcp, Order(3))))
+    });
+    hopcp.drain_all_pages();
+    let r = hopcp.audit();
+    assert!(
+        r.is_ok() && r.true_free_pages == r.managed_pages,
+        "after the high-order pcp benches: {r}"
+    );
     let zone = new_zone(PcpMode::PerThread);
     let peer = peer(zone.geometry().nr_pages as usize);
     g.bench_function("ours_order3_2threads", |b| {

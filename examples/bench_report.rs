@@ -76,6 +76,8 @@ struct Opts {
 enum Workload {
     // Order-0 alloc+free pairs through the pcp.
     Pcp,
+    // Order-3 alloc+free pairs through a high-order pcp (ZoneConfig::pcp_high_order).
+    Order3Pcp,
     // The fixes-overhead workload (`mixed`).
     Mixed,
     // The oversubscription latency test alone (512 threads, a 64 MiB zone near full), its
@@ -107,6 +109,7 @@ fn workload(o: &Opts, w: Workload) {
         trace: o
             .traced
             .then(|| Trace::create("/dev/null", TraceOptions::default()).expect("/dev/null")),
+        pcp_high_order: matches!(w, Workload::Order3Pcp),
         ..ZoneConfig::default()
     })
     .expect("zone");
@@ -118,6 +121,7 @@ fn workload(o: &Opts, w: Workload) {
     }
     match w {
         Workload::Pcp => pcp_pairs(&z, o.ops),
+        Workload::Order3Pcp => order_pairs(&z, Order(3), o.ops),
         Workload::Mixed => mixed(&z, o.ops),
         Workload::Oversub => unreachable!("handled above"),
     }

@@ -50,7 +50,7 @@ impl ZoneInner {
     #[inline(always)]
     pub(crate) fn free_hot_cold_page(&self, pfn: Pfn, cold: bool) {
         #[cfg(not(loom))]
-        if self.free_hot_cold_page_fast(pfn, cold) {
+        if self.free_pcp_fast(pfn, Order(0), cold) {
             return;
         }
         self.free_hot_cold_page_past_cache(pfn, cold);
@@ -95,14 +95,15 @@ impl ZoneInner {
         })
     }
 
-    /// The common case of [`free_hot_cold_page`](Self::free_hot_cold_page), as a leaf: no
-    /// race hook, a pageblock type the pcp takes, the calling thread's cached per-thread pcp
+    /// The common case of [`free_hot_cold_page`](Self::free_hot_cold_page) (and of a
+    /// high-order free with high-order pcps: `order` is a constant at each caller), as a leaf:
+    /// no race hook, a pageblock type the pcp takes, the calling thread's cached per-thread pcp
     /// free of remote sessions, and room below `high`. Returns `false`, having changed
     /// nothing, in every other case; the slow path then does the whole free (its second
     /// unlocked read of the pageblock type is as racy as the first, whose value was unused).
     #[cfg(not(loom))]
     #[inline(always)]
-    fn free_hot_cold_page_fast(&self, pfn: Pfn, cold: bool) -> bool {
+    fn free_pcp_fast(&self, pfn: Pfn, order: Order, cold: bool) -> bool {
         if self.hook.is_some() {
             return false;
         }
@@ -120,12 +121,24 @@ impl ZoneInner {
         let Some(mut l) = pcp.try_owner_light() else {
             return false;
         };
-        if l.count + 1 >= self.geo.pcp_high {
+        if l.count + (1 << order.0) >= self.geo.pcp_high {
             return false;
         }
-        // Below `high` the order-0 list has room (see `PcpLists::new`).
-        self.pcp_push(&mut l, pfn, Order(0), mt, list.idx(), cold);
+        // Below `high` the list has room (see `PcpLists::new`).
+        self.pcp_push(&mut l, pfn, order, mt, order_to_pindex(list, order), cold);
         true
+    }
+
+    /// A free of a block of `order` > 0 that high-order pcps take (5.14's `free_unref_page`):
+    /// the leaf, else the full path. Out of line, so that the order-0 free stays small where
+    /// it is inlined.
+    #[inline(never)]
+    pub(crate) fn free_pcp_high_order(&self, pfn: Pfn, order: Order) {
+        #[cfg(not(loom))]
+        if self.free_pcp_fast(pfn, order, false) {
+            return;
+        }
+        self.free_unref_page(pfn, order, false);
     }
 
     /// `free_unref_page(page, order)` in full (3.17's `free_hot_cold_page` for order 0; 5.14's
@@ -225,7 +238,7 @@ impl ZoneInner {
         trace_as: Option<Gfp>,
     ) -> Option<Pfn> {
         #[cfg(not(loom))]
-        if let Some(pfn) = self.rmqueue_pcp_fast(mt, owner) {
+        if let Some(pfn) = self.rmqueue_pcp_fast(mt, Order(0), owner) {
             return Some(pfn);
         }
         self.rmqueue_pcp_past_cache(mt, owner, flags, trace_as)
@@ -264,18 +277,24 @@ impl ZoneInner {
         })
     }
 
-    /// The common case of [`rmqueue_pcp`](Self::rmqueue_pcp), as a leaf: the calling
-    /// thread's cached per-thread pcp, free of remote sessions, has a page on the list for
-    /// `mt`. `None`, having changed nothing, otherwise.
+    /// The common case of [`rmqueue_pcp`](Self::rmqueue_pcp) (and of a high-order allocation
+    /// with high-order pcps: `order` is a constant at each caller), as a leaf: the calling
+    /// thread's cached per-thread pcp, free of remote sessions, has a block on the list for
+    /// `mt` and `order`. `None`, having changed nothing, otherwise.
     #[cfg(not(loom))]
     #[inline(always)]
-    fn rmqueue_pcp_fast(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
+    pub(crate) fn rmqueue_pcp_fast(
+        &self,
+        mt: Migratetype,
+        order: Order,
+        owner: Owner,
+    ) -> Option<Pfn> {
         let mut l = self.pcps.cached()?.try_owner_light()?;
-        let e = l.lists[mt.idx()].pop_front()?;
-        l.count -= 1;
+        let e = l.lists[order_to_pindex(mt, order)].pop_front()?;
+        l.count -= 1 << order.0;
         let pfn = Pfn(u64::from(e.pfn));
         self.state
-            .set_alloc(pfn, Order(0), mt == Migratetype::Movable, owner);
+            .set_alloc(pfn, order, mt == Migratetype::Movable, owner);
         Some(pfn)
     }
 

@@ -201,7 +201,7 @@ impl ZoneInner {
         if order.0 == 0 {
             self.free_hot_cold_page(pfn, false);
         } else if self.pcp_takes(order) {
-            self.free_unref_page(pfn, order, false);
+            self.free_pcp_high_order(pfn, order);
         } else {
             self.free_pages_ok(pfn, order);
         }
@@ -295,11 +295,19 @@ impl ZoneInner {
         mt: Migratetype,
         owner: Owner,
     ) -> Result<Pfn, AllocError> {
-        // The order-0 fast path inline; everything else (larger orders, bad arguments, an
-        // empty zone) out of line.
+        // The order-0 fast path inline, and the leaf of the high-order pcps; everything else
+        // (larger orders, bad arguments, an empty zone) out of line.
         if order.0 == 0 && mt.is_pcp_type() {
             let traced = Some(Gfp::for_migratetype(mt)); // traced off the pcp cache's path
             if let Some(pfn) = self.rmqueue_pcp(mt, owner, AllocFlags::NO_WATERMARKS, traced) {
+                return Ok(pfn);
+            }
+        } else {
+            #[cfg(not(loom))]
+            if mt.is_pcp_type()
+                && self.pcp_takes(order)
+                && let Some(pfn) = self.rmqueue_pcp_fast(mt, order, owner)
+            {
                 return Ok(pfn);
             }
         }
