@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per operation on the fast paths, counted by callgrind (deterministic, unlike
-# timings on a shared 2-core machine): the order-0 pcp alloc+free pair, and the cost of the
+# timings on a shared 2-core machine): the order-0 pcp alloc+free pair (per-thread and per-CPU
+# pcps), the order-3 pair through a high-order pcp (ZoneConfig::pcp_high_order), and the cost of the
 # fixes (Fixes::ALL against Fixes::NONE) on bench_report's mixed workload, with no isolation
 # and with one top-order block isolated elsewhere in the zone.
 #
@@ -26,12 +27,16 @@ per_op() { # args: workload arguments; prints instructions per op
 }
 
 pair=$(per_op --workload pcp --fixes all)
+cpupair=$(per_op --workload pcp --fixes all --cpus 2)
+odr3pair=$(per_op --workload order3-pcp --fixes all)
 none=$(per_op --workload mixed --fixes none)
 all=$(per_op --workload mixed --fixes all)
 inone=$(per_op --workload mixed --fixes none --isolated)
 iall=$(per_op --workload mixed --fixes all --isolated)
 printf '%-52s %8s\n' "figure" "instr/op"
 printf '%-52s %8d\n' "order-0 alloc+free pair through the pcp" "$pair"
+printf '%-52s %8d\n' "order-0 pair through a per-CPU pcp (PerCpu(2))" "$cpupair"
+printf '%-52s %8d\n' "order-3 pair through a high-order pcp" "$odr3pair"
 printf '%-52s %8d\n' "mixed workload, NONE" "$none"
 printf '%-52s %8d\n' "mixed workload, ALL" "$all"
 printf '%-52s %8d\n' "mixed workload, one block isolated, NONE" "$inone"

@@ -21,6 +21,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`ZoneConfig::default`] is the 3.17 model the race experiments use (no fixes, order-0
+//! pcps). As a plain page-frame allocator, start from [`ZoneConfig::allocator`]: every fix on,
+//! and high-order pcps (5.14's), so that orders 1–3 stay off the zone lock too.
+//!
 //! ## Map
 //! | module | owns | kernel |
 //! | --- | --- | --- |
@@ -39,7 +43,7 @@
 //! | `vmscan` | [`Shrinker`]s, direct reclaim, [`Kswapd`] | `mm/vmscan.c` |
 //! | `cpu` | which CPU a thread is on ([`set_thread_cpu`]) for [`PcpMode::PerCpu`] | `smp_processor_id` |
 //! | `vmstat` | [`ZoneStatItem`]: per-CPU counter diffs folded past `stat_threshold` | `mm/vmstat.c` |
-//! | `pcp` | per-thread or per-CPU caches ([`PcpMode`]), `drain_all_pages` | `per_cpu_pages` |
+//! | `pcp` | per-thread or per-CPU caches ([`PcpMode`]), of order 0 or (5.14's) also orders 1–3 and `pageblock_order`, `drain_all_pages` | `per_cpu_pages` |
 //! | `isolate` | pageblock isolation, memory offline | `mm/page_isolation.c`, `mm/memory_hotplug.c` |
 //! | `cma` | [`Cma`], `alloc_contig_range` | `mm/cma.c`, `mm/page_alloc.c` |
 //! | `fixes` | [`Fixes`]: the 2014 patches and the later fixes as flags | the decision table |

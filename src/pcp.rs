@@ -9,6 +9,13 @@
 //! `page->index`), which is what race R2 is about. A pcp's index in the registry is its "CPU":
 //! the vmstat diffs its zone-lock sections update (see `vmstat`).
 //!
+//! With [`ZoneConfig::pcp_high_order`](crate::ZoneConfig::pcp_high_order) a pcp has three
+//! such lists for each of orders 0 to 3 and `pageblock_order` (5.14's 44042b449872), `count`
+//! is in pages, a refill takes `max(batch >> order, 2)` blocks, and the batch free goes round
+//! all fifteen lists, a block of order `o` counting `2^o` pages. A block of order 1–3 cached
+//! as CMA and drained into a pageblock isolated meanwhile is R2 with a bigger block: patch 2's
+//! recheck covers it (`tests/pcp_high_order.rs`, loom `r2-high-order`).
+//!
 //! # Protection
 //! | state | lock |
 //! | --- | --- |
@@ -28,8 +35,10 @@
 //! at thread exit: no pcp belongs to a thread, and pages stay on the CPU's pcp, as in 3.17.
 //!
 //! # Kernel functions mirrored
-//! `free_hot_cold_page` ([`ZoneInner::free_hot_cold_page`]), `buffered_rmqueue`'s order-0
-//! branch ([`ZoneInner::rmqueue_pcp`]), `rmqueue_bulk`, `free_pcppages_bulk` (3.17 round-robin),
+//! `free_hot_cold_page` ([`ZoneInner::free_hot_cold_page`]; 5.14's `free_unref_page` for high
+//! orders, [`ZoneInner::free_unref_page`]), `buffered_rmqueue`'s order-0 branch
+//! ([`ZoneInner::rmqueue_pcp`]; 5.14's `rmqueue_pcplist`, [`ZoneInner::rmqueue_pcplist`]),
+//! `rmqueue_bulk`, `free_pcppages_bulk` (3.17 round-robin; 5.14's over the high-order lists),
 //! `drain_pages`, `drain_all_pages` (per-CPU: 3.17's scan of `cpus_with_pcps`, then
 //! `on_each_cpu_mask`).
 
