@@ -154,7 +154,7 @@ use common::{
     install_signal_handlers, ledger_json, ledger_lines, positive_multiple_of_4, splitmix64,
     stopped, usage_error, vmstat_drift, vmstat_timer,
 };
-use kbuild::{Kbuild, KbuildStats, SeedShapeOpts};
+use kbuild::{Kbuild, KbuildStats, SeedShapeOpts, Thp};
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -252,6 +252,19 @@ struct Args {
         verbatim_doc_comment
     )]
     pcp_fraction: Option<u64>,
+    /// With --seed-shape: transparent huge pages for the build's jobs:
+    /// always (3.17's default: THP faults where cc1's memory layout allows,
+    /// examples/common/kbuild.rs), never (every fault order 0), or
+    /// ggc-aligned (diagnostic, not the seed's machine: gcc patched to map
+    /// its GC heap in 2 MiB-aligned chunks, every 2 MiB a THP fault)
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = Thp::Always,
+        requires = "seed_shape",
+        verbatim_doc_comment
+    )]
+    thp: Thp,
     /// Run the `all` fix set again and again until Ctrl-C, one line per round
     #[arg(long)]
     soak: bool,
@@ -1225,6 +1238,9 @@ struct RunResult {
     attempts: u32,
     ok: u32,
     busy: u32,
+    /// `alloc_contig_range` calls that failed inside the CMA allocations (each retried at
+    /// the next aligned position, or ending the allocation).
+    busy_attempts: u64,
     migrated: u64,
     report: AuditReport,
     verify_errors: u64,
@@ -1394,6 +1410,7 @@ fn run_one(
         attempts: 0,
         ok: 0,
         busy: 0,
+        busy_attempts: 0,
         migrated: 0,
         report: AuditReport::default(),
         verify_errors: 0,
@@ -1443,6 +1460,7 @@ fn run_one(
                                 seed,
                                 args.threads,
                                 ncpus,
+                                args.thp,
                                 cache,
                                 &ctl.pressure,
                                 &ctl.stop,
@@ -1610,6 +1628,7 @@ fn run_one(
         );
     }
     drop(kbuild);
+    res.busy_attempts = cma.area().busy_attempts();
     res.verify_errors += res.workers.verify_errors;
     res.parked_frees = park.map_or(0, |p| p.parked.load(Ordering::Relaxed));
     // --page-cache: stop kswapd, report, give the cache back before the final audit.
@@ -1652,6 +1671,8 @@ struct RunJson {
     cma_attempts: u32,
     cma_ok: u32,
     cma_busy: u32,
+    /// Failed `alloc_contig_range` calls inside the CMA allocations (retries included).
+    cma_busy_attempts: u64,
     migrated_pages: u64,
     drift_free: i64,
     drift_cma: i64,
@@ -1704,6 +1725,7 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         cma_attempts: r.attempts,
         cma_ok: r.ok,
         cma_busy: r.busy,
+        cma_busy_attempts: r.busy_attempts,
         migrated_pages: r.migrated,
         drift_free: rep.drift_free,
         drift_cma: rep.drift_cma,
@@ -1746,6 +1768,9 @@ fn print_table(runs: &[RunResult]) {
         format!("{}/{}", r.ok, r.attempts)
     });
     row("CMA allocations busy", &|r| r.busy.to_string());
+    row("CMA attempts busy (retried)", &|r| {
+        r.busy_attempts.to_string()
+    });
     row("free pages missed", &|r| {
         r.report.drift_free.unsigned_abs().to_string()
     });
