@@ -42,7 +42,8 @@
 //!   really on the non-`Isolate` free lists (the seed's definition of a free page); the signed
 //!   drift is printed too (negative: the counter lost pages);
 //! - **CMA free pages missed** = |`drift_cma`| (`NR_FREE_CMA_PAGES` − pages on the CMA lists);
-//! - CMA allocations succeeded / busy; **pages migrated** (`pgmigrate_success` from
+//! - CMA allocations succeeded / busy (failed for good); CMA attempts busy: every failed
+//!   `alloc_contig_range` inside them, retried or not; **pages migrated** (`pgmigrate_success` from
 //!   `vmstat()`); misplaced blocks (free blocks on a list that disagrees with their
 //!   pageblock's type); the audit verdict; pattern errors (pages whose bytes changed under
 //!   their owner, e.g. a migration that lost them).
@@ -115,8 +116,12 @@
 //! (1 s with `--quick`), and instead of the synthetic workers above a kernel build
 //! (`examples/common/kbuild.rs`: 16 job slots running compile jobs that exec, read their
 //! source and the shared headers, fault in anonymous memory, write their object and exit); the
-//! CMA allocations start once every job slot has finished a job. It refuses the flags it
-//! sets. `scripts/seed_experiment.sh` measures it per preset and writes
+//! CMA allocations start once every job slot has finished a job. The jobs' transparent huge
+//! pages follow `--thp` (`always`, 3.17's default: THP faults where cc1's memory layout
+//! allows them; `never`; `ggc-aligned`, a diagnostic with every 2 MiB of a job a THP fault):
+//! a THP in a CMA range makes that `alloc_contig_range` busy, and `cma_alloc` retries at the
+//! next aligned position ("CMA attempts busy (retried)"). It refuses the flags it sets.
+//! `scripts/seed_experiment.sh` measures it per preset and writes
 //! `docs/seed-experiment.md`'s tables.
 //!
 //! ```text
