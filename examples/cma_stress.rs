@@ -42,7 +42,8 @@
 //!   really on the non-`Isolate` free lists (the seed's definition of a free page); the signed
 //!   drift is printed too (negative: the counter lost pages);
 //! - **CMA free pages missed** = |`drift_cma`| (`NR_FREE_CMA_PAGES` − pages on the CMA lists);
-//! - CMA allocations succeeded / busy; **pages migrated** (`pgmigrate_success` from
+//! - CMA allocations succeeded / busy (failed for good); CMA attempts busy: every failed
+//!   `alloc_contig_range` inside them, retried or not; **pages migrated** (`pgmigrate_success` from
 //!   `vmstat()`); misplaced blocks (free blocks on a list that disagrees with their
 //!   pageblock's type); the audit verdict; pattern errors (pages whose bytes changed under
 //!   their owner, e.g. a migration that lost them).
@@ -115,8 +116,12 @@
 //! (1 s with `--quick`), and instead of the synthetic workers above a kernel build
 //! (`examples/common/kbuild.rs`: 16 job slots running compile jobs that exec, read their
 //! source and the shared headers, fault in anonymous memory, write their object and exit); the
-//! CMA allocations start once every job slot has finished a job. It refuses the flags it
-//! sets. `scripts/seed_experiment.sh` measures it per preset and writes
+//! CMA allocations start once every job slot has finished a job. The jobs' transparent huge
+//! pages follow `--thp` (`always`, 3.17's default: THP faults where cc1's memory layout
+//! allows them; `never`; `ggc-aligned`, a diagnostic with every 2 MiB of a job a THP fault):
+//! a THP in a CMA range makes that `alloc_contig_range` busy, and `cma_alloc` retries at the
+//! next aligned position ("CMA attempts busy (retried)"). It refuses the flags it sets.
+//! `scripts/seed_experiment.sh` measures it per preset and writes
 //! `docs/seed-experiment.md`'s tables.
 //!
 //! ```text
@@ -154,7 +159,7 @@ use common::{
     install_signal_handlers, ledger_json, ledger_lines, positive_multiple_of_4, splitmix64,
     stopped, usage_error, vmstat_drift, vmstat_timer,
 };
-use kbuild::{Kbuild, KbuildStats, SeedShapeOpts};
+use kbuild::{Kbuild, KbuildStats, SeedShapeOpts, Thp};
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -252,6 +257,19 @@ struct Args {
         verbatim_doc_comment
     )]
     pcp_fraction: Option<u64>,
+    /// With --seed-shape: transparent huge pages for the build's jobs:
+    /// always (3.17's default: THP faults where cc1's memory layout allows,
+    /// examples/common/kbuild.rs), never (every fault order 0), or
+    /// ggc-aligned (diagnostic, not the seed's machine: gcc patched to map
+    /// its GC heap in 2 MiB-aligned chunks, every 2 MiB a THP fault)
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = Thp::Always,
+        requires = "seed_shape",
+        verbatim_doc_comment
+    )]
+    thp: Thp,
     /// Run the `all` fix set again and again until Ctrl-C, one line per round
     #[arg(long)]
     soak: bool,
@@ -1225,6 +1243,9 @@ struct RunResult {
     attempts: u32,
     ok: u32,
     busy: u32,
+    /// `alloc_contig_range` calls that failed inside the CMA allocations (each retried at
+    /// the next aligned position, or ending the allocation).
+    busy_attempts: u64,
     migrated: u64,
     report: AuditReport,
     verify_errors: u64,
@@ -1394,6 +1415,7 @@ fn run_one(
         attempts: 0,
         ok: 0,
         busy: 0,
+        busy_attempts: 0,
         migrated: 0,
         report: AuditReport::default(),
         verify_errors: 0,
@@ -1443,6 +1465,7 @@ fn run_one(
                                 seed,
                                 args.threads,
                                 ncpus,
+                                args.thp,
                                 cache,
                                 &ctl.pressure,
                                 &ctl.stop,
@@ -1610,6 +1633,7 @@ fn run_one(
         );
     }
     drop(kbuild);
+    res.busy_attempts = cma.area().busy_attempts();
     res.verify_errors += res.workers.verify_errors;
     res.parked_frees = park.map_or(0, |p| p.parked.load(Ordering::Relaxed));
     // --page-cache: stop kswapd, report, give the cache back before the final audit.
@@ -1652,6 +1676,8 @@ struct RunJson {
     cma_attempts: u32,
     cma_ok: u32,
     cma_busy: u32,
+    /// Failed `alloc_contig_range` calls inside the CMA allocations (retries included).
+    cma_busy_attempts: u64,
     migrated_pages: u64,
     drift_free: i64,
     drift_cma: i64,
@@ -1704,6 +1730,7 @@ fn json_run(r: &RunResult, args: &Args) -> RunJson {
         cma_attempts: r.attempts,
         cma_ok: r.ok,
         cma_busy: r.busy,
+        cma_busy_attempts: r.busy_attempts,
         migrated_pages: r.migrated,
         drift_free: rep.drift_free,
         drift_cma: rep.drift_cma,
@@ -1746,6 +1773,9 @@ fn print_table(runs: &[RunResult]) {
         format!("{}/{}", r.ok, r.attempts)
     });
     row("CMA allocations busy", &|r| r.busy.to_string());
+    row("CMA attempts busy (retried)", &|r| {
+        r.busy_attempts.to_string()
+    });
     row("free pages missed", &|r| {
         r.report.drift_free.unsigned_abs().to_string()
     });

@@ -9,6 +9,7 @@
 #   QUICK=3 FULL=0 scripts/seed_experiment.sh      # quick runs only (about 2.6 minutes per run of the five presets)
 #   OUT=- scripts/seed_experiment.sh               # print the block instead of editing the doc
 #   KEEP=dir scripts/seed_experiment.sh            # keep each run's --json line in dir
+#   DIAG=3 scripts/seed_experiment.sh              # also 3 quick runs of none and all with --thp ggc-aligned (a diagnostic, not the seed's machine)
 #
 # A --quick run of the five presets takes 5 x 31 s; a full run of none and all 2 x 151 s.
 # Threaded runs are not repeatable (a seed fixes the workload's choices, not the interleaving):
@@ -17,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK="${QUICK:-5}"
 FULL="${FULL:-2}"
+DIAG="${DIAG:-0}"
 OUT="${OUT:-docs/seed-experiment.md}"
 cargo build --release -q -p pagealloc-demo
 bin=target/release/cma_stress
@@ -39,11 +41,14 @@ done
 for i in $(seq 1 "$FULL"); do
   run "$tmp/full.$i.json" --seed-shape --fixes 'none;all' --seed "$((100 + i))"
 done
+for i in $(seq 1 "$DIAG"); do
+  run "$tmp/diag.$i.json" --seed-shape --quick --thp ggc-aligned --fixes 'none;all' --seed "$i"
+done
 load1=$(cut -d' ' -f1 /proc/loadavg)
 
-python3 - "$tmp" "$QUICK" "$FULL" "$OUT" "$load0" "$load1" <<'PY'
+python3 - "$tmp" "$QUICK" "$FULL" "$OUT" "$load0" "$load1" "$DIAG" <<'PY'
 import json, os, subprocess, sys, datetime, platform, collections
-tmp, quick, full, out, load0, load1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+tmp, quick, full, out, load0, load1, diag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7])
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
@@ -57,8 +62,8 @@ def section(kind, n, title, presets):
         return
     runs = [json.load(open(f"{tmp}/{kind}.{i}.json"))["runs"] for i in range(1, n + 1)]
     lines.extend([f"**{title}**, {n} run(s) (seeds as listed):", "",
-                  "| fixes | seed | free pages missed (NR_FREE_PAGES drift) | CMA free pages missed (NR_FREE_CMA_PAGES drift) | as zone_page_state showed it | CMA ok / busy | CMA ms mean / max | pages migrated | compile jobs | audit | ledger (race on path: events, free/CMA pages) |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"])
+                  "| fixes | seed | free pages missed (NR_FREE_PAGES drift) | CMA free pages missed (NR_FREE_CMA_PAGES drift) | as zone_page_state showed it | CMA ok / busy | busy attempts (retried) | CMA ms mean / max | pages migrated | compile jobs (killed) | THP faults / fallbacks | audit | ledger (race on path: events, free/CMA pages) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"])
     for p in presets:
         for run in runs:
             for r in run:
@@ -67,11 +72,12 @@ def section(kind, n, title, presets):
                 led = "; ".join(f"{e['race']} on {e['path']}: {e['events']}, {e['free']:+}/{e['cma']:+}" for e in r["ledger"]) or "—"
                 kb = r.get("kbuild", {})
                 lines.append(f"| `{p}` | {r['seed']} | {r['free_pages_missed']} ({r['drift_free']:+}) | {r['cma_free_pages_missed']} ({r['drift_cma']:+}) "
-                             f"| {r['vmstat_drift_free']:+}/{r['vmstat_drift_cma']:+} | {r['cma_ok']}/{r['cma_busy']} "
-                             f"| {r['cma_ms_mean']:.1f} / {r['cma_ms_max']:.1f} | {r['migrated_pages']} | {kb.get('processes', '—')} "
+                             f"| {r['vmstat_drift_free']:+}/{r['vmstat_drift_cma']:+} | {r['cma_ok']}/{r['cma_busy']} | {r.get('cma_busy_attempts', '—')} "
+                             f"| {r['cma_ms_mean']:.1f} / {r['cma_ms_max']:.1f} | {r['migrated_pages']} | {kb.get('processes', '—')} ({kb.get('killed', '—')}) "
+                             f"| {kb.get('thp_fault_alloc', '—')} / {kb.get('thp_fault_fallback', '—')} "
                              f"| {'ok' if r['audit_ok'] else 'FAILED'} | {led} |")
     # Per preset: the range of the misses and the ledger summed over the runs.
-    lines.extend(["", "| fixes | runs | free pages missed: range | runs with drift 0 and a clean audit | ledger summed over the runs |", "| --- | --- | --- | --- | --- |"])
+    lines.extend(["", "| fixes | runs | free pages missed: range | runs with drift 0 and a clean audit | busy attempts, all runs | ledger summed over the runs |", "| --- | --- | --- | --- | --- | --- |"])
     for p in presets:
         rs = [r for run in runs for r in run if r["fixes"] == p]
         if not rs:
@@ -85,10 +91,12 @@ def section(kind, n, title, presets):
                 a = led.setdefault(k, [0, 0, 0])
                 a[0] += e["events"]; a[1] += e["free"]; a[2] += e["cma"]
         ls = "; ".join(f"{k[0]} on {k[1]}: {v[0]}, {v[1]:+}/{v[2]:+}" for k, v in led.items()) or "—"
-        lines.append(f"| `{p}` | {len(rs)} | {miss[0]} to {miss[-1]} | {clean} of {len(rs)} | {ls} |")
+        busy = sum(r.get("cma_busy_attempts", 0) for r in rs)
+        lines.append(f"| `{p}` | {len(rs)} | {miss[0]} to {miss[-1]} | {clean} of {len(rs)} | {busy} | {ls} |")
     lines.append("")
 section("quick", quick, "`cma_stress --seed-shape --quick` (30 × 8 MiB at 1 s intervals)", ["none", "seed", "v3.18", "v4.6", "all"])
 section("full", full, "`cma_stress --seed-shape` (30 × 8 MiB at 5 s intervals, 150 s)", ["none", "all"])
+section("diag", diag, "Diagnostic, not the seed's machine: `cma_stress --seed-shape --quick --thp ggc-aligned` (every 2 MiB of a compile job's memory a THP fault)", ["none", "all"])
 lines.append("<!-- results:end -->")
 block = "\n".join(lines) + "\n"
 if out == "-":

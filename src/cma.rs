@@ -15,7 +15,7 @@
 //! # Kernel functions mirrored
 //! | here | kernel |
 //! | --- | --- |
-//! | [`Cma::alloc`] | `cma_alloc` (bitmap search, retry at the next aligned position on `-EBUSY`, past a block that cannot be migrated) |
+//! | [`Cma::alloc`] | `cma_alloc` (bitmap search, retry at the next aligned position on `-EBUSY`) |
 //! | [`Cma::release`] / dropping [`CmaPages`] | `cma_release` (`free_contig_range` through the pcp, then clear the bitmap) |
 //! | [`Cma::release_pfn`] | `cma_release` of a range handed to the pfn API by [`CmaPages::into_pfn`] |
 //! | [`Zone::alloc_contig_range`] | `alloc_contig_range`: isolate (top-order aligned), migrate, drain, find `outer_start`, `test_pages_isolated`, `isolate_freepages_range` (in `compaction`, as in 3.17), trim, undo |
@@ -183,12 +183,13 @@ impl<'z> Cma<'z> {
     /// `cma_alloc(cma, count, align)`: `count` contiguous pages aligned to `2^align` pages,
     /// migrating movable pages out of the way.
     ///
-    /// On `-EBUSY` it tries the next candidate range of the bitmap, as 3.17 does: the next
-    /// aligned position, or, when the failure was a block that could not be migrated, the
-    /// first aligned position past that block (every range holding it would fail the same
-    /// way). Each candidate gives up at its first block that cannot be migrated, so a fully
-    /// busy area is reported as [`CmaError::NoSpace`] after at most one attempt per page of
-    /// the area, each bounded.
+    /// On a failure it tries the next candidate range of the bitmap, as 3.17 does on
+    /// `-EBUSY`: the next aligned position (`start = bitmap_no + mask + 1`), also when the
+    /// block that made the range busy (a transparent huge page, an unmovable page) lies in
+    /// that range too, so every candidate holding it is isolated, migrated and undone in
+    /// turn. A fully busy area is reported as [`CmaError::NoSpace`] after at most one attempt
+    /// per aligned position, each bounded (see [`Zone::alloc_contig_range`]).
+    /// [`CmaArea::busy_attempts`] counts the failed attempts.
     ///
     /// # Panics
     /// When called from a race hook that runs inside a `Cma::alloc` of the same zone (3.17's
@@ -226,7 +227,6 @@ impl<'z> Cma<'z> {
             return Err(CmaError::BadAlign(align));
         }
         let mask = (1u64 << align.0) - 1;
-        let base = self.area.base_pfn().0;
         let mut start = 0;
         let mut last = None;
         while let Some(reservation) = self.area.reserve(start, count, mask) {
@@ -245,15 +245,10 @@ impl<'z> Cma<'z> {
                 }
                 Err(e) => {
                     drop(reservation);
+                    self.area.count_busy();
+                    // "try again with a bit different memory target": the next aligned
+                    // position, even when the busy block is still inside that range.
                     start = bitmap_no + mask + 1;
-                    if let IsolateError::Busy(busy) = e
-                        && busy.0 >= base
-                    {
-                        // Past the whole busy block (its order as the table says now: only a
-                        // hint for where to look next).
-                        let len = z.state.alloc_order(busy).map_or(1, Order::nr_pages);
-                        start = start.max(busy.0 - base + len);
-                    }
                     last = Some(e);
                 }
             }

@@ -3,8 +3,10 @@
 //! `allocflags_to_migratetype` and `gfp_to_alloc_flags`.
 //!
 //! Only the bits this allocator acts on exist: the migratetype bits, `__GFP_HIGH`, `__GFP_WAIT`
-//! (may reclaim and compact), `__GFP_IO` / `__GFP_FS` (carried for the named masks),
-//! `__GFP_NOWARN`, `__GFP_NORETRY`, `__GFP_NO_KSWAPD` and `__GFP_MEMALLOC`.
+//! (may reclaim and compact), `__GFP_IO` / `__GFP_FS` (compaction and the OOM path test them),
+//! `__GFP_NOWARN`, `__GFP_NORETRY`, `__GFP_NO_KSWAPD`, `__GFP_MEMALLOC` / `__GFP_NOMEMALLOC`,
+//! and `__GFP_COMP` (a compound page: what makes a movable block of [`Gfp::GFP_TRANSHUGE`] a
+//! transparent huge page that `alloc_contig_range` cannot migrate).
 
 use crate::types::Migratetype;
 use core::fmt;
@@ -35,6 +37,14 @@ impl Gfp {
     pub const NORETRY: Gfp = Gfp(0x1000);
     /// `__GFP_MEMALLOC`: ignore the watermarks (`ALLOC_NO_WATERMARKS`).
     pub const MEMALLOC: Gfp = Gfp(0x2000);
+    /// `__GFP_COMP`: a compound page. A movable block allocated with it is one compound page
+    /// (a transparent huge page with [`Gfp::GFP_TRANSHUGE`]): `alloc_contig_range` skips it
+    /// instead of migrating it (3.17's `PageTransHuge` test), so a range holding it is busy.
+    pub const COMP: Gfp = Gfp(0x4000);
+    /// `__GFP_NOMEMALLOC`: never use the emergency reserves (no `ALLOC_NO_WATERMARKS`, and
+    /// no `ALLOC_HARDER` for an atomic request), even inside reclaim or with
+    /// `__GFP_MEMALLOC`.
+    pub const NOMEMALLOC: Gfp = Gfp(0x10000);
     /// `__GFP_HARDWALL` (carried, not acted on: there are no cpusets).
     pub const HARDWALL: Gfp = Gfp(0x20000);
     /// `__GFP_RECLAIMABLE`: a reclaimable (slab-like) allocation.
@@ -59,6 +69,17 @@ impl Gfp {
     /// `GFP_HIGHUSER_MOVABLE` (without `__GFP_HIGHMEM`, which a one-zone node ignores): user
     /// pages and page cache, movable.
     pub const GFP_HIGHUSER_MOVABLE: Gfp = Gfp(Gfp::GFP_USER.0 | Gfp::MOVABLE.0);
+    /// `GFP_TRANSHUGE` (3.17 `include/linux/gfp.h`): `GFP_HIGHUSER_MOVABLE | __GFP_COMP |
+    /// __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN | __GFP_NO_KSWAPD`, what a transparent
+    /// huge page fault allocates its order-9 page with (`alloc_hugepage_vma` with `defrag`;
+    /// without it, `__GFP_WAIT` is cleared). The slow path tells it apart: it wakes no kswapd,
+    /// compacts asynchronously only, reclaims once and never takes the OOM path.
+    pub const GFP_TRANSHUGE: Gfp = Gfp(Gfp::GFP_HIGHUSER_MOVABLE.0
+        | Gfp::COMP.0
+        | Gfp::NOMEMALLOC.0
+        | Gfp::NORETRY.0
+        | Gfp::NOWARN.0
+        | Gfp::NO_KSWAPD.0);
     /// `GFP_KERNEL | __GFP_RECLAIMABLE`: what a reclaimable slab cache allocates with.
     pub const GFP_KERNEL_RECLAIMABLE: Gfp = Gfp(Gfp::GFP_KERNEL.0 | Gfp::RECLAIMABLE.0);
 
@@ -75,6 +96,23 @@ impl Gfp {
     /// `__GFP_WAIT` is set: the caller may sleep.
     pub const fn can_wait(self) -> bool {
         self.contains(Gfp::WAIT)
+    }
+
+    /// `self` without the bits of `other` (`gfp & ~other`).
+    pub const fn without(self, other: Gfp) -> Gfp {
+        Gfp(self.0 & !other.0)
+    }
+
+    /// `(gfp & GFP_TRANSHUGE) == GFP_TRANSHUGE`: the slow path's test for a transparent huge
+    /// page fault (3.17 keeps their compaction asynchronous).
+    pub const fn is_transhuge(self) -> bool {
+        self.contains(Gfp::GFP_TRANSHUGE)
+    }
+
+    /// `oom_gfp_allowed` (3.17 `include/linux/oom.h`): `__GFP_FS` set and `__GFP_NORETRY`
+    /// clear. Only such requests take the OOM path when reclaim makes no progress.
+    pub const fn oom_allowed(self) -> bool {
+        self.contains(Gfp::FS) && !self.contains(Gfp::NORETRY)
     }
 
     /// The mask the plain API's tracepoints print for a request of type `mt` (which takes no
@@ -188,19 +226,20 @@ impl AllocFlags {
     }
 
     /// `gfp_to_alloc_flags(gfp)`: `ALLOC_WMARK_MIN`, `ALLOC_HIGH` from `__GFP_HIGH`,
-    /// `ALLOC_HARDER` for atomic requests (neither `__GFP_WAIT` nor `__GFP_NO_KSWAPD`),
-    /// `ALLOC_NO_WATERMARKS` for `__GFP_MEMALLOC` or inside reclaim (`PF_MEMALLOC`),
-    /// `ALLOC_CMA` for movable requests.
+    /// `ALLOC_HARDER` for atomic requests (neither `__GFP_WAIT` nor `__GFP_NO_KSWAPD`) unless
+    /// `__GFP_NOMEMALLOC`, `ALLOC_NO_WATERMARKS` for `__GFP_MEMALLOC` or inside reclaim
+    /// (`PF_MEMALLOC`) unless `__GFP_NOMEMALLOC`, `ALLOC_CMA` for movable requests.
     pub(crate) fn from_gfp(gfp: Gfp, in_reclaim: bool) -> AllocFlags {
         let mut f = AllocFlags::wmark(Wmark::Min);
         if gfp.contains(Gfp::HIGH) {
             f = f.with(AllocFlags::HIGH);
         }
         let atomic = !gfp.contains(Gfp::WAIT) && !gfp.contains(Gfp::NO_KSWAPD);
-        if atomic {
+        let nomemalloc = gfp.contains(Gfp::NOMEMALLOC);
+        if atomic && !nomemalloc {
             f = f.with(AllocFlags::HARDER);
         }
-        if gfp.contains(Gfp::MEMALLOC) || in_reclaim {
+        if !nomemalloc && (gfp.contains(Gfp::MEMALLOC) || in_reclaim) {
             f = f.with(AllocFlags::NO_WATERMARKS);
         }
         if matches!(gfp.migratetype(), Migratetype::Movable) {
@@ -232,5 +271,28 @@ mod tests {
             Gfp::GFP_KERNEL_RECLAIMABLE.migratetype(),
             Migratetype::Reclaimable
         );
+    }
+
+    /// `GFP_TRANSHUGE` has 3.17's bits (without `__GFP_HIGHMEM`, which the one-zone node
+    /// drops from `GFP_HIGHUSER_MOVABLE` too), and `__GFP_NOMEMALLOC` keeps it off the
+    /// reserves even inside reclaim; `defrag` off clears `__GFP_WAIT` and is still movable.
+    #[test]
+    fn gfp_transhuge_as_3_17() {
+        assert_eq!(Gfp::GFP_TRANSHUGE.bits(), 0x43_52d8);
+        assert!(Gfp::GFP_TRANSHUGE.is_transhuge());
+        assert!(!Gfp::GFP_HIGHUSER_MOVABLE.is_transhuge());
+        assert!(!Gfp::GFP_TRANSHUGE.oom_allowed() && Gfp::GFP_KERNEL.oom_allowed());
+        assert!(!Gfp::GFP_NOFS.oom_allowed());
+        assert_eq!(Gfp::GFP_TRANSHUGE.migratetype(), Migratetype::Movable);
+        let t = AllocFlags::from_gfp(Gfp::GFP_TRANSHUGE, true);
+        assert_eq!(t.which(), Some(Wmark::Min));
+        assert!(t.contains(AllocFlags::CMA) && !t.contains(AllocFlags::HARDER));
+        let nodefrag = Gfp::GFP_TRANSHUGE.without(Gfp::WAIT);
+        assert!(!nodefrag.can_wait() && !nodefrag.is_transhuge());
+        // Not atomic: __GFP_NO_KSWAPD is set, and __GFP_NOMEMALLOC forbids ALLOC_HARDER anyway.
+        assert!(!AllocFlags::from_gfp(nodefrag, false).contains(AllocFlags::HARDER));
+        let atomic_nomemalloc = Gfp::NOMEMALLOC;
+        assert!(!AllocFlags::from_gfp(atomic_nomemalloc, false).contains(AllocFlags::HARDER));
+        assert!(AllocFlags::from_gfp(Gfp(0), false).contains(AllocFlags::HARDER));
     }
 }

@@ -101,7 +101,10 @@ pub use fixes::Fixes;
 pub use gfp::Gfp;
 pub use handle::{OwnedPages, Pages, PagesIn};
 pub use hook::{RaceHook, RaceWindow, SpinHook, YieldHook};
-pub use migrate::{MIGRATE_PIN_RETRIES, MovablePages, MovablePagesIn, OwnedMovablePages, Pinned};
+pub use migrate::{
+    CONTIG_CLUSTER_MAX, CONTIG_MIGRATE_TRIES, MIGRATE_PASSES, MIGRATE_PIN_RETRIES, MovablePages,
+    MovablePagesIn, OwnedMovablePages, Pinned,
+};
 pub use slowpath::{MAX_RECLAIM_RETRIES, PAGE_ALLOC_COSTLY_ORDER};
 pub use trace::{Trace, TraceEvent, TraceOptions, UnknownTraceEvent};
 pub use types::{

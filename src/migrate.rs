@@ -27,6 +27,18 @@
 //! location, and a guard's lifetime ends before any migration can start: no reference to moved
 //! memory survives a migration.
 //!
+//! # `alloc_contig_range`'s migration (3.17 `__alloc_contig_migrate_range`)
+//! Batches of at most [`CONTIG_CLUSTER_MAX`] blocks, isolated as 3.17's
+//! `isolate_migratepages_range` does (a live, non-compound [`MovablePages`]: transparent huge
+//! pages, unmovable and plain allocations are skipped, and the range then fails at
+//! `test_pages_isolated`); each batch gets up to [`CONTIG_MIGRATE_TRIES`] `migrate_pages`
+//! calls of up to [`MIGRATE_PASSES`] passes, one try per block and pass (a pinned block is
+//! 3.17's `-EAGAIN` from the reference count check of `migrate_page_move_mapping`), and a
+//! batch that still holds a block after them fails the whole range. The model's pin stands
+//! for a transient extra reference (a page-cache read's `find_get_page`); 3.17's racy skip of
+//! an anonymous page whose count exceeds its mapcount at isolation time is not modelled (a
+//! pinned page here is tried, not skipped).
+//!
 //! Lock order: registry shard locks are leaves (nothing else is taken while one is held).
 
 use crate::error::AllocError;
@@ -45,6 +57,16 @@ const FREED: u8 = 3;
 
 /// How many times a migrator tries to take an unpinned page before reporting it busy.
 pub const MIGRATE_PIN_RETRIES: u32 = 10;
+
+/// `migrate_pages`' passes over its list (3.17: `for (pass = 0; pass < 10 && retry; pass++)`).
+pub const MIGRATE_PASSES: u32 = 10;
+
+/// `migrate_pages` calls `__alloc_contig_migrate_range` makes on one batch before it gives the
+/// range up as busy (3.17: `++tries == 5`).
+pub const CONTIG_MIGRATE_TRIES: u32 = 5;
+
+/// Blocks `alloc_contig_range` isolates per batch (`COMPACT_CLUSTER_MAX`, 32).
+pub const CONTIG_CLUSTER_MAX: usize = 32;
 
 /// `enum migrate_mode` (3.17): how hard a migration waits for a busy (pinned) block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +119,7 @@ impl ZoneInner {
     /// Allocate a held movable block of `order` and register its slot for migration.
     fn alloc_movable_slot(&self, order: Order) -> Result<Arc<MovableSlot>, AllocError> {
         let pfn = self.alloc(order, Migratetype::Movable, Owner::Held)?;
-        Ok(self.register_movable(pfn, order))
+        Ok(self.register_movable(pfn, order, false))
     }
 
     /// [`alloc_movable_slot`](Self::alloc_movable_slot) through the `Gfp` path (watermarks,
@@ -111,25 +133,22 @@ impl ZoneInner {
             return Err(AllocError::BadMigratetype(gfp.migratetype()));
         }
         let pfn = self.alloc_gfp(order, gfp, Owner::Held)?;
-        Ok(self.register_movable(pfn, order))
+        // `prep_compound_page` for `__GFP_COMP` (an order-0 page is never compound).
+        let compound = gfp.contains(crate::Gfp::COMP) && order.0 > 0;
+        Ok(self.register_movable(pfn, order, compound))
     }
 
-    /// Register the held movable block at `pfn` for migration.
-    fn register_movable(&self, pfn: Pfn, order: Order) -> Arc<MovableSlot> {
+    /// Register the held movable block at `pfn` for migration (`compound`: a `__GFP_COMP`
+    /// block, which `alloc_contig_range` does not migrate).
+    fn register_movable(&self, pfn: Pfn, order: Order, compound: bool) -> Arc<MovableSlot> {
         let slot = Arc::new(MovableSlot {
             pfn: AtomicU64::new(pfn.0),
             order,
+            compound,
             pin: AtomicU8::new(UNPINNED),
         });
         self.movable.insert(pfn, slot.clone());
         slot
-    }
-
-    /// Migrate the movable block headed by `pfn`, if it is one, to a newly allocated block
-    /// (`migrate_pages` with `alloc_migrate_target`, as `alloc_contig_range` and memory
-    /// offline use it), waiting up to [`MIGRATE_PIN_RETRIES`] times for a pin to go.
-    pub(crate) fn migrate_one(&self, pfn: Pfn) -> Migrate {
-        self.migrate_block(pfn, MigrateMode::Sync, &mut NewAllocation(self))
     }
 
     /// `unmap_and_move` for one movable block: the part every migration shares. Its
@@ -150,6 +169,21 @@ impl ZoneInner {
         mode: MigrateMode,
         target: &mut dyn MigrateTarget,
     ) -> Migrate {
+        let max_tries = match mode {
+            MigrateMode::Async => 1,
+            MigrateMode::Sync => MIGRATE_PIN_RETRIES,
+        };
+        let r = self.unmap_and_move(pfn, max_tries, target);
+        if r == Migrate::Busy {
+            self.lock().events_mut().pgmigrate_fail += 1;
+        }
+        r
+    }
+
+    /// [`migrate_block`](Self::migrate_block) with `max_tries` pin tries, a busy block not
+    /// counted in `pgmigrate_fail` (3.17 counts only permanent failures there, not the
+    /// `-EAGAIN` pages a `migrate_pages` call leaves on its list after its last pass).
+    fn unmap_and_move(&self, pfn: Pfn, max_tries: u32, target: &mut dyn MigrateTarget) -> Migrate {
         let Some(slot) = self.movable.get(pfn) else {
             // Not a live MovablePages. Freed since the scan: gone. An unmovable allocation:
             // cannot move. A block in the middle of its free, or a movable allocation without
@@ -174,10 +208,6 @@ impl ZoneInner {
             self.lock().events_mut().pgmigrate_fail += 1;
             return Migrate::NoMemory;
         };
-        let max_tries = match mode {
-            MigrateMode::Async => 1,
-            MigrateMode::Sync => MIGRATE_PIN_RETRIES,
-        };
         let mut tries = 0;
         loop {
             match slot.pin.compare_exchange(
@@ -194,7 +224,6 @@ impl ZoneInner {
                 Err(_) => {
                     tries += 1;
                     if tries >= max_tries {
-                        self.lock().events_mut().pgmigrate_fail += 1;
                         target.put_new_page(dst, order);
                         return Migrate::Busy;
                     }
@@ -249,70 +278,123 @@ impl ZoneInner {
         })
     }
 
-    /// `__alloc_contig_migrate_range(start, end)`: migrate every allocated block that
-    /// intersects `[start, end)` away. Returns the pages moved, or the pfn of a block that
-    /// could not be moved.
+    /// `isolate_migratepages_range(zone, cc, pfn, end, true)` as `alloc_contig_range` calls
+    /// it: from `*cursor`, the blocks 3.17 would isolate from the LRU, at most
+    /// [`CONTIG_CLUSTER_MAX`], with `*cursor` moved past the last block looked at. A block is
+    /// taken when it is a live [`MovablePages`] (`PageLRU`) that is not compound
+    /// (`PageTransHuge`: skipped whole) and reaches past `start` (the scan starts at the
+    /// max-order block holding `start`, so a larger movable block covering `start` is
+    /// found). Everything else allocated is skipped: unmovable and plain allocations (not on
+    /// the LRU), transparent huge pages, blocks in the middle of their free. They stay where
+    /// they are, and `test_pages_isolated` fails the range later (`-EBUSY`).
+    fn isolate_contig_candidates(
+        &self,
+        cursor: &mut Pfn,
+        start: Pfn,
+        end: Pfn,
+    ) -> Vec<(Pfn, Order)> {
+        let mut list = Vec::new();
+        while *cursor < end && list.len() < CONTIG_CLUSTER_MAX {
+            let p = *cursor;
+            match self.state.alloc_order(p) {
+                Some(order) => {
+                    *cursor = p.add(order.nr_pages());
+                    let lru = self.movable.get(p).is_some_and(|s| {
+                        !s.compound
+                            && s.pfn.load(Ordering::Relaxed) == p.0
+                            && s.pin.load(Ordering::Relaxed) != FREED
+                    });
+                    if lru && *cursor > start {
+                        list.push((p, order));
+                    }
+                }
+                None => *cursor = p.add(1),
+            }
+        }
+        list
+    }
+
+    /// `__alloc_contig_migrate_range(cc, start, end)` (3.17 `mm/page_alloc.c`): migrate away
+    /// every block of `[start, end)` that can be isolated for migration. Returns the pages
+    /// moved, or the pfn of a block that stayed busy.
     ///
-    /// Each round scans the range and migrates in pfn order. A block that is not movable at
-    /// all fails the range at once (3.17 cannot isolate it from the LRU and
-    /// `test_pages_isolated` then reports `-EBUSY`). A busy one (pinned, or in the middle of
-    /// its free) is retried in the next round (each `migrate_one` already tries
-    /// [`MIGRATE_PIN_RETRIES`] times), and 5 rounds without progress fail the range, 3.17's
-    /// `++tries == 5`. A round that meets a busy block before it has moved anything stops
-    /// there: so a range over busy pages costs a bounded number of attempts on its first busy
-    /// block, not on every block in it, while a range where other blocks move keeps giving a
-    /// transiently busy block its next rounds.
+    /// As in 3.17: isolate a batch of at most [`CONTIG_CLUSTER_MAX`] blocks
+    /// (`isolate_contig_candidates`: transparent huge pages, unmovable and plain allocations
+    /// are skipped, not failed: the range fails later, at `test_pages_isolated`), and hand it
+    /// to `migrate_pages`, which makes up to 10 passes over the blocks left, one try each
+    /// (`unmap_and_move`; a pinned block is `-EAGAIN`, the count check of
+    /// `migrate_page_move_mapping`, and stays on the list for the next pass). A batch still
+    /// holding blocks after 5 `migrate_pages` calls (`++tries == 5`) fails the whole range
+    /// (`-EBUSY`) at once, the rest of the range unscanned; an empty batch moves on to the
+    /// next. A block with no destination (`-ENOMEM`) ends its `migrate_pages` call and
+    /// counts as busy (3.17 would return `-ENOMEM`, which `cma_alloc` does not retry).
     pub(crate) fn migrate_range(&self, start: Pfn, end: Pfn) -> Result<u64, Pfn> {
         let mut moved = 0;
-        let mut fruitless = 0;
-        let scan_from = Pfn(start.0 & !(self.geo.max_order_nr_pages() - 1));
+        let mut cursor = Pfn(start.0 & !(self.geo.max_order_nr_pages() - 1));
         loop {
-            let mut pending = Vec::new();
-            let mut p = scan_from;
-            while p < end {
-                match self.state.alloc_order(p) {
-                    Some(order) => {
-                        if p.add(order.nr_pages()) > start {
-                            pending.push((p, order));
-                        }
-                        p = p.add(order.nr_pages());
-                    }
-                    None => p = p.add(1),
+            let mut list = self.isolate_contig_candidates(&mut cursor, start, end);
+            if list.is_empty() {
+                if cursor >= end {
+                    return Ok(moved);
+                }
+                continue;
+            }
+            let mut tries = 0;
+            loop {
+                moved += self.migrate_pages_contig(&mut list);
+                if list.is_empty() {
+                    break;
+                }
+                tries += 1;
+                if tries == CONTIG_MIGRATE_TRIES {
+                    return Err(list[0].0);
                 }
             }
-            let Some(&(first, _)) = pending.first() else {
-                return Ok(moved);
-            };
-            let mut progress = false;
-            let mut stuck = None;
-            for (p, order) in pending {
-                match self.migrate_one(p) {
-                    Migrate::Moved => {
-                        progress = true;
-                        moved += order.nr_pages();
-                    }
-                    Migrate::Gone => progress = true,
-                    Migrate::NotMovable => return Err(p),
-                    Migrate::Busy | Migrate::NoMemory => {
-                        stuck.get_or_insert(p);
-                        if !progress {
-                            // Nothing moved before it this round: retrying the rest now would
-                            // only repeat the wait on every busy block.
-                            break;
-                        }
-                    }
-                }
-            }
-            let stuck = stuck.unwrap_or(first);
-            if !progress {
-                fruitless += 1;
-                if fruitless >= 5 {
-                    return Err(stuck);
-                }
-            }
-            // Let owners that are between a pin and its release, or frees in flight, finish.
-            crate::sync::yield_now();
         }
+    }
+
+    /// `migrate_pages(list, alloc_migrate_target, NULL, 0, MIGRATE_SYNC, MR_CMA)`: up to
+    /// [`MIGRATE_PASSES`] passes over `list`, one migration try per block and pass; a moved,
+    /// gone or unmovable block leaves the list, a busy one stays for the next pass. Returns
+    /// the pages moved; what is left on `list` is still busy (`-EAGAIN`).
+    fn migrate_pages_contig(&self, list: &mut Vec<(Pfn, Order)>) -> u64 {
+        let mut moved = 0;
+        for pass in 0..MIGRATE_PASSES {
+            if pass > 0 {
+                // cond_resched(): let the holders of transient references run.
+                crate::sync::yield_now();
+            }
+            let mut retry = 0;
+            let mut nomem = false;
+            list.retain(|&(p, order)| {
+                if nomem {
+                    return true;
+                }
+                match self.unmap_and_move(p, 1, &mut NewAllocation(self)) {
+                    Migrate::Moved => {
+                        moved += order.nr_pages();
+                        false
+                    }
+                    Migrate::Gone => false,
+                    Migrate::NotMovable => {
+                        self.lock().events_mut().pgmigrate_fail += 1;
+                        false
+                    }
+                    Migrate::Busy => {
+                        retry += 1;
+                        true
+                    }
+                    Migrate::NoMemory => {
+                        nomem = true;
+                        true
+                    }
+                }
+            });
+            if nomem || retry == 0 {
+                break;
+            }
+        }
+        moved
     }
 }
 
@@ -369,6 +451,14 @@ impl<Z: Deref<Target = Zone>> MovablePagesIn<Z> {
     /// The block's order.
     pub fn order(&self) -> Order {
         self.slot.order
+    }
+
+    /// Whether the block is a compound page (allocated with
+    /// [`Gfp::COMP`](crate::Gfp::COMP), as [`Gfp::GFP_TRANSHUGE`](crate::Gfp::GFP_TRANSHUGE)
+    /// has it: a transparent huge page). `alloc_contig_range` does not migrate a compound
+    /// block: a range holding one is busy until it is freed.
+    pub fn is_compound(&self) -> bool {
+        self.slot.compound
     }
 }
 

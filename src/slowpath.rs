@@ -27,13 +27,17 @@
 //! - No OOM killer: where 3.17 would kill a task and restart, the allocation fails — after one
 //!   last `drain_all_pages` and retry, since pages cached on pcps are the only free memory a
 //!   killer-less allocator can still find. As in 3.17, a request that gets no progress from
-//!   reclaim goes that way without its last synchronous compaction.
+//!   reclaim goes that way without its last synchronous compaction, and only a request 3.17
+//!   would let call the OOM killer does (`oom_gfp_allowed`: `__GFP_FS` and not
+//!   `__GFP_NORETRY`); any other goes on to `should_alloc_retry` (a `__GFP_NORETRY` request,
+//!   such as a THP fault, to its last compaction and then fails).
 //! - `should_alloc_retry` retries order ≤ 3 requests for as long as reclaim makes progress;
 //!   here at most [`MAX_RECLAIM_RETRIES`] times (the bound 4.7's `should_reclaim_retry` uses),
 //!   so a shrinker that reports progress it cannot deliver cannot hang the caller.
 //! - The passes after the first compaction are synchronous (`MIGRATE_SYNC_LIGHT` in 3.17,
-//!   which differs only for pages under writeback); THP faults, which 3.17 keeps
-//!   asynchronous, are not told apart (the `GFP_TRANSHUGE` bits do not exist here).
+//!   which differs only for pages under writeback), except for THP faults
+//!   ([`Gfp::GFP_TRANSHUGE`]), which 3.17 keeps asynchronous throughout (no kthread here is
+//!   khugepaged, the one THP allocator 3.17 lets compact synchronously).
 //! - 3.17 sets `PF_MEMALLOC` around compaction; compaction here allocates nothing (its
 //!   migration targets are the pages its free scanner took), so there is nothing to mark.
 
@@ -132,8 +136,14 @@ impl ZoneInner {
         if deferred_compaction && gfp.contains(Gfp::NO_KSWAPD) {
             return self.alloc_failed(order, gfp, None);
         }
-        // Later passes are synchronous (3.17: MIGRATE_SYNC_LIGHT; see `compaction`).
-        let migration_mode = MigrateMode::Sync;
+        // Later passes are synchronous (3.17: MIGRATE_SYNC_LIGHT; see `compaction`), except
+        // for THP faults: "it can become very expensive to allocate transparent hugepages at
+        // fault, so use asynchronous memory compaction for THP unless it is khugepaged".
+        let migration_mode = if gfp.is_transhuge() {
+            MigrateMode::Async
+        } else {
+            MigrateMode::Sync
+        };
         let mut rounds = 0;
         loop {
             // `__alloc_pages_direct_reclaim`: reclaim, retry, drain the pcps, retry.
@@ -146,7 +156,7 @@ impl ZoneInner {
                 if let Some(pfn) = attempt(checked) {
                     return Ok(pfn);
                 }
-            } else {
+            } else if gfp.oom_allowed() {
                 // `__alloc_pages_may_oom`: one try at the high watermark, then (no OOM
                 // killer) the pcps' pages as the last resort.
                 if let Some(pfn) = attempt(AllocFlags::wmark(crate::gfp::Wmark::High)) {
@@ -155,6 +165,7 @@ impl ZoneInner {
                 self.drain_all_pages_by(DrainCaller::Reclaim);
                 return self.alloc_failed(order, gfp, attempt(checked));
             }
+            // No progress and no OOM path (`!oom_gfp_allowed`): on to `should_alloc_retry`.
             rounds += 1;
             // `should_alloc_retry`.
             let retry = !gfp.contains(Gfp::NORETRY)

@@ -320,3 +320,149 @@ fn owned_cma_pages_move_between_threads_and_into_pfns() {
     r.assert_ok();
     assert_eq!(r.true_free_pages, zone.geometry().nr_pages);
 }
+
+/// A transparent huge page (`GFP_TRANSHUGE`: `__GFP_COMP`) in the CMA area, as 3.17's
+/// `alloc_contig_range` sees it: `isolate_migratepages_range` skips it (`PageTransHuge`), the
+/// rest of the range is migrated, and `test_pages_isolated` fails at its head (`-EBUSY`); the
+/// THP stays where it was, bytes intact. An order-9 movable block without `__GFP_COMP` is
+/// migrated like any movable block. `cma_alloc` then retries at the next aligned position,
+/// even though the THP is in that range too (3.17 `mm/cma.c`: `start = bitmap_no + mask +
+/// 1`): with 3584 pages asked at 512-page alignment the area has two candidates, `+0` and
+/// `+512`, and every candidate holding the THP is tried and fails.
+#[test]
+fn transparent_huge_page_makes_the_range_busy_after_the_rest_is_migrated() {
+    let z = zone(Fixes::ALL);
+    let cma = z.cma().unwrap();
+    let base = cma.area().base_pfn();
+    let mut others = Vec::new();
+    let mut thp = loop {
+        let t = z.alloc_movable_gfp(Order(9), Gfp::GFP_TRANSHUGE).unwrap();
+        if t.pfn() >= base {
+            break t;
+        }
+        others.push(t);
+    };
+    assert!(thp.is_compound() && thp.order() == Order(9));
+    fill(&mut thp, 9);
+    let t = thp.pfn();
+    // Order-0 movable pages in the other pageblocks of the CMA area.
+    let mut small = Vec::new();
+    let mut tag = 100;
+    while small.len() < 64 {
+        let mut p = z.alloc_movable(Order(0)).unwrap();
+        fill(&mut p, tag);
+        tag += 1;
+        if p.pfn() >= base {
+            small.push((p, tag - 1));
+        } else {
+            others.push(p);
+        }
+    }
+    let area_end = base.add(cma.area().count());
+    let migrated_before = z.vmstat();
+    let e = z.alloc_contig_range(base, area_end, Migratetype::Cma);
+    assert_eq!(e, Err(IsolateError::NotIsolated(t)), "{migrated_before}");
+    // Every small page left the area (migrated before the test failed), bytes intact.
+    for (p, tag) in &mut small {
+        assert!(p.pfn() < base, "{:?} still in the area", p.pfn());
+        assert!(check(p, *tag));
+    }
+    assert_eq!(thp.pfn(), t);
+    assert!(check(&mut thp, 9));
+    assert_eq!(z.nr_isolate_pageblock(), 0);
+    clean(&z);
+
+    // cma_alloc: two candidates; those holding the THP are busy.
+    let off = t.0 - base.0;
+    let expect_busy = match off {
+        0 => 1,    // +0 holds it, +512 does not
+        3584 => 0, // +0 does not hold it
+        _ => 2,    // both hold it
+    };
+    let r = cma.alloc(3584, Order(9));
+    assert_eq!(cma.area().busy_attempts(), expect_busy, "THP at +{off}");
+    assert_eq!(r.is_ok(), expect_busy < 2, "THP at +{off}: {r:?}");
+    drop(r);
+    assert_eq!(cma.area().used(), 0);
+    drop(thp);
+    clean(&z);
+
+    // The same order without __GFP_COMP is not compound: migrated.
+    let mut block = loop {
+        let b = z.alloc_movable(Order(9)).unwrap();
+        if b.pfn() >= base {
+            break b;
+        }
+        others.push(b);
+    };
+    assert!(!block.is_compound());
+    fill(&mut block, 7);
+    let b = block.pfn();
+    assert!(
+        z.alloc_contig_range(b, b.add(512), Migratetype::Cma)
+            .is_ok()
+    );
+    assert!(block.pfn() < base || block.pfn() >= b.add(512));
+    assert!(check(&mut block, 7));
+    z.free_contig_range(b, 512).unwrap();
+    drop((block, small, others));
+    clean(&z);
+}
+
+/// 3.17's `__alloc_contig_migrate_range` isolates 32 blocks at a time, gives each batch 5
+/// `migrate_pages` calls of up to 10 passes, and a batch still holding a block after that
+/// fails the whole range (`-EBUSY`) with the rest of the range unscanned: here a block pinned
+/// throughout (`migrate_page_move_mapping`'s count check fails on every pass) at the start of
+/// a range of held order-0 pages. The other 31 blocks of its batch were migrated; the blocks
+/// after the batch were not touched.
+#[test]
+fn a_block_busy_through_five_migrate_pages_calls_fails_the_range_at_its_batch() {
+    let z = Zone::new(ZoneConfig {
+        size: 64 << 20,
+        fixes: Fixes::ALL,
+        ..ZoneConfig::default()
+    })
+    .unwrap();
+    let mut held: Vec<(MovablePages<'_>, u64)> = (0..4096u64)
+        .map(|tag| {
+            let mut p = z.alloc_movable(Order(0)).unwrap();
+            fill(&mut p, tag);
+            (p, tag)
+        })
+        .collect();
+    held.sort_by_key(|(p, _)| p.pfn());
+    // A max-order-aligned run of 1024 held pages.
+    let mo = z.geometry().max_order_nr_pages();
+    let i0 = (0..held.len() - 1024)
+        .find(|&i| {
+            let s = held[i].0.pfn();
+            s.0 % mo == 0 && held[i + 1023].0.pfn() == s.add(1023)
+        })
+        .expect("a whole max-order block of held pages");
+    let start = held[i0].0.pfn();
+    let before: Vec<Pfn> = held[i0..i0 + 1024].iter().map(|(p, _)| p.pfn()).collect();
+    {
+        let _pin = held[i0].0.pin();
+        let r = z.alloc_contig_range(start, start.add(mo), Migratetype::Movable);
+        assert_eq!(r, Err(IsolateError::Busy(start)));
+    }
+    assert_eq!(held[i0].0.pfn(), start, "the pinned block stayed");
+    let moved: Vec<bool> = held[i0..i0 + 1024]
+        .iter()
+        .zip(&before)
+        .map(|((p, _), b)| p.pfn() != *b)
+        .collect();
+    assert!(
+        moved[1..CONTIG_CLUSTER_MAX].iter().all(|&m| m),
+        "its batch moved"
+    );
+    assert!(
+        moved[CONTIG_CLUSTER_MAX..].iter().all(|&m| !m),
+        "the rest was not scanned"
+    );
+    for (p, tag) in &mut held {
+        assert!(check(p, *tag));
+    }
+    drop(held);
+    clean(&z);
+}

@@ -598,3 +598,91 @@ fn stress(hook: Option<Arc<dyn RaceHook>>) {
     r.assert_ok();
     assert_eq!(r.true_free_pages, nr_pages, "{r}");
 }
+
+/// The zone of [`unmovable_pages_block_compaction_and_defer_it`]: unmovable pages every other
+/// pfn, every 64th held page in a shrinker's cache (registered when `shrink`).
+fn unmovable_every_other_page(shrink: bool) -> (Arc<Zone>, Option<Arc<dyn Shrinker>>) {
+    let z = Arc::new(zone64(Fixes::ALL));
+    let mut pfns = Vec::new();
+    while let Ok(p) = z.alloc_pfn(Order(0), Migratetype::Unmovable) {
+        pfns.push(p);
+    }
+    pfns.sort();
+    let (odd, even): (Vec<Pfn>, Vec<Pfn>) = pfns.into_iter().partition(|p| p.0 % 2 == 1);
+    for p in odd {
+        z.free_pfn(p, Order(0)).unwrap();
+    }
+    z.drain_all_pages();
+    z.vmstat_update();
+    let shrinker = shrink.then(|| {
+        let s: Arc<dyn Shrinker> = Arc::new(Cache {
+            zone: z.clone(),
+            pages: Mutex::new(even.iter().copied().step_by(32).collect()),
+        });
+        z.register_shrinker(s.clone());
+        s
+    });
+    (z, shrinker)
+}
+
+/// A THP fault (`GFP_TRANSHUGE`: `__GFP_NORETRY | __GFP_NO_KSWAPD`, 3.17) on that zone: async
+/// compaction, one round of reclaim, then its last compaction, which 3.17 keeps asynchronous
+/// for THP faults: two stalls, two failures, and no deferral (only a sync failure defers), so
+/// the next compaction at order 9 runs. The same request without `__GFP_COMP |
+/// __GFP_NOMEMALLOC` (not a THP fault) gets a sync last pass, which defers order 9.
+#[test]
+fn thp_fault_compacts_asynchronously_and_never_defers() {
+    for (gfp, deferred) in [
+        (Gfp::GFP_TRANSHUGE, false),
+        (
+            Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NORETRY | Gfp::NOWARN | Gfp::NO_KSWAPD,
+            true,
+        ),
+    ] {
+        let (z, shrinker) = unmovable_every_other_page(true);
+        let e = z.alloc_movable_gfp(Order(9), gfp).unwrap_err();
+        assert!(
+            matches!(e, AllocError::OutOfMemory { quiet: true, .. }),
+            "{e}"
+        );
+        assert_eq!(vmstat(&z, "compact_stall"), 2, "{gfp}");
+        assert_eq!(vmstat(&z, "compact_fail"), 2, "{gfp}");
+        assert_eq!(
+            vmstat(&z, "allocstall"),
+            1,
+            "{gfp}: __GFP_NORETRY reclaims once"
+        );
+        assert_eq!(
+            z.compact_zone(Order(9)) == Ok(CompactResult::Deferred),
+            deferred,
+            "{gfp}"
+        );
+        z.drain_all_pages();
+        z.audit().assert_ok();
+        assert!(z.unregister_shrinker(&shrinker.unwrap()));
+    }
+}
+
+/// Reclaim that makes no progress: 3.17 takes the OOM path only for `oom_gfp_allowed`
+/// requests (`__GFP_FS` and not `__GFP_NORETRY`). A THP fault goes on to `should_alloc_retry`
+/// instead, which stops it (`__GFP_NORETRY`) after its last (async) compaction: two stalls.
+/// A `GFP_KERNEL` request of the same order takes the OOM path, which has no last compaction.
+#[test]
+fn thp_fault_without_reclaim_progress_skips_the_oom_path() {
+    for (gfp, stalls) in [
+        (Gfp::GFP_TRANSHUGE, 2),
+        (Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NOWARN, 1),
+    ] {
+        let (z, _) = unmovable_every_other_page(false);
+        let e = z.alloc_movable_gfp(Order(9), gfp).unwrap_err();
+        assert!(matches!(e, AllocError::OutOfMemory { .. }), "{e}");
+        assert_eq!(vmstat(&z, "compact_stall"), stalls, "{gfp}");
+        assert_ne!(
+            z.compact_zone(Order(9)),
+            Ok(CompactResult::Deferred),
+            "{gfp}"
+        );
+        z.drain_all_pages();
+        z.audit().assert_ok();
+    }
+}

@@ -16,13 +16,19 @@
 //! 4. **run**: fault in its anonymous memory one page at a time (`do_anonymous_page`:
 //!    `GFP_HIGHUSER_MOVABLE`, order 0, movable, migratable by CMA), spread over its run time,
 //!    with a page-table page (`pte_alloc_one`: `GFP_KERNEL`, unmovable) per 512 pages mapped,
-//!    and work on it (a pin of a random page now and then: migration waits for it);
+//!    and work on it (a pin of a random page now and then: migration waits for it). With
+//!    transparent huge pages (`--thp always`, 3.17's default: see below), the first fault in
+//!    a 2 MiB range that lies wholly inside its VMA is a THP fault instead
+//!    (`do_huge_pmd_anonymous_page` → `alloc_hugepage_vma`: one order-9 movable compound page,
+//!    [`Gfp::GFP_TRANSHUGE`], and a page-table page deposited for it); if that allocation
+//!    fails, the range falls back to order-0 faults for good (`thp_fault_fallback`);
 //! 5. **write the object file**: new page-cache pages (dirty in the kernel, written back
 //!    later; clean here: the model has no writeback);
 //! 6. **exit**: everything freed at once: the anonymous pages through `release_pages` →
 //!    `free_hot_cold_page_list` → the freeing CPU's pcp (order 0, one by one, as
 //!    `free_hot_cold_page_list` calls `free_hot_cold_page` per page: the library has no batched
-//!    free and needs none), the page tables, the slab pages, the kernel stack.
+//!    free and needs none), a THP whole (`free_compound_page` → `__free_pages_ok`: order 9,
+//!    not through the pcp), the page tables, the slab pages, the kernel stack.
 //!
 //! `make` itself is long-lived: its memory (the dependency graph of the whole tree) is
 //! allocated once and held for the run. The jobs are `--threads` threads, each running one
@@ -51,15 +57,44 @@
 //! | [`HEADER_MIB`] | 16 MiB | estimate: `include/` and `arch/x86/include` of 3.17 hold some 25–30 MB; a `defconfig` build reads most of them, once (then page-cache hits) |
 //! | [`HEADER_PAGES_PER_JOB`] | 256 | estimate: a kernel file includes a few hundred headers (`.cmd` dependency lists of 3.17 objects list 300–1,000), most of a page each |
 //! | [`MAKE_MIB`] | 32 MiB | estimate: top-level `make` of a kernel build holds the whole tree's rules and dependency lists; tens of MiB |
+//! | THP `enabled`, `defrag` | `always`, `always` | 3.17 `mm/Kconfig`: `TRANSPARENT_HUGEPAGE_ALWAYS` is the default of the sysfs-defaults choice, and `transparent_hugepage_flags` always sets `TRANSPARENT_HUGEPAGE_DEFRAG_FLAG` (`mm/huge_memory.c`); `hugepage_init` turns THP off only below 512 MiB of RAM (the seed's VM has 1 GiB). `CONFIG_TRANSPARENT_HUGEPAGE` itself defaults to `n` and 3.17's `x86_64_defconfig` leaves it out (and CMA too): the seed's kernel had a config of its own, which the cover letter does not give; distributions of 2014 (Fedora, RHEL 7) shipped THP `always`. An assumption, then, and `--thp never` is the other one |
+//! | [`CC1_THP_RANGES`] | 0–2 per job (mean 1, ≈ 2 MiB of the mean 24 MiB RSS) | estimate from cc1's address-space layout against 3.17's rule (below) |
+//!
+//! # Which part of a cc1's memory can be a THP
+//! 3.17 tries a THP only at the **first** fault in a 2 MiB-aligned range (`pmd_none`), and only
+//! if the range lies wholly inside the VMA at that moment (`do_huge_pmd_anonymous_page`:
+//! `haddr < vma->vm_start || haddr + HPAGE_PMD_SIZE > vma->vm_end` → `VM_FAULT_FALLBACK`, not
+//! even counted); a range that fell back has a page table and stays order-0 (khugepaged
+//! collapses 4096 pages per 10 s by default: nothing, for jobs living 2–3 s). How cc1 grows
+//! its memory decides the rest:
+//! - **gcc's GC heap** (`ggc-page.c`), most of cc1's memory: `alloc_page` mmaps 1 MiB
+//!   (`GGC_QUIRE_SIZE` 256, gcc 4.4) or 2 MiB chunks wherever `mmap` puts them (top-down,
+//!   page-aligned, no 2 MiB alignment in 3.17), hands out the chunk's first page at once and
+//!   the rest in ascending order. Chunks stack downwards and merge into one VMA, but every
+//!   2 MiB range's first fault is a chunk's first page, while the part of the range below it
+//!   is not mapped yet: fallback, unless a chunk starts 2 MiB-aligned (1 in 512). Andrea
+//!   Arcangeli's 2010 THP kernel-build benchmark (linux-mm, "Kernel build bench with
+//!   Transparent Hugepage Support #29") needed a gcc patch that aligns these chunks to 2 MiB;
+//!   gcc never took it (gcc 6's `alloc_anon` still maps unaligned). `--thp ggc-aligned` runs
+//!   that patched gcc: a diagnostic bound, not the seed's machine.
+//! - **glibc's brk heap**: grows by the request plus `M_TOP_PAD` (128 KiB) and writes the new
+//!   top chunk's header at once, so a range's first fault comes as soon as the brk enters it:
+//!   fallback, unless one request extends the heap by more than 2 MiB.
+//! - **large single mappings**: glibc's `mmap`ped chunks (requests of at least
+//!   `M_MMAP_THRESHOLD`, 128 KiB rising to 32 MiB) and ggc's own maps for objects larger than
+//!   a page (`alloc_anon(NULL, entry_size)`): the first write at the mapping's start falls
+//!   back, but the ranges wholly inside get a THP as they are first touched. These are cc1's
+//!   large tables (hash tables, line maps, big vectors); a kernel file at `-O2` has a few of
+//!   MiBs: [`CC1_THP_RANGES`], an estimate, placed at random points of the job's faults.
 //!
 //! The rate the workload then drives follows from these: 16 jobs of ~24 MiB each living
 //! 0.6 s × 16 / 4 = 2.4 s: ≈ 6,000 pages per job per 2.4 s, ≈ 40,000 page faults/s (measured:
 //! 1.3–1.5 million in a 34 s `--quick` run), every page freed again at each exit; ≈ 6.7 jobs/s
 //! of 13.5 page-cache pages each, ≈ 90 pages (0.35 MiB) of new page cache per second.
 //!
-//! What the model leaves out (each changes the rates above, not the allocator's paths): THP
-//! (3.17 distributions enabled it, but `cc1`'s heap grows in small steps and the VM's 1 GiB is
-//! fragmented by the build), the executables' text (page-cache hits, like the headers),
+//! What the model leaves out (each changes the rates above, not the allocator's paths):
+//! khugepaged, the huge zero page (read faults: cc1 writes its memory), the executables' text
+//! (page-cache hits, like the headers),
 //! `fork`'s copy of `make`'s page tables, writeback of the objects, the linker and `built-in.o`
 //! archives at the end of each directory.
 
@@ -90,6 +125,26 @@ pub(crate) const HEADER_MIB: u64 = 16;
 pub(crate) const HEADER_PAGES_PER_JOB: u64 = 256;
 /// `make`'s own memory, MiB, held for the run. Estimate.
 pub(crate) const MAKE_MIB: u64 = 32;
+/// 2 MiB ranges of one job's anonymous memory that can be THP-backed at their first fault
+/// (3.17 `enabled=always`, stock gcc and glibc): uniform in this range. Estimate (see the
+/// module docs).
+pub(crate) const CC1_THP_RANGES: (u64, u64) = (0, 2);
+/// Pages of one THP (`HPAGE_PMD_NR`).
+pub(crate) const HPAGE_PMD_NR: u64 = 512;
+
+/// `/sys/kernel/mm/transparent_hugepage/enabled` for the build's jobs, and the heap layout
+/// that decides which ranges can be THP-backed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) enum Thp {
+    /// `always` (3.17's default), stock gcc and glibc: [`CC1_THP_RANGES`] per job.
+    #[default]
+    Always,
+    /// `never`: every fault order 0 (the model before THP).
+    Never,
+    /// Diagnostic, not the seed's machine: `always` with gcc's GC heap mapped in 2 MiB-aligned
+    /// chunks (Andrea Arcangeli's 2010 gcc patch): every 2 MiB of a job's memory can be a THP.
+    GgcAligned,
+}
 
 /// How often a job wakes to fault in the pages due and touch its memory.
 const TICK: Duration = Duration::from_millis(5);
@@ -115,6 +170,11 @@ pub(crate) struct KbuildStats {
     pub(crate) alloc_failures: u64,
     /// Pages whose pattern changed under their owner.
     pub(crate) verify_errors: u64,
+    /// THP faults served (`thp_fault_alloc`).
+    pub(crate) thp_fault_alloc: u64,
+    /// THP faults whose order-9 allocation failed and fell back to order 0
+    /// (`thp_fault_fallback`).
+    pub(crate) thp_fault_fallback: u64,
 }
 
 impl KbuildStats {
@@ -128,19 +188,23 @@ impl KbuildStats {
         self.header_refs += o.header_refs;
         self.alloc_failures += o.alloc_failures;
         self.verify_errors += o.verify_errors;
+        self.thp_fault_alloc += o.thp_fault_alloc;
+        self.thp_fault_fallback += o.thp_fault_fallback;
     }
 
     /// One summary line.
     pub(crate) fn line(&self) -> String {
         format!(
-            "kbuild: {} compile jobs ({} killed by allocation failures), {} anonymous page faults, {} kernel allocations, {} page-cache pages read and written, {} header-page references, {} failed allocations",
+            "kbuild: {} compile jobs ({} killed by allocation failures), {} anonymous page faults, {} kernel allocations, {} page-cache pages read and written, {} header-page references, {} failed allocations; thp_fault_alloc {}, thp_fault_fallback {}",
             self.processes,
             self.killed,
             self.anon_faults,
             self.kernel_allocs,
             self.page_cache_pages,
             self.header_refs,
-            self.alloc_failures
+            self.alloc_failures,
+            self.thp_fault_alloc,
+            self.thp_fault_fallback
         )
     }
 }
@@ -212,6 +276,7 @@ impl<'z> Kbuild<'z> {
         seed: u64,
         jobs: usize,
         cpus: u32,
+        thp: Thp,
         cache: Option<&PageCache>,
         pressure: &Pressure,
         stop: &AtomicBool,
@@ -225,16 +290,19 @@ impl<'z> Kbuild<'z> {
         while !stop.load(Ordering::Relaxed) {
             n += 1;
             let tag = splitmix64(((id as u64) << 40) ^ n ^ seed);
+            let cpu_ms = range(&mut rng, CC1_CPU_MS);
+            let rss = range(&mut rng, CC1_RSS_MIB) * PAGES_PER_MIB;
+            let thp_ranges = thp_ranges(&mut rng, thp, rss);
             let mut p = Process {
                 zone: self.zone,
                 pressure,
                 tag,
                 anon: Vec::new(),
+                pages: 0,
+                thp_ranges,
                 kernel: Vec::new(),
                 st: &mut st,
             };
-            let cpu_ms = range(&mut rng, CC1_CPU_MS);
-            let rss = range(&mut rng, CC1_RSS_MIB) * PAGES_PER_MIB;
             let wall = Duration::from_secs_f64(cpu_ms as f64 / 1e3 * share);
             let alive = p.exec()
                 && p.read_file(cache, range(&mut rng, SOURCE_PAGES))
@@ -258,8 +326,13 @@ struct Process<'a, 'z> {
     zone: &'z Zone,
     pressure: &'a Pressure,
     tag: u64,
-    /// Anonymous memory, in fault order.
+    /// Anonymous memory, in fault order (order-0 pages and THPs).
     anon: Vec<MovablePages<'z>>,
+    /// Anonymous pages faulted in (a THP counts its 512).
+    pages: u64,
+    /// The 2 MiB ranges (indices of [`HPAGE_PMD_NR`]-page steps of the job's faults) whose
+    /// first fault is a THP fault.
+    thp_ranges: Vec<u64>,
     /// Kernel stack, page tables, slab pages.
     kernel: Vec<Pages<'z>>,
     st: &'a mut KbuildStats,
@@ -308,11 +381,30 @@ impl Process<'_, '_> {
         true
     }
 
-    /// One anonymous page fault (and its page-table page every [`PTES_PER_PAGE`]).
+    /// One anonymous page fault (and its page-table page every [`PTES_PER_PAGE`]). The first
+    /// fault of a THP range is a THP fault: `do_huge_pmd_anonymous_page` allocates the huge
+    /// page first (`GFP_TRANSHUGE`, order 9) and then the page table it deposits; if the huge
+    /// page cannot be had, the range falls back to order-0 faults (`thp_fault_fallback`).
     fn fault(&mut self) -> bool {
-        if self.anon.len() as u64 % PTES_PER_PAGE == 0
-            && !self.kernel_alloc(Order(0), Gfp::GFP_KERNEL)
-        {
+        let new_range = self.pages % PTES_PER_PAGE == 0;
+        if new_range && self.thp_ranges.contains(&(self.pages / HPAGE_PMD_NR)) {
+            match self.zone.alloc_movable_gfp(Order(9), Gfp::GFP_TRANSHUGE) {
+                Ok(mut p) => {
+                    if !self.kernel_alloc(Order(0), Gfp::GFP_KERNEL) {
+                        return false;
+                    }
+                    stamp(&mut p, self.tag.wrapping_add(self.anon.len() as u64));
+                    self.anon.push(p);
+                    self.pages += HPAGE_PMD_NR;
+                    self.st.anon_faults += 1;
+                    self.st.thp_fault_alloc += 1;
+                    return true;
+                }
+                // Quiet (`__GFP_NOWARN`), and not a failure of the process.
+                Err(_) => self.st.thp_fault_fallback += 1,
+            }
+        }
+        if new_range && !self.kernel_alloc(Order(0), Gfp::GFP_KERNEL) {
             return false;
         }
         match self
@@ -322,6 +414,7 @@ impl Process<'_, '_> {
             Ok(mut p) => {
                 stamp(&mut p, self.tag.wrapping_add(self.anon.len() as u64));
                 self.anon.push(p);
+                self.pages += 1;
                 self.st.anon_faults += 1;
                 true
             }
@@ -347,7 +440,7 @@ impl Process<'_, '_> {
         loop {
             let f = (t0.elapsed().as_secs_f64() / wall.as_secs_f64().max(1e-9)).min(1.0);
             let due = (rss as f64 * f) as u64;
-            while (self.anon.len() as u64) < due {
+            while self.pages < due {
                 if !self.fault() {
                     return false;
                 }
@@ -377,6 +470,26 @@ impl Process<'_, '_> {
 
 fn range(rng: &mut Rng, (lo, hi): (u64, u64)) -> u64 {
     lo + rng.below(hi - lo + 1)
+}
+
+/// Which of a job's 2 MiB ranges (of `rss` pages, in fault order) get a THP fault.
+fn thp_ranges(rng: &mut Rng, thp: Thp, rss: u64) -> Vec<u64> {
+    let n = rss / HPAGE_PMD_NR;
+    match thp {
+        Thp::Never => Vec::new(),
+        Thp::GgcAligned => (0..n).collect(),
+        Thp::Always => {
+            let want = range(rng, CC1_THP_RANGES).min(n);
+            let mut v: Vec<u64> = Vec::new();
+            while (v.len() as u64) < want {
+                let r = rng.below(n);
+                if !v.contains(&r) {
+                    v.push(r);
+                }
+            }
+            v
+        }
+    }
 }
 
 /// Write `tag` into the first word of the page.

@@ -4,6 +4,7 @@
 
 use crate::config::Geometry;
 use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::Pfn;
 use core::fmt;
 
@@ -14,6 +15,10 @@ pub struct CmaArea {
     count: u64,
     /// `cma->lock` + `cma->bitmap`, and the pfn-owned ranges.
     bitmap: Mutex<CmaBitmaps>,
+    /// `alloc_contig_range` calls made by `cma_alloc` that failed (each followed by a retry
+    /// at the next aligned position, or by the allocation's failure). 3.17 counts nothing
+    /// here; its `pr_debug("memory range at %p is busy, retrying")` marks each one.
+    busy: AtomicU64,
 }
 
 /// The area's bitmaps, under `cma->lock`.
@@ -58,7 +63,21 @@ impl CmaArea {
                 reserved: vec![0; words],
                 pfn_owned: vec![0; words],
             }),
+            busy: AtomicU64::new(0),
         })
+    }
+
+    /// CMA attempts that failed since the area was made: every `alloc_contig_range` of a
+    /// [`Cma::alloc`](crate::Cma::alloc) that did not serve it (a busy range: a block that
+    /// could not be migrated, a page not free at `test_pages_isolated`), whether the
+    /// allocation then succeeded at a later position or not.
+    pub fn busy_attempts(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Count one failed `alloc_contig_range` of `cma_alloc`.
+    pub(crate) fn count_busy(&self) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
     }
 
     /// First pfn of the area.

@@ -14,6 +14,10 @@ pub(crate) struct MovableSlot {
     /// The block's current head pfn (changed by a migration).
     pub(crate) pfn: AtomicU64,
     pub(crate) order: Order,
+    /// A compound page (allocated with `__GFP_COMP`: a transparent huge page). 3.17's
+    /// `isolate_migratepages_range` skips it (`PageTransHuge`), so `alloc_contig_range` never
+    /// migrates it; compaction skips every block above order 0 anyway.
+    pub(crate) compound: bool,
     /// The pin state (`migrate`'s protocol: unpinned, pinned, migrating, freed).
     pub(crate) pin: AtomicU8,
 }
