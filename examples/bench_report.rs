@@ -148,6 +148,13 @@ struct Oversub {
     /// lock, or waiting for a drain), and involuntary ones (preemption), from `getrusage`.
     voluntary_cs: u64,
     involuntary_cs: u64,
+    /// The allocations during which the calling thread was not preempted (its involuntary
+    /// context-switch count, `getrusage(RUSAGE_THREAD)`, the same before and after): how many,
+    /// their p99.9 and their worst. Waits inside the allocator (a lock, a drain) stay in: they
+    /// are voluntary switches; only the time the OS took the CPU away is left out.
+    unpreempted: u64,
+    unpreempted_p999_us: f64,
+    unpreempted_worst_ms: f64,
 }
 
 /// The process's (voluntary, involuntary) context switches so far.
@@ -167,7 +174,8 @@ impl std::fmt::Display for Oversub {
         write!(
             f,
             "{} allocations in {:.2} s, {} failed, {} over 100 us, p99 {:.1} us, p99.9 {:.1} us, \
-             worst {:.2} ms, context switches {} voluntary, {} involuntary",
+             worst {:.2} ms, context switches {} voluntary, {} involuntary; {} not preempted: \
+             p99.9 {:.1} us, worst {:.2} ms",
             self.allocations,
             self.secs,
             self.failed,
@@ -176,7 +184,10 @@ impl std::fmt::Display for Oversub {
             self.p999_us,
             self.worst_ms,
             self.voluntary_cs,
-            self.involuntary_cs
+            self.involuntary_cs,
+            self.unpreempted,
+            self.unpreempted_p999_us,
+            self.unpreempted_worst_ms
         )
     }
 }
@@ -196,20 +207,26 @@ fn oversub(mode: PcpMode, threads: usize, allocs: u64, size: usize, fill: u64) -
     let start = Barrier::new(threads);
     let cs0 = context_switches();
     let t0 = Instant::now();
-    let per_thread: Vec<(Vec<u32>, u64)> = std::thread::scope(|s| {
+    let per_thread: Vec<(Vec<u32>, Vec<u32>, u64)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|_| {
                 let (z, start) = (&z, &start);
                 s.spawn(move || {
                     let mut lat = Vec::with_capacity((cycles * share) as usize);
+                    let mut unpreempted = Vec::with_capacity((cycles * share) as usize);
                     let mut held = Vec::with_capacity(share as usize);
                     let mut failed = 0;
                     start.wait();
                     for _ in 0..cycles {
                         for _ in 0..share {
+                            let preempted = thread_involuntary_switches();
                             let t = Instant::now();
                             let r = z.alloc_pfn(Order(0), Migratetype::Movable);
-                            lat.push(t.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+                            let ns = t.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+                            lat.push(ns);
+                            if thread_involuntary_switches() == preempted {
+                                unpreempted.push(ns);
+                            }
                             match r {
                                 Ok(p) => held.push(p),
                                 Err(_) => failed += 1,
@@ -219,7 +236,7 @@ fn oversub(mode: PcpMode, threads: usize, allocs: u64, size: usize, fill: u64) -
                             z.free_pfn(p, Order(0)).expect("free");
                         }
                     }
-                    (lat, failed)
+                    (lat, unpreempted, failed)
                 })
             })
             .collect();
@@ -233,10 +250,17 @@ fn oversub(mode: PcpMode, threads: usize, allocs: u64, size: usize, fill: u64) -
         r.is_ok() && r.true_free_pages == r.managed_pages,
         "pages stranded or lost after the oversubscription run: {r}"
     );
-    let failed = per_thread.iter().map(|t| t.1).sum();
+    let failed = per_thread.iter().map(|t| t.2).sum();
+    let mut unpreempted: Vec<u32> = per_thread.iter().flat_map(|t| t.1.iter().copied()).collect();
+    unpreempted.sort_unstable();
     let mut lat: Vec<u32> = per_thread.into_iter().flat_map(|t| t.0).collect();
     lat.sort_unstable();
     let q = |f: f64| f64::from(lat[((lat.len() - 1) as f64 * f) as usize]) / 1e3;
+    let uq = |f: f64| {
+        unpreempted
+            .get(((unpreempted.len().max(1) - 1) as f64 * f) as usize)
+            .map_or(f64::NAN, |&l| f64::from(l) / 1e3)
+    };
     Oversub {
         allocations: lat.len() as u64,
         failed,
@@ -247,6 +271,22 @@ fn oversub(mode: PcpMode, threads: usize, allocs: u64, size: usize, fill: u64) -
         secs,
         voluntary_cs: cs1.0 - cs0.0,
         involuntary_cs: cs1.1 - cs0.1,
+        unpreempted: unpreempted.len() as u64,
+        unpreempted_p999_us: uq(0.999),
+        unpreempted_worst_ms: uq(1.0) / 1e3,
+    }
+}
+
+/// The calling thread's involuntary context switches so far (`getrusage(RUSAGE_THREAD)`): a
+/// change across a call means the OS preempted the thread inside it.
+fn thread_involuntary_switches() -> i64 {
+    // SAFETY: `ru` is a plain struct owned by this frame that getrusage fills in.
+    unsafe {
+        let mut ru: libc::rusage = core::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut ru) != 0 {
+            return -1;
+        }
+        ru.ru_nivcsw
     }
 }
 
@@ -625,6 +665,9 @@ fn main() -> ExitCode {
             secs: med(|r| r.secs),
             voluntary_cs: med(|r| r.voluntary_cs as f64) as u64,
             involuntary_cs: med(|r| r.involuntary_cs as f64) as u64,
+            unpreempted: med(|r| r.unpreempted as f64) as u64,
+            unpreempted_p999_us: med(|r| r.unpreempted_p999_us),
+            unpreempted_worst_ms: med(|r| r.unpreempted_worst_ms),
         }
     };
     let oversub_thread = oversub_in(PcpMode::PerThread, 64 << 20);
@@ -684,6 +727,14 @@ fn main() -> ExitCode {
         ),
         ("  failed allocations", oversub_thread.failed as f64),
         (
+            "  not preempted: p99.9 (us)",
+            oversub_thread.unpreempted_p999_us,
+        ),
+        (
+            "  not preempted: worst (ms)",
+            oversub_thread.unpreempted_worst_ms,
+        ),
+        (
             "  never short (1 GiB): p99.9 (us)",
             oversub_thread_control.p999_us,
         ),
@@ -737,6 +788,10 @@ fn main() -> ExitCode {
             oversub_worst_ms: oversub_thread.worst_ms,
             oversub_over_100us: oversub_thread.over_100us,
             oversub_failed: oversub_thread.failed,
+            oversub_unpreempted: oversub_thread.unpreempted,
+            oversub_unpreempted_p999_us: oversub_thread.unpreempted_p999_us,
+            oversub_unpreempted_worst_ms: oversub_thread.unpreempted_worst_ms,
+            oversub_control_unpreempted_worst_ms: oversub_thread_control.unpreempted_worst_ms,
             oversub_control_p999_us: oversub_thread_control.p999_us,
             oversub_control_worst_ms: oversub_thread_control.worst_ms,
             oversub_percpu_p999_us: oversub_cpu.p999_us,
@@ -801,6 +856,12 @@ struct Json {
     oversub_worst_ms: f64,
     oversub_over_100us: u64,
     oversub_failed: u64,
+    /// The near-full run's allocations during which their thread was not preempted (see
+    /// `Oversub::unpreempted`): how many, p99.9, worst; and the never-short run's worst.
+    oversub_unpreempted: u64,
+    oversub_unpreempted_p999_us: f64,
+    oversub_unpreempted_worst_ms: f64,
+    oversub_control_unpreempted_worst_ms: f64,
     oversub_control_p999_us: f64,
     oversub_control_worst_ms: f64,
     oversub_percpu_p999_us: f64,
