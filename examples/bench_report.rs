@@ -251,7 +251,10 @@ fn oversub(mode: PcpMode, threads: usize, allocs: u64, size: usize, fill: u64) -
         "pages stranded or lost after the oversubscription run: {r}"
     );
     let failed = per_thread.iter().map(|t| t.2).sum();
-    let mut unpreempted: Vec<u32> = per_thread.iter().flat_map(|t| t.1.iter().copied()).collect();
+    let mut unpreempted: Vec<u32> = per_thread
+        .iter()
+        .flat_map(|t| t.1.iter().copied())
+        .collect();
     unpreempted.sort_unstable();
     let mut lat: Vec<u32> = per_thread.into_iter().flat_map(|t| t.0).collect();
     lat.sort_unstable();

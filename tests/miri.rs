@@ -295,6 +295,45 @@ fn remote_drain_while_the_owner_works() {
     });
 }
 
+/// High-order pcps (`ZoneConfig::pcp_high_order`): order-1 and order-2 blocks (the orders up
+/// to `pageblock_order` 2 of the mmap zone) go through the owner's pcp, by its leaf paths and
+/// its full ones, while another thread drains; every block's bytes are written and checked.
+#[test]
+fn high_order_pcps_with_a_remote_drain() {
+    let zone = Zone::new(ZoneConfig {
+        max_order: 4,
+        pageblock_order: 2,
+        fixes: Fixes::ALL,
+        pcp_high_order: true,
+        backend: Backend::Mmap,
+        ..ZoneConfig::tiny(16)
+    })
+    .unwrap();
+    let start = Barrier::new(2);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            start.wait();
+            for i in 0..6u8 {
+                let order = Order(1 + u32::from(i % 2));
+                let mut p = zone.alloc_pages(order, Migratetype::Movable).unwrap();
+                fill(p.as_mut_slice(), 70 + i);
+                check(p.as_slice(), 70 + i);
+            }
+            done.store(true, Ordering::Release);
+        });
+        s.spawn(|| {
+            start.wait();
+            let mut drains = 0;
+            while !done.load(Ordering::Acquire) || drains < 2 {
+                zone.drain_all_pages();
+                drains += 1;
+            }
+        });
+    });
+    all_free(&zone, "high-order pcps");
+}
+
 /// `PcpMode::PerCpu(2)`: two threads share CPU 0's pcp (one moves to CPU 1 halfway) while a
 /// third drains every CPU; each thread writes and checks its pages' bytes.
 #[test]
