@@ -52,6 +52,18 @@ use crate::zone::pageset::{
 };
 use crate::zone::{ZoneFree, ZoneInner};
 
+/// The pcp list a freed block of pageblock type `mt` (not `Isolate`: the leaf paths read it
+/// with `get_unless_isolate`) goes on: its own, or Movable's for CMA and Reserve.
+#[cfg(not(loom))]
+#[inline(always)]
+fn leaf_list(mt: Migratetype) -> Migratetype {
+    if mt.is_pcp_type() {
+        mt
+    } else {
+        Migratetype::Movable
+    }
+}
+
 impl ZoneInner {
     /// `free_hot_cold_page(page, cold)`: an order-0 free. Reads the pageblock type without the
     /// zone lock and caches it with the page; `Isolate` pages bypass the pcp; CMA and Reserve
@@ -89,19 +101,8 @@ impl ZoneInner {
         let Some(mt) = self.pageblock.get_unless_isolate(pfn) else {
             return false;
         };
-        let list = if mt.is_pcp_type() {
-            mt
-        } else {
-            Migratetype::Movable
-        };
-        pcp.cpu_section(|l| {
-            if l.count + 1 >= self.geo.pcp_high {
-                return false;
-            }
-            // Below `high` the order-0 list has room (see `PcpLists::new`).
-            self.pcp_push(l, pfn, Order(0), mt, list.idx(), cold);
-            true
-        })
+        let lists = (mt, leaf_list(mt));
+        pcp.cpu_section(|l| self.pcp_push_below_high(l, pfn, Order(0), lists, cold))
     }
 
     /// The common case of [`free_hot_cold_page`](Self::free_hot_cold_page) (and of a
@@ -122,19 +123,30 @@ impl ZoneInner {
         let Some(mt) = self.pageblock.get_unless_isolate(pfn) else {
             return false;
         };
-        let list = if mt.is_pcp_type() {
-            mt
-        } else {
-            Migratetype::Movable
-        };
+        let lists = (mt, leaf_list(mt));
         let Some(mut l) = pcp.try_owner_light() else {
             return false;
         };
+        self.pcp_push_below_high(&mut l, pfn, order, lists, cold)
+    }
+
+    /// The leaf paths' push: a block of pageblock type `mt` goes on the pcp list for `list`
+    /// ([`leaf_list`]`(mt)`) if that keeps the pcp below `high`, where the list has room by
+    /// construction (see `PcpLists::new`). `false`, having changed nothing, otherwise.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn pcp_push_below_high(
+        &self,
+        l: &mut PcpLists,
+        pfn: Pfn,
+        order: Order,
+        (mt, list): (Migratetype, Migratetype),
+        cold: bool,
+    ) -> bool {
         if l.count + (1 << order.0) >= self.geo.pcp_high {
             return false;
         }
-        // Below `high` the list has room (see `PcpLists::new`).
-        self.pcp_push(&mut l, pfn, order, mt, order_to_pindex(list, order), cold);
+        self.pcp_push(l, pfn, order, mt, order_to_pindex(list, order), cold);
         true
     }
 
