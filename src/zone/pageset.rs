@@ -129,12 +129,14 @@ impl PcpLists {
                 if pindex >= nr_lists {
                     return PcpList::with_capacity(0);
                 }
+                // The list's order, or 4 for the THP lists (more room than their order needs:
+                // a few entries).
                 let o = pindex / MIGRATE_PCPTYPES;
                 if o == 0 {
                     PcpList::with_capacity(pages)
                 } else {
-                    let refill = (batch as usize >> o.min(31)).max(2);
-                    PcpList::with_capacity((pages >> o.min(31)).max(refill) + 1)
+                    let refill = (batch as usize >> o).max(2);
+                    PcpList::with_capacity((pages >> o).max(refill) + 1)
                 }
             }),
             nr_lists,
