@@ -240,11 +240,18 @@ impl ZoneInner {
         true
     }
 
-    /// The high-watermark free of one batch, out of the fast path.
+    /// The high-watermark free, out of the fast path: one `batch` (3.17), or with high-order
+    /// pcps 5.14's `nr_pcp_free`, which grows while frees come with no allocation between.
     #[cold]
     #[inline(never)]
     fn free_pcppages_batch(&self, l: &mut PcpLists) {
-        self.free_pcppages_bulk(self.geo.pcp_batch, l);
+        let (high, batch) = (self.geo.pcp_high, self.geo.pcp_batch);
+        let count = if self.geo.pcp_high_order {
+            l.nr_pcp_free(high, batch)
+        } else {
+            batch
+        };
+        self.free_pcppages_bulk(count, l);
     }
 
     /// `buffered_rmqueue` for order 0: pop from this thread's pcp list for `mt`, refilling it

@@ -222,3 +222,74 @@ fn r2_with_a_high_order_block_is_fixed_by_patch_2() {
         r2_high_order(fixes).assert_ok();
     }
 }
+
+/// The pcp's lowest counts over a run of order-0 frees with no allocation between: each batch
+/// free leaves the pcp at `high - n` for the `n` it freed.
+fn batch_free_sizes(z: &Zone, pages: usize) -> Vec<u64> {
+    let held: Vec<Pfn> = (0..pages)
+        .map(|_| z.alloc_pfn(Order(0), Migratetype::Movable).unwrap())
+        .collect();
+    z.drain_all_pages();
+    let mut last = 0;
+    let mut freed_to = Vec::new();
+    for p in held {
+        z.free_pfn(p, Order(0)).unwrap();
+        let now = z.audit().pcp_pages;
+        if now < last {
+            freed_to.push(now);
+        }
+        last = now;
+    }
+    freed_to
+}
+
+/// 3.17 frees one `batch` (31) each time a pcp reaches `high` (186). With high-order pcps,
+/// 5.14's `nr_pcp_free` doubles the batch on each batch free without an allocation between,
+/// up to `high - batch`: 31, 62, 124, then 155.
+#[test]
+fn batch_frees_grow_without_allocations_in_5_14_only() {
+    let sizes = |high_order| -> Vec<u64> {
+        let z = zone(high_order, Fixes::ALL);
+        batch_free_sizes(&z, 1200)
+            .into_iter()
+            .map(|left| 186 - left)
+            .collect()
+    };
+    let old = sizes(false);
+    assert!(old.len() > 5 && old.iter().all(|&n| n == 31), "{old:?}");
+    let new = sizes(true);
+    assert_eq!(new[..4], [31, 62, 124, 155], "{new:?}");
+    assert!(new[4..].iter().all(|&n| n == 155), "{new:?}");
+}
+
+/// An allocation between two batch frees halves the factor again (5.14 halves it in
+/// `rmqueue_pcplist`): after 31, 62, one allocation brings the next batch back to 62.
+#[test]
+fn an_allocation_halves_the_batch_free_factor() {
+    let z = zone(true, Fixes::ALL);
+    let held: Vec<Pfn> = (0..600)
+        .map(|_| z.alloc_pfn(Order(0), Migratetype::Movable).unwrap())
+        .collect();
+    z.drain_all_pages();
+    let mut it = held.into_iter();
+    let mut frees_left = |n: usize| {
+        for p in it.by_ref().take(n) {
+            z.free_pfn(p, Order(0)).unwrap();
+        }
+        z.audit().pcp_pages
+    };
+    // 186 frees: the first batch free (31) at high, leaving 155.
+    assert_eq!(frees_left(186), 155);
+    // 31 more: the second (62, factor 1 -> 2), leaving 124.
+    assert_eq!(frees_left(31), 124);
+    // One allocation from the pcp: factor 2 -> 1.
+    let a = z.alloc_pfn(Order(0), Migratetype::Movable).unwrap();
+    assert_eq!(z.audit().pcp_pages, 123);
+    // 63 frees reach high again: 31 << 1 = 62 freed, leaving 124.
+    assert_eq!(frees_left(63), 124);
+    z.free_pfn(a, Order(0)).unwrap();
+    for p in it {
+        z.free_pfn(p, Order(0)).unwrap();
+    }
+    all_free(&z);
+}

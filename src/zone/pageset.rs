@@ -97,6 +97,10 @@ pub(crate) struct PcpLists {
     /// `MIGRATE_PCPTYPES`, or [`NR_PCP_LISTS`].
     pub(crate) nr_lists: usize,
     pub(crate) events: PcpEvents,
+    /// 5.14's `pcp->free_factor` (high-order pcps only) as the last batch free left it, and
+    /// [`pgalloc`](Self::pgalloc) then: see [`nr_pcp_free`](Self::nr_pcp_free).
+    pub(crate) free_factor: u32,
+    pub(crate) pgalloc_at_batch_free: u64,
 }
 
 impl PcpLists {
@@ -141,7 +145,41 @@ impl PcpLists {
             }),
             nr_lists,
             events: PcpEvents::default(),
+            free_factor: 0,
+            pgalloc_at_batch_free: 0,
         }
+    }
+
+    /// 5.14's `nr_pcp_free(pcp, high, batch)` (3b12e7e97938, "mm/page_alloc: scale the number
+    /// of pages that are batch freed"), for a pcp that reached `high`: `batch << free_factor`
+    /// pages, clamped to `batch..=high - batch`, and the factor raised while that is below
+    /// `high - batch`, so that a run of frees with no allocation frees more each time.
+    ///
+    /// 5.14 halves `free_factor` on every allocation from the pcp (`rmqueue_pcplist`); here the
+    /// halvings are applied when the factor is read, one per page handed out since the last
+    /// batch free (by `pgalloc`, which the fast paths already keep), so that the allocation
+    /// paths pay nothing. For order 0 that is one halving per allocation, as in 5.14; a
+    /// high-order block counts its pages.
+    pub(crate) fn nr_pcp_free(&mut self, high: u32, batch: u32) -> u32 {
+        if high < batch {
+            return 1;
+        }
+        let (min_nr_free, max_nr_free) = (batch, high - batch);
+        let pgalloc = self.pgalloc();
+        let halvings = pgalloc - self.pgalloc_at_batch_free;
+        let mut factor = if halvings >= 32 {
+            0
+        } else {
+            self.free_factor >> halvings
+        };
+        let n = u64::from(batch) << factor.min(32);
+        if n < u64::from(max_nr_free) {
+            factor += 1;
+        }
+        self.free_factor = factor;
+        self.pgalloc_at_batch_free = pgalloc;
+        // The kernel's clamp(): min(max(n, lo), hi), so `hi` wins when `high < 2 * batch`.
+        n.max(u64::from(min_nr_free)).min(u64::from(max_nr_free)) as u32
     }
 
     /// Pages handed out through this pcp (`pgalloc_normal`): every page that entered
