@@ -117,8 +117,11 @@ pub struct ZoneConfig {
     /// Cache blocks of orders 1 to `PAGE_ALLOC_COSTLY_ORDER` (3) and of `pageblock_order`
     /// (THP) on the pcps as well, as the kernel does since 5.14 (44042b449872, "mm/page_alloc:
     /// allow high-order pages to be stored on the per-cpu lists"): such an allocation or free
-    /// then stays off the zone lock like an order-0 one. Off by default, so that the pcps are
-    /// 3.17's (order 0 only) and the races are 3.17's; on in [`ZoneConfig::allocator`].
+    /// then stays off the zone lock like an order-0 one; and the batch free at `high` scales as
+    /// 5.14's `nr_pcp_free` does. `high` and `batch` stay 3.17's `zone_batchsize` figures (or
+    /// [`pcp`](Self::pcp)): 5.14's `zone_highsize` splits the low watermark across CPUs, which
+    /// per-thread pcps do not have. Off by default, so that the pcps are 3.17's (order 0 only)
+    /// and the races are 3.17's; on in [`ZoneConfig::allocator`].
     pub pcp_high_order: bool,
 }
 
