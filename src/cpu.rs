@@ -68,6 +68,16 @@ pub(crate) fn current(n: usize) -> usize {
     if cpu < n { cpu } else { cpu % n }
 }
 
+/// [`current`], and whether the thread is bound ([`set_thread_cpu`]) rather than on the OS's
+/// CPU.
+#[inline]
+pub(crate) fn current_bound(n: usize) -> (usize, bool) {
+    debug_assert!(n > 0);
+    let bound = BOUND.try_with(Cell::get).ok().flatten();
+    let cpu = bound.unwrap_or_else(os_cpu);
+    (if cpu < n { cpu } else { cpu % n }, bound.is_some())
+}
+
 /// `sched_getcpu()` (glibc reads it from rseq: no system call), or 0 where there is none.
 #[inline]
 fn os_cpu() -> usize {

@@ -95,14 +95,15 @@ impl ZoneInner {
     #[cfg(not(loom))]
     #[inline(always)]
     fn free_hot_cold_page_cpu(&self, pfn: Pfn, cold: bool) -> bool {
-        let Some(pcp) = self.pcps.cpu_fast() else {
+        if !self.pcps.cpu_fast() {
             return false;
-        };
+        }
         let Some(mt) = self.pageblock.get_unless_isolate(pfn) else {
             return false;
         };
         let lists = (mt, leaf_list(mt));
-        pcp.cpu_section(|l| self.pcp_push_below_high(l, pfn, Order(0), lists, cold))
+        self.pcps
+            .cpu_section(|l| self.pcp_push_below_high(l, pfn, Order(0), lists, cold))
     }
 
     /// The common case of [`free_hot_cold_page`](Self::free_hot_cold_page) (and of a
@@ -295,7 +296,10 @@ impl ZoneInner {
     #[cfg(not(loom))]
     #[inline(always)]
     fn rmqueue_pcp_cpu(&self, mt: Migratetype, owner: Owner) -> Option<Pfn> {
-        self.pcps.cpu_fast()?.cpu_section(|l| {
+        if !self.pcps.cpu_fast() {
+            return None;
+        }
+        self.pcps.cpu_section(|l| {
             let e = l.lists[mt.idx()].pop_front()?;
             l.count -= 1;
             let pfn = Pfn(u64::from(e.pfn));

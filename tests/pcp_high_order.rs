@@ -226,6 +226,8 @@ fn r2_with_a_high_order_block_is_fixed_by_patch_2() {
 /// The pcp's lowest counts over a run of order-0 frees with no allocation between: each batch
 /// free leaves the pcp at `high - n` for the `n` it freed.
 fn batch_free_sizes(z: &Zone, pages: usize) -> Vec<u64> {
+    // Per-CPU mode (PAGEALLOC_TEST_CPUS): stay on one CPU's pcp.
+    set_thread_cpu(Some(0));
     let held: Vec<Pfn> = (0..pages)
         .map(|_| z.alloc_pfn(Order(0), Migratetype::Movable).unwrap())
         .collect();
@@ -266,6 +268,7 @@ fn batch_frees_grow_without_allocations_in_5_14_only() {
 /// `rmqueue_pcplist`): after 31, 62, one allocation brings the next batch back to 62.
 #[test]
 fn an_allocation_halves_the_batch_free_factor() {
+    set_thread_cpu(Some(0));
     let z = zone(true, Fixes::ALL);
     let held: Vec<Pfn> = (0..600)
         .map(|_| z.alloc_pfn(Order(0), Migratetype::Movable).unwrap())

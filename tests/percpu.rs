@@ -324,3 +324,81 @@ fn an_allocation_waits_for_the_drain_in_progress() {
         set_thread_cpu(None);
     }
 }
+
+/// Pin the calling thread to host CPU 0 (so that `sched_getcpu() % n` is 0). `false` if the
+/// host refuses.
+fn pin_to_host_cpu0() -> bool {
+    // SAFETY: `set` is a plain bitmask owned by this frame, passed by pointer with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            && libc::sched_getcpu() == 0
+    }
+}
+
+/// An unbound thread whose CPU's section is held (here by a drain parked inside it; in a run,
+/// by a thread the OS preempted there, which a kernel section never is) uses a free CPU's
+/// section instead of waiting: the allocation returns while the drain is still parked. A
+/// thread bound to that CPU would wait (`an_allocation_waits_for_the_drain_in_progress`).
+/// The parked drain is let go when the allocation returns, or after 10 s if it has not (the
+/// test then fails): the bound only ends the wait.
+#[test]
+fn an_unbound_thread_takes_a_free_cpu_when_its_own_is_held() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let gate = Gate::new(RaceWindow::PcpBulkBeforeZoneLock, 0);
+    let zone = Zone::new(ZoneConfig {
+        pcp_mode: PcpMode::PerCpu(2),
+        race_hook: gate.hook(),
+        pcp: Some(PcpConfig { high: 16, batch: 4 }),
+        ..ZoneConfig::tiny(64)
+    })
+    .unwrap();
+    let mut held = fill(&zone, Order(0));
+    let given: Vec<Pfn> = held.drain(..4).collect();
+    // Pages 4..8 free on the buddy lists, for U's CPU 1 refill.
+    for p in held.drain(..4) {
+        zone.free_pfn(p, Order(0)).unwrap();
+    }
+    zone.drain_all_pages();
+    // Pages 0..4 on CPU 0's pcp (pfn 0 at the tail, the page the drain's window names).
+    on_cpu(0, || {
+        for p in given {
+            zone.free_pfn(p, Order(0)).unwrap();
+        }
+    });
+    let (returned_tx, returned_rx) = mpsc::channel();
+    let returned = std::thread::scope(|s| {
+        let zone = &zone;
+        // D: drains CPU 0, parked inside its section.
+        let d = s.spawn(|| zone.drain_all_pages());
+        gate.wait_arrived();
+        // U: unbound, on host CPU 0, so on modelled CPU 0, whose section D holds.
+        let u = s.spawn(move || {
+            if !pin_to_host_cpu0() {
+                returned_tx.send(None).unwrap();
+                return;
+            }
+            let p = zone.alloc_pfn(Order(0), Migratetype::Movable);
+            returned_tx.send(Some(p)).unwrap();
+        });
+        let returned = returned_rx.recv_timeout(Duration::from_secs(10));
+        gate.release();
+        d.join().unwrap();
+        u.join().unwrap();
+        returned
+    });
+    match returned {
+        Ok(None) => eprintln!("skipped: cannot pin a thread to host CPU 0 here"),
+        Ok(Some(p)) => held.push(p.expect("an allocation from CPU 1's section or the zone")),
+        Err(_) => panic!("the unbound thread waited for the section the parked drain holds"),
+    }
+    for p in held {
+        zone.free_pfn(p, Order(0)).unwrap();
+    }
+    zone.drain_all_pages();
+    let r = zone.audit();
+    r.assert_ok();
+    assert_eq!(r.true_free_pages, zone.geometry().nr_pages);
+}

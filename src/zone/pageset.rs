@@ -822,17 +822,53 @@ impl PcpRegistry {
         self.with_thread_lists_slow(f)
     }
 
-    /// Per-CPU mode's way to the calling thread's CPU pcp for the leaf paths: `None` in
-    /// per-thread mode, and for a zone with a race hook or a trace (whose full paths check
-    /// them).
+    /// Whether per-CPU mode's leaf paths may run: per-CPU pcps, and no race hook or trace
+    /// (whose full paths check them).
     #[cfg(not(loom))]
     #[inline(always)]
-    pub(crate) fn cpu_fast(&self) -> Option<&Pcp> {
-        if !self.cpu_fast {
-            return None;
+    pub(crate) fn cpu_fast(&self) -> bool {
+        self.cpu_fast
+    }
+
+    /// Per-CPU mode: run `f` in the section of the calling thread's CPU (3.17's
+    /// `local_irq_save` … `local_irq_restore` around `this_cpu_ptr(zone->pageset)`).
+    ///
+    /// A thread bound with [`set_thread_cpu`](crate::set_thread_cpu) always uses its CPU,
+    /// waiting if another thread is in that CPU's section. An unbound thread is on whichever
+    /// CPU the OS runs it on, and a kernel task always finds its CPU's section free (nothing
+    /// can be preempted inside one); here a thread the OS preempted inside a section holds it,
+    /// so an unbound thread that finds the section of the CPU it was just on held takes the
+    /// first free section of the others, as if the OS had run it there, and waits only when
+    /// every section is held. Bound threads (the race tests, the stress examples' workers)
+    /// are unaffected.
+    #[inline(always)]
+    pub(crate) fn cpu_section<R>(&self, f: impl FnOnce(&mut PcpLists) -> R) -> R {
+        let n = self.per_cpu.len();
+        let (cpu, bound) = crate::cpu::current_bound(n);
+        if bound || n == 1 {
+            return self.per_cpu[cpu].cpu_section(f);
         }
-        let cpu = crate::cpu::current(self.per_cpu.len());
-        self.per_cpu.get(cpu).map(|p| &***p)
+        let mut f = Some(f);
+        let mut run = |l: &mut PcpLists| (f.take().expect("a section runs once"))(l);
+        match self.per_cpu[cpu].try_locked(&mut run) {
+            Some(r) => r,
+            None => self.cpu_section_elsewhere(cpu, run),
+        }
+    }
+
+    /// [`cpu_section`](Self::cpu_section) for an unbound thread whose CPU's section is held:
+    /// the first other CPU whose section is free, else wait for its own.
+    #[cold]
+    #[inline(never)]
+    fn cpu_section_elsewhere<R>(&self, cpu: usize, mut run: impl FnMut(&mut PcpLists) -> R) -> R {
+        let n = self.per_cpu.len();
+        for i in 1..n {
+            let other = (cpu + i) % n;
+            if let Some(r) = self.per_cpu[other].try_locked(&mut run) {
+                return r;
+            }
+        }
+        self.per_cpu[cpu].cpu_section(run)
     }
 
     /// Whether the pcps are per CPU.
@@ -848,7 +884,7 @@ impl PcpRegistry {
             // A race hook at a free-path window: this CPU's pcp may be held below it.
             return None;
         }
-        Some(self.per_cpu[crate::cpu::current(self.per_cpu.len())].cpu_section(f))
+        Some(self.cpu_section(f))
     }
 
     /// Per-thread mode past the fast-path cache: the thread's pcp's first use in a while.
