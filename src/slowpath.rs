@@ -69,6 +69,20 @@ impl ZoneInner {
         owner: Owner,
     ) -> Result<Pfn, AllocError> {
         let r = self.alloc_gfp_untraced(order, gfp, owner);
+        if gfp.is_thp_fault() {
+            // `do_huge_pmd_anonymous_page`: `count_vm_event(THP_FAULT_FALLBACK)` when
+            // `alloc_hugepage_vma` returns NULL, `THP_FAULT_ALLOC` once the huge page is
+            // mapped. (3.17 also counts a fallback, not an alloc, when the page was had but
+            // the memcg charge or the page table for the pmd then failed: a caller's business
+            // after this allocation, which the zone cannot see.)
+            let mut z = self.lock();
+            let e = z.events_mut();
+            if r.is_ok() {
+                e.thp_fault_alloc += 1;
+            } else {
+                e.thp_fault_fallback += 1;
+            }
+        }
         let page = r.as_ref().ok().copied();
         self.trace
             .mm_page_alloc(page, order, gfp.migratetype(), gfp);
