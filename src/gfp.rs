@@ -109,6 +109,16 @@ impl Gfp {
         self.contains(Gfp::GFP_TRANSHUGE)
     }
 
+    /// The mask of a 3.17 THP fault, `alloc_hugepage_gfpmask(defrag, 0)`: exactly
+    /// [`Gfp::GFP_TRANSHUGE`], or `GFP_TRANSHUGE & ~__GFP_WAIT` when defrag is off for the VMA.
+    /// `do_huge_pmd_anonymous_page` (and the COW of a huge page, `do_huge_pmd_wp_page`) pass it
+    /// to `alloc_hugepage_vma` and count `thp_fault_alloc` / `thp_fault_fallback` on the
+    /// outcome; khugepaged adds `__GFP_OTHER_NODE` (its `thp_collapse_alloc*`) and hugetlbfs
+    /// uses another mask, so neither matches.
+    pub const fn is_thp_fault(self) -> bool {
+        self.without(Gfp::WAIT).0 == Gfp::GFP_TRANSHUGE.without(Gfp::WAIT).0
+    }
+
     /// `oom_gfp_allowed` (3.17 `include/linux/oom.h`): `__GFP_FS` set and `__GFP_NORETRY`
     /// clear. Only such requests take the OOM path when reclaim makes no progress.
     pub const fn oom_allowed(self) -> bool {
@@ -289,6 +299,10 @@ mod tests {
         assert!(t.contains(AllocFlags::CMA) && !t.contains(AllocFlags::HARDER));
         let nodefrag = Gfp::GFP_TRANSHUGE.without(Gfp::WAIT);
         assert!(!nodefrag.can_wait() && !nodefrag.is_transhuge());
+        // Both are THP-fault masks; khugepaged's extra bit or a plain movable mask are not.
+        assert!(Gfp::GFP_TRANSHUGE.is_thp_fault() && nodefrag.is_thp_fault());
+        assert!(!Gfp::GFP_HIGHUSER_MOVABLE.is_thp_fault());
+        assert!(!Gfp(Gfp::GFP_TRANSHUGE.0 | Gfp::HIGH.0).is_thp_fault());
         // Not atomic: __GFP_NO_KSWAPD is set, and __GFP_NOMEMALLOC forbids ALLOC_HARDER anyway.
         assert!(!AllocFlags::from_gfp(nodefrag, false).contains(AllocFlags::HARDER));
         let atomic_nomemalloc = Gfp::NOMEMALLOC;

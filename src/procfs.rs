@@ -32,8 +32,9 @@
 //! | `pgalloc_normal`, `pgfree` | Σ pcp events + zone-path events (pages) |
 //! | `pgmigrate_success` / `pgmigrate_fail` | zone events |
 //! | `pgscan_{kswapd,direct}_normal`, `pgsteal_{kswapd,direct}_normal`, `allocstall`, `pageoutrun`, `compact_*` | reclaim and compaction events (`vmscan`, `slowpath`, `compaction`) |
+//! | `thp_fault_alloc` / `thp_fault_fallback` | zone events: a THP-fault request ([`Gfp::is_thp_fault`](crate::Gfp::is_thp_fault), the mask of `do_huge_pmd_anonymous_page`'s `alloc_hugepage_vma`) served or failed through [`Zone::alloc_pages_gfp`](crate::Zone::alloc_pages_gfp) and friends |
 //! | `cma_alloc_success` / `cma_alloc_fail` | zone events, **appended** after 3.17's last line (the names of later kernels; 3.17 has no CMA events) |
-//! | everything else (`nr_alloc_batch`, LRU, dirty, THP, ...) | 0: not modelled |
+//! | everything else (`nr_alloc_batch`, LRU, dirty, the other THP lines, ...) | 0: not modelled (no khugepaged, so no `thp_collapse_alloc*`; no huge page is split or mapped from the huge zero page) |
 //!
 //! The kernel's `zone_page_state()` / `global_page_state()` clamp a negative counter at 0 on SMP
 //! (per-cpu deltas can make it transiently negative). Here a negative `NR_FREE_PAGES` or
@@ -611,7 +612,9 @@ impl crate::Zone {
     ///
     /// Real values: `nr_free_pages` and `nr_free_cma` (the folded values, clamped at 0, as
     /// 3.17's `global_page_state()` reads them), `pgalloc_normal` and `pgfree` (pages, summed over every pcp and the zone path),
-    /// `pgmigrate_success`, `pgmigrate_fail` and the two CMA lines. Everything else prints 0.
+    /// `pgmigrate_success`, `pgmigrate_fail`, `thp_fault_alloc` / `thp_fault_fallback` (THP-fault
+    /// requests, [`Gfp::is_thp_fault`](crate::Gfp::is_thp_fault), served / failed) and the two
+    /// CMA lines. Everything else prints 0.
     ///
     /// ```
     /// use pagealloc::{Zone, ZoneConfig};
@@ -638,6 +641,8 @@ impl crate::Zone {
             "pgmigrate_fail" => e.pgmigrate_fail,
             "cma_alloc_success" => e.cma_alloc_success,
             "cma_alloc_fail" => e.cma_alloc_fail,
+            "thp_fault_alloc" => e.thp_fault_alloc,
+            "thp_fault_fallback" => e.thp_fault_fallback,
             "pgsteal_kswapd_normal" => get(&rs.pgsteal_kswapd),
             "pgsteal_direct_normal" => get(&rs.pgsteal_direct),
             "pgscan_kswapd_normal" => get(&rs.pgscan_kswapd),

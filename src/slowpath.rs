@@ -31,9 +31,14 @@
 //!   would let call the OOM killer does (`oom_gfp_allowed`: `__GFP_FS` and not
 //!   `__GFP_NORETRY`); any other goes on to `should_alloc_retry` (a `__GFP_NORETRY` request,
 //!   such as a THP fault, to its last compaction and then fails).
-//! - `should_alloc_retry` retries order ≤ 3 requests for as long as reclaim makes progress;
-//!   here at most [`MAX_RECLAIM_RETRIES`] times (the bound 4.7's `should_reclaim_retry` uses),
-//!   so a shrinker that reports progress it cannot deliver cannot hang the caller.
+//! - `should_alloc_retry` retries order ≤ 3 requests for as long as reclaim makes progress.
+//!   Here the progress must be verified (the shrinkers' counts fell by it), and a request
+//!   gives up after [`MAX_RECLAIM_RETRIES`] rounds without verified progress (4.7's
+//!   `should_reclaim_retry` bounds its `no_progress_loops` the same way) or once it has
+//!   reclaimed as many pages as the shrinkers held when it began; so a shrinker that reports
+//!   progress it cannot deliver cannot hang the caller, while a request whose reclaim frees
+//!   only pages it cannot use for a while (CMA pages, for an unmovable request, with the
+//!   oldest cache pages in the CMA area) reclaims on, as in 3.17, until it frees some it can.
 //! - The passes after the first compaction are synchronous (`MIGRATE_SYNC_LIGHT` in 3.17,
 //!   which differs only for pages under writeback), except for THP faults
 //!   ([`Gfp::GFP_TRANSHUGE`]), which 3.17 keeps asynchronous throughout (no kthread here is
@@ -55,8 +60,9 @@ use crate::zone::{Zone, ZoneInner};
 /// `PAGE_ALLOC_COSTLY_ORDER`.
 pub const PAGE_ALLOC_COSTLY_ORDER: u32 = 3;
 
-/// How many rounds of direct reclaim an allocation makes before it fails (4.7's
-/// `MAX_RECLAIM_RETRIES`; 3.17 retries without bound while reclaim reports progress).
+/// How many rounds of direct reclaim without verified progress an allocation makes before it
+/// fails (4.7's `MAX_RECLAIM_RETRIES`; 3.17 retries without bound while reclaim reports
+/// progress). Rounds that verifiably freed pages do not count (see the module docs).
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
 
 impl ZoneInner {
@@ -69,6 +75,20 @@ impl ZoneInner {
         owner: Owner,
     ) -> Result<Pfn, AllocError> {
         let r = self.alloc_gfp_untraced(order, gfp, owner);
+        if gfp.is_thp_fault() {
+            // `do_huge_pmd_anonymous_page`: `count_vm_event(THP_FAULT_FALLBACK)` when
+            // `alloc_hugepage_vma` returns NULL, `THP_FAULT_ALLOC` once the huge page is
+            // mapped. (3.17 also counts a fallback, not an alloc, when the page was had but
+            // the memcg charge or the page table for the pmd then failed: a caller's business
+            // after this allocation, which the zone cannot see.)
+            let mut z = self.lock();
+            let e = z.events_mut();
+            if r.is_ok() {
+                e.thp_fault_alloc += 1;
+            } else {
+                e.thp_fault_fallback += 1;
+            }
+        }
         let page = r.as_ref().ok().copied();
         self.trace
             .mm_page_alloc(page, order, gfp.migratetype(), gfp);
@@ -144,10 +164,20 @@ impl ZoneInner {
         } else {
             MigrateMode::Sync
         };
+        // Rounds of reclaim without verified progress, the pages verified reclaimed, and
+        // what the shrinkers held when this request first reclaimed (see `should_alloc_retry`
+        // below).
         let mut rounds = 0;
+        let mut reclaimed = 0u64;
+        let mut reclaimable_at_start = None;
         loop {
             // `__alloc_pages_direct_reclaim`: reclaim, retry, drain the pcps, retry.
+            let before = self.reclaimable_pages();
+            let budget = *reclaimable_at_start.get_or_insert(before);
             let progress = self.try_to_free_pages();
+            // Progress the shrinkers' counts confirm: a shrinker that reports pages it did
+            // not free (or a cache refilled as fast as it is reclaimed) confirms none.
+            let verified = progress.min(before.saturating_sub(self.reclaimable_pages()));
             if progress > 0 {
                 if let Some(pfn) = attempt(checked) {
                     return Ok(pfn);
@@ -165,12 +195,21 @@ impl ZoneInner {
                 self.drain_all_pages_by(DrainCaller::Reclaim);
                 return self.alloc_failed(order, gfp, attempt(checked));
             }
-            // No progress and no OOM path (`!oom_gfp_allowed`): on to `should_alloc_retry`.
-            rounds += 1;
-            // `should_alloc_retry`.
+            // Progress that did not serve the request, or none and no OOM path
+            // (`!oom_gfp_allowed`): on to `should_alloc_retry`, which in 3.17 retries an order
+            // <= 3 request without bound. Bounded here: at most MAX_RECLAIM_RETRIES rounds
+            // without verified progress (4.7's `no_progress_loops`), and rounds with it to one
+            // pass over what was reclaimable when the request began. Rounds that really freed pages do not
+            // count: they may have freed only pages the request cannot use (CMA pages for an
+            // unmovable request), and 3.17 reclaims on until it frees some it can.
+            reclaimed += verified;
+            if verified == 0 {
+                rounds += 1;
+            }
             let retry = !gfp.contains(Gfp::NORETRY)
                 && order.0 <= PAGE_ALLOC_COSTLY_ORDER
-                && rounds < MAX_RECLAIM_RETRIES;
+                && rounds < MAX_RECLAIM_RETRIES
+                && (verified == 0 || reclaimed < budget);
             if !retry {
                 // High-order allocations do not loop after reclaim: compact (synchronously)
                 // one last time.

@@ -115,6 +115,16 @@ impl ZoneInner {
         reclaimed
     }
 
+    /// The pages the shrinkers say they hold now (the sum of their counts): how direct
+    /// reclaim checks the progress they report.
+    pub(crate) fn reclaimable_pages(&self) -> u64 {
+        self.reclaim
+            .shrinkers()
+            .iter()
+            .map(|s| s.count())
+            .fold(0, u64::saturating_add)
+    }
+
     /// `zone_watermark_ok_safe(z, order, mark, 0, 0)`: the watermark check kswapd uses, with
     /// the per-CPU diffs added (`zone_page_state_snapshot`) when the folded value is below
     /// `percpu_drift_mark`, where they could hide a breach.

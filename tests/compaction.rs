@@ -686,3 +686,41 @@ fn thp_fault_without_reclaim_progress_skips_the_oom_path() {
         z.audit().assert_ok();
     }
 }
+
+/// `/proc/vmstat`'s `thp_fault_alloc` / `thp_fault_fallback` (3.17 counts them in
+/// `do_huge_pmd_anonymous_page` on `alloc_hugepage_vma`'s outcome): a THP fault served on a
+/// fresh zone counts one `thp_fault_alloc`; on the zone with an unmovable page in every
+/// pageblock it fails and counts one `thp_fault_fallback`. Order-9 requests with other masks
+/// (khugepaged's, a plain movable one) count neither.
+#[test]
+fn thp_fault_events_in_vmstat() {
+    let z = zone64(Fixes::ALL);
+    let lines = |z: &Zone| {
+        (
+            vmstat(z, "thp_fault_alloc"),
+            vmstat(z, "thp_fault_fallback"),
+        )
+    };
+    assert_eq!(lines(&z), (0, 0));
+    let other = z
+        .alloc_movable_gfp(Order(9), Gfp::GFP_HIGHUSER_MOVABLE)
+        .unwrap();
+    assert_eq!(lines(&z), (0, 0), "not a THP fault");
+    let thp = z.alloc_movable_gfp(Order(9), Gfp::GFP_TRANSHUGE).unwrap();
+    assert_eq!(lines(&z), (1, 0));
+    let nodefrag = z
+        .alloc_movable_gfp(Order(9), Gfp::GFP_TRANSHUGE.without(Gfp::WAIT))
+        .unwrap();
+    assert_eq!(lines(&z), (2, 0), "defrag off is still a THP fault");
+    drop((other, thp, nodefrag));
+
+    let (z, _) = unmovable_every_other_page(false);
+    z.alloc_movable_gfp(Order(9), Gfp::GFP_TRANSHUGE)
+        .unwrap_err();
+    assert_eq!(lines(&z), (0, 1));
+    z.alloc_movable_gfp(Order(9), Gfp::GFP_HIGHUSER_MOVABLE | Gfp::NOWARN)
+        .unwrap_err();
+    assert_eq!(lines(&z), (0, 1), "not a THP fault");
+    z.drain_all_pages();
+    z.audit().assert_ok();
+}

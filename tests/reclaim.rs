@@ -295,3 +295,63 @@ fn allocations_inside_reclaim_do_not_recurse() {
     assert_eq!(z.reclaim_counters().allocstall, 1);
     z.audit().assert_ok();
 }
+
+/// An unmovable request cannot use free CMA pages, and reclaim frees pages wherever the
+/// cache's LRU has them: with the oldest cache pages in the CMA area, many rounds of real
+/// reclaim free only CMA pages before any the request can use. 3.17's `should_alloc_retry`
+/// retries an order-0 request for as long as reclaim makes progress, so the request is
+/// served once reclaim reaches the cache pages outside CMA; it must not fail after
+/// `MAX_RECLAIM_RETRIES` rounds that each freed pages (the bound is for rounds without
+/// real progress, as in 4.7's `should_reclaim_retry`).
+#[test]
+fn reclaim_that_frees_only_cma_pages_for_a_while_does_not_fail_an_unmovable_request() {
+    let z = Arc::new(
+        Zone::new(ZoneConfig {
+            size: 8 << 20,
+            cma_size: 4 << 20,
+            fixes: Fixes::ALL,
+            reserve_pageblocks: Some(0),
+            ..ZoneConfig::default()
+        })
+        .unwrap(),
+    );
+    let cache = Cache::new(&z);
+    z.register_shrinker(cache.clone());
+    // Every page outside CMA held unmovable, so the cache's first pages are CMA pages.
+    let mut held = Vec::new();
+    while let Ok(p) = z.alloc_pfn(Order(0), Migratetype::Unmovable) {
+        held.push(p);
+        z.drain_all_pages();
+    }
+    cache.fill_until(0);
+    let cma_cached = cache.count();
+    assert!(
+        cma_cached > u64::from(MAX_RECLAIM_RETRIES) * 32,
+        "{cma_cached}"
+    );
+    // Then 200 cache pages outside CMA, at the young end of the LRU.
+    for p in held.drain(..200) {
+        z.free_pfn(p, Order(0)).unwrap();
+    }
+    z.drain_all_pages();
+    cache.fill_until(0);
+    z.vmstat_update();
+    let r = z.audit();
+    assert_eq!(r.true_free_pages, 0, "{r}");
+    let p = z
+        .alloc_pfn_gfp(Order(0), Gfp::GFP_KERNEL)
+        .unwrap_or_else(|e| {
+            panic!(
+                "3.17 keeps reclaiming while reclaim makes progress: {e}, {:?}",
+                z.reclaim_counters()
+            )
+        });
+    let c = z.reclaim_counters();
+    assert!(
+        c.allocstall > u64::from(MAX_RECLAIM_RETRIES) && c.alloc_fail == 0,
+        "{c:?}"
+    );
+    z.free_pfn(p, Order(0)).unwrap();
+    drop(held);
+    z.audit().assert_ok();
+}

@@ -84,6 +84,10 @@ pub(crate) struct ZoneEvents {
     pub(crate) pgmigrate_success: u64,
     /// `pgmigrate_fail`.
     pub(crate) pgmigrate_fail: u64,
+    /// `thp_fault_alloc`: THP-fault requests ([`Gfp::is_thp_fault`](crate::Gfp::is_thp_fault)) served.
+    pub(crate) thp_fault_alloc: u64,
+    /// `thp_fault_fallback`: THP-fault requests that failed.
+    pub(crate) thp_fault_fallback: u64,
 }
 
 /// The seed's patchset \[3\] interleave state (`nr_try_movable`, `nr_try_cma`, and their
