@@ -101,13 +101,18 @@ mod harness {
     /// `tests/common`'s `small_cma`: 32 pages, `max_order` 4, pageblocks of 4 pages, the top
     /// 16 pages CMA: room for an order-1 block and its buddy inside one pageblock.
     pub(crate) fn small_cma(fixes: Fixes) -> Arc<Zone> {
-        zone(ZoneConfig {
+        zone(small_cma_config(fixes))
+    }
+
+    /// [`small_cma`]'s configuration, for models that change one more field.
+    pub(crate) fn small_cma_config(fixes: Fixes) -> ZoneConfig {
+        ZoneConfig {
             max_order: 4,
             pageblock_order: 2,
             cma_size: 16 * PAGE_SIZE,
             fixes,
             ..ZoneConfig::tiny(32)
-        })
+        }
     }
 
     /// A shareable zone (loom values: must be called inside the model).
@@ -328,12 +333,8 @@ mod r2_high_order {
     fn run(name: &str, fixes: Fixes) {
         model(name, 3, move || {
             let zone = zone(ZoneConfig {
-                max_order: 4,
-                pageblock_order: 2,
-                cma_size: 16 * PAGE_SIZE,
-                fixes,
                 pcp_high_order: true,
-                ..ZoneConfig::tiny(32)
+                ..small_cma_config(fixes)
             });
             fill(&zone, Order(1));
             free_now(&zone, 18, 1);
