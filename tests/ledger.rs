@@ -3,6 +3,8 @@
 //! races that do not need a race window (R3a, R3b, R2 with a parked page), then real threads.
 #![allow(clippy::disallowed_types)] // tests are outside the loom shim rule
 
+mod common;
+use common::*;
 use pagealloc::*;
 
 fn sums(l: &[LedgerEntry]) -> (i64, i64) {
@@ -82,6 +84,53 @@ fn r3a_and_r3b_are_recorded_where_3_17_decides_them() {
         z.set_migratetype_isolate(Pfn(512)).unwrap();
         z.free_pfn(Pfn(0), Order(9)).unwrap();
         assert_eq!(check(&z), []);
+    }
+}
+
+/// v3.18: a free reads its pageblock's type as Isolate before the zone lock, and the block is
+/// un-isolated meanwhile. Another pageblock is still isolated, so patch 1's recheck corrects
+/// the type: no R1a. But the freed block then merges past `pageblock_order` with the free
+/// block of that isolated neighbour, which nothing forbids until 4.6: the ledger names R3b
+/// (the block's pages leave the Isolate list for a counted one, uncounted), not R1a.
+#[test]
+fn a_rechecked_stale_isolate_free_that_merges_across_isolation_is_r3b() {
+    for (fixes, want) in [
+        (Fixes::V3_18, vec![(Race::R3b, -2, -2)]),
+        (Fixes::V4_6, vec![]),
+    ] {
+        // 16 pages, pageblocks of 2, the top 8 CMA (tests/common's tiny_cma), ledger on.
+        let gate = Gate::new(RaceWindow::FreeBeforeZoneLock, 8);
+        let z = Zone::new(ZoneConfig {
+            cma_size: 8 * PAGE_SIZE,
+            fixes,
+            race_hook: gate.hook(),
+            ledger: true,
+            ..ZoneConfig::tiny(16)
+        })
+        .unwrap();
+        fill(&z, Order(0));
+        for pfn in [9, 10, 11] {
+            free_now(&z, pfn, 0);
+        }
+        // {10, 11}: one free order-1 block, isolated. {8, 9}: isolated, 9 free.
+        z.set_migratetype_isolate(Pfn(10)).unwrap();
+        z.set_migratetype_isolate(Pfn(8)).unwrap();
+        race(
+            &gate,
+            || z.free_pfn(Pfn(8), Order(0)).unwrap(),
+            || {
+                z.unset_migratetype_isolate(Pfn(8), Migratetype::Cma)
+                    .unwrap()
+            },
+        );
+        let got: Vec<_> = check(&z)
+            .iter()
+            .map(|e| {
+                assert_eq!(e.path, LedgerPath::FreeOnePage, "{fixes:?}: {e:?}");
+                (e.race, e.free, e.cma)
+            })
+            .collect();
+        assert_eq!(got, want, "{fixes:?}");
     }
 }
 

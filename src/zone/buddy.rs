@@ -417,22 +417,25 @@ impl ZoneFree {
         self.ledger.as_deref().map(Ledger::entries)
     }
 
-    /// The race of a free of the block at `pfn` handed type `handed`, on `path`, given what
-    /// the core saw: a type that disagrees with the pageblock's isolation (R1a, R1b, R2), else
-    /// a merge across an isolation boundary (R3a into an isolated pageblock, R3b into a normal
-    /// one), else a merge with a buddy stranded on an `Isolate` list of a normal pageblock
-    /// (R1a's block, counted back in or not).
+    /// The race of a free of the block at `pfn` that went to list `landed` (the type it was
+    /// freed by, after whatever recheck the fixes made), on `path`, given what the core saw: a
+    /// type that disagrees with the pageblock's isolation (R1a, R1b, R2), else a merge across
+    /// an isolation boundary (R3a into an isolated pageblock, R3b into a normal one), else a
+    /// merge with a buddy stranded on an `Isolate` list of a normal pageblock (R1a's block,
+    /// counted back in or not). A stale type that a fix corrected is no race of its own: when
+    /// such a free then merges across a boundary (v3.18: patch 1 rechecked the type, but
+    /// nothing limits the merge until 4.6), the drift is R3b's, not R1a's.
     pub(crate) fn classify_free(
         &self,
         pfn: Pfn,
-        handed: Migratetype,
+        landed: Migratetype,
         path: LedgerPath,
         flags: LedgerFlags,
     ) -> Race {
         let pb = self.ctx.pageblock.get(pfn);
-        if handed.is_isolate() && !pb.is_isolate() {
+        if landed.is_isolate() && !pb.is_isolate() {
             Race::R1a
-        } else if !handed.is_isolate() && pb.is_isolate() {
+        } else if !landed.is_isolate() && pb.is_isolate() {
             if path == LedgerPath::FreePcppagesBulk {
                 Race::R2
             } else {
@@ -1001,7 +1004,7 @@ impl ZoneFree {
             // v3 patch 2 before patch 3 already counts by the chosen type.
             self.free_one_page_counted(pfn, order, mt);
             self.ctx.trace.mm_page_pcpu_drain(pfn, order, mt);
-            self.ledger_note_pcppage(pfn, cached);
+            self.ledger_note_pcppage(pfn, mt);
             return;
         }
         self.free_one_page_locked(pfn, order, mt);
@@ -1013,14 +1016,14 @@ impl ZoneFree {
                 self.mod_zone_page_state(ZoneStatItem::NrFreeCmaPages, pages);
             }
         }
-        self.ledger_note_pcppage(pfn, cached);
+        self.ledger_note_pcppage(pfn, mt);
     }
 
     /// The ledger's note for one page of `free_pcppages_bulk`.
     #[inline]
-    fn ledger_note_pcppage(&mut self, pfn: Pfn, cached: Migratetype) {
+    fn ledger_note_pcppage(&mut self, pfn: Pfn, landed: Migratetype) {
         let path = LedgerPath::FreePcppagesBulk;
-        self.ledger_note(path, |zf, f| zf.classify_free(pfn, cached, path, f));
+        self.ledger_note(path, |zf, f| zf.classify_free(pfn, landed, path, f));
     }
 
     // ---- allocation ----

@@ -155,7 +155,6 @@ impl ZoneInner {
     fn free_one_page_locked_entry(&self, pfn: Pfn, order: Order, mut mt: Migratetype) {
         let mut zf = self.lock();
         let zf = &mut *zf;
-        let handed = mt;
         if self.fixes.contains(Fixes::RECHECK_FREE_ONE_PAGE)
             && (zf.nr_isolate_pageblock() > 0
                 || (self.fixes.contains(Fixes::RECHECK_ISOLATE_MT) && mt.is_isolate()))
@@ -166,6 +165,8 @@ impl ZoneInner {
         self.state.set_freed(pfn);
         zf.events_mut().pgfree += order.nr_pages();
         let pb = self.geo.pageblock_order;
+        // The list the block (its first pageblock, when split) went to, for the ledger.
+        let mut landed = mt;
         if self.fixes.contains(Fixes::ISOLATE_HYGIENE) && order.0 > pb {
             // 2024's split_large_buddy on free: a block larger than a pageblock is freed one
             // pageblock at a time, each by its own pageblock's type, so a block that spans an
@@ -173,6 +174,9 @@ impl ZoneInner {
             let mut chunk = pfn;
             while chunk < pfn.add(order.nr_pages()) {
                 let cmt = self.get_pageblock_migratetype(chunk);
+                if chunk == pfn {
+                    landed = cmt;
+                }
                 zf.set_freepage_migratetype(chunk, cmt);
                 zf.free_one_page_counted(chunk, Order(pb), cmt);
                 chunk = chunk.add(1u64 << pb);
@@ -181,7 +185,7 @@ impl ZoneInner {
             zf.free_one_page_counted(pfn, order, mt);
         }
         let path = ledger::LedgerPath::FreeOnePage;
-        zf.ledger_note(path, |zf, f| zf.classify_free(pfn, handed, path, f));
+        zf.ledger_note(path, |zf, f| zf.classify_free(pfn, landed, path, f));
     }
 
     /// `__free_pages_ok(page, order)`: read the pageblock type locklessly, then
